@@ -1,0 +1,79 @@
+//! GEMM and convolution throughput: `cargo bench --bench gemm`.
+//!
+//! Prints ms and GFLOP/s per shape and the adapter name. `DFD_BENCH_QUICK=1` runs fewer
+//! repetitions.
+
+use dfd::kernels::gemm::{gemm_with_tiling, Epilogue, GemmSpec, Mat, Tiling};
+use dfd::{DType, Gpu};
+use std::time::Instant;
+
+fn time_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, tiling: Tiling, reps: usize) -> f64 {
+    let a = gpu
+        .upload(&dfd::testing::random_vec(m * k, 1), &[m, k])
+        .unwrap();
+    let b = gpu
+        .upload(&dfd::testing::random_vec(n * k, 2), &[n, k])
+        .unwrap();
+    let c = gpu.empty(&[m, n], DType::F32);
+    let spec = GemmSpec::new(m, n, k).transpose(false, true);
+    let run = |reps: usize| {
+        let mut rec = gpu.recorder();
+        for _ in 0..reps {
+            gemm_with_tiling(
+                &mut rec,
+                &spec,
+                Mat::dense(&a, m, k),
+                Mat::dense(&b, n, k),
+                Mat::dense(&c, m, n),
+                Epilogue::default(),
+                tiling,
+            )
+            .unwrap();
+        }
+        rec.submit_and_wait().unwrap();
+    };
+    run(1); // compile + warm up
+    let t = Instant::now();
+    run(reps);
+    t.elapsed().as_secs_f64() / reps as f64
+}
+
+fn main() {
+    let gpu = Gpu::shared().expect("a GPU adapter");
+    let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
+    println!("adapter: {}", gpu.describe());
+    let variants: Vec<Tiling> = match std::env::var("DFD_GEMM_TILINGS") {
+        Ok(s) => s
+            .split(';')
+            .map(|v| {
+                let x: Vec<u32> = v.split(',').map(|x| x.parse().unwrap()).collect();
+                Tiling {
+                    bm: x[0],
+                    bn: x[1],
+                    bk: x[2],
+                    tm: x[3],
+                    tn: x[4],
+                }
+            })
+            .collect(),
+        Err(_) => vec![Tiling::choose(gpu.kind(), 1024, 1536)],
+    };
+    println!(
+        "{:>24} {:>28} {:>10} {:>10}",
+        "shape (MxNxK)", "tiling", "ms", "GFLOP/s"
+    );
+    for &(m, n, k) in &[(1024usize, 1536usize, 1536usize), (8192, 1536, 1536)] {
+        for t in &variants {
+            let reps = if quick || m > 4096 { 1 } else { 3 };
+            let s = time_gemm(&gpu, m, n, k, *t, reps);
+            let flops = 2.0 * (m * n * k) as f64;
+            println!(
+                "{:>24} {:>28} {:>10.1} {:>10.1}",
+                format!("{m}x{n}x{k}"),
+                format!("{}x{}x{} {}x{}", t.bm, t.bn, t.bk, t.tm, t.tn),
+                s * 1e3,
+                flops / s / 1e9
+            );
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The GPU runtime: adapter choice, tensors, a buffer pool, a pipeline cache and batched
+//! command recording.
+//!
+//! Everything above this module talks to the GPU through four types:
+//! - [`Gpu`] — the device context, cheap to clone (an `Arc`), shared by every layer;
+//! - [`Tensor`] — a shape, a dtype and a pooled storage buffer;
+//! - [`Recorder`] — records many kernel dispatches into one command buffer and submits them
+//!   together, so a whole forward pass or training step runs without a host round-trip;
+//! - [`Kernel`] — a compiled WGSL compute pipeline, fetched once from the pipeline cache.
+
+mod adapter;
+mod pipeline;
+mod pool;
+mod recorder;
+mod tensor;
+
+pub use adapter::{AdapterKind, ADAPTER_ENV};
+pub use pipeline::{Access, Kernel, ShaderSource};
+pub use recorder::{BindRange, Recorder};
+pub use tensor::{DType, Tensor};
+
+use crate::{Error, Result};
+use std::sync::{Arc, OnceLock};
+
+/// The GPU context: one adapter, its device and queue, the buffer pool and the pipeline cache.
+///
+/// Cloning is cheap and shares everything. Create one per process (see [`Gpu::shared`]).
+#[derive(Clone)]
+pub struct Gpu {
+    pub(crate) inner: Arc<GpuInner>,
+}
+
+pub(crate) struct GpuInner {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) features: wgpu::Features,
+    pub(crate) pool: pool::BufferPool,
+    pub(crate) pipelines: pipeline::PipelineCache,
+    /// Bound in place of optional operands a kernel variant does not read.
+    pub(crate) placeholder: wgpu::Buffer,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({})", self.describe())
+    }
+}
+
+impl Gpu {
+    /// Opens the best adapter: a discrete GPU over an integrated one over a CPU (software)
+    /// one. The choice can be forced with the environment variable [`ADAPTER_ENV`]
+    /// (`DFD_ADAPTER`), whose value is matched case-insensitively against the adapter's name
+    /// and backend (`DFD_ADAPTER=llvmpipe`, `DFD_ADAPTER=vulkan`, `DFD_ADAPTER=nvidia`).
+    ///
+    /// The device is created with the adapter's own limits (largest storage binding, buffer
+    /// size, workgroup memory) rather than WebGPU's conservative defaults, and with
+    /// `SHADER_F16` when the adapter offers it.
+    pub fn new() -> Result<Gpu> {
+        let filter = std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty());
+        Self::with_adapter_filter(filter.as_deref())
+    }
+
+    /// Like [`Gpu::new`] but with an explicit adapter filter instead of the environment.
+    pub fn with_adapter_filter(filter: Option<&str>) -> Result<Gpu> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        // Vulkan / Metal / DX12 unless WGPU_BACKEND says otherwise: the GL backend lacks
+        // what the kernels need on many drivers, and probing it prints noise on headless
+        // machines.
+        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+        let instance = wgpu::Instance::new(desc);
+        let adapter = adapter::choose(&instance, filter)?;
+        let info = adapter.get_info();
+        let adapter_limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::SHADER_F16;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("dfd"),
+            required_features: features,
+            required_limits: adapter_limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("could not open a device on {}: {e}", info.name)))?;
+        let limits = device.limits();
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dfd.placeholder"),
+            size: 256,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        log::info!("dfd: using {}", adapter::describe(&info));
+        Ok(Gpu {
+            inner: Arc::new(GpuInner {
+                pool: pool::BufferPool::default(),
+                pipelines: pipeline::PipelineCache::default(),
+                placeholder,
+                device,
+                queue,
+                info,
+                limits,
+                features,
+            }),
+        })
+    }
+
+    /// A process-wide context, created on first use with [`Gpu::new`]. Tests, benchmarks
+    /// and examples share it so that only one device is ever opened.
+    pub fn shared() -> Result<Gpu> {
+        static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| Gpu::new().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::NoAdapter)
+    }
+
+    /// The wgpu device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// What wgpu reports about the chosen adapter.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The limits the device was opened with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// Whether the device can use `f16` in shaders.
+    pub fn supports_f16(&self) -> bool {
+        self.inner.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// The broad kind of adapter, used to pick kernel variants.
+    pub fn kind(&self) -> AdapterKind {
+        AdapterKind::of(&self.inner.info)
+    }
+
+    /// One line naming the adapter, its backend, its type and the driver.
+    pub fn describe(&self) -> String {
+        adapter::describe(&self.inner.info)
+    }
+
+    /// The largest number of bytes one storage binding may cover on this device.
+    pub fn max_binding_bytes(&self) -> u64 {
+        (self.inner.limits.max_storage_buffer_binding_size as u64)
+            .min(self.inner.limits.max_buffer_size)
+    }
+
+    /// Starts recording a batch of GPU work.
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(self.clone())
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+    }
+
+    /// Number of bytes currently held by the buffer pool (free and in use).
+    pub fn pooled_bytes(&self) -> u64 {
+        self.inner.pool.total_bytes()
+    }
+}

@@ -1,0 +1,271 @@
+//! Batched command recording.
+//!
+//! A [`Recorder`] collects dispatches and copies into one command encoder; nothing reaches
+//! the GPU until [`Recorder::submit`]. Kernel parameters (small uniform structs) are packed
+//! into shared uniform chunks written once at submit time, so recording a dispatch costs a
+//! bind group and a few bytes, not a buffer allocation. The recorder keeps every buffer it
+//! binds alive until submission, which is what makes it safe for a dropped tensor's buffer to
+//! be recycled by the pool while commands that read it are still being recorded.
+
+use std::sync::Arc;
+
+use super::pool::PooledBuffer;
+use super::{Gpu, Kernel, Tensor};
+use crate::{Error, Result};
+
+/// Bytes per uniform chunk.
+const UNIFORM_CHUNK: u64 = 64 * 1024;
+
+/// A byte range of a tensor's buffer to bind to a kernel.
+#[derive(Clone)]
+pub struct BindRange<'a> {
+    /// The tensor whose buffer is bound; `None` binds a small placeholder buffer, for an
+    /// optional operand that the chosen kernel variant never reads.
+    pub tensor: Option<&'a Tensor>,
+    /// Byte offset into the buffer (a multiple of the device's storage offset alignment).
+    pub offset: u64,
+    /// Bytes bound.
+    pub size: u64,
+}
+
+impl Tensor {
+    /// Binds the whole tensor.
+    pub fn bind(&self) -> BindRange<'_> {
+        BindRange {
+            tensor: Some(self),
+            offset: 0,
+            size: self.byte_len().next_multiple_of(4).max(4),
+        }
+    }
+
+    /// Binds the elements `[start, start + len)` as far as alignment allows: returns the
+    /// binding (starting at the aligned offset at or below `start`) and the element offset of
+    /// `start` inside it, which the kernel adds to its indices. This is how work on tensors
+    /// larger than one storage binding is split into pieces.
+    pub fn bind_elems(&self, start: usize, len: usize) -> (BindRange<'_>, u32) {
+        let esize = self.dtype().size() as u64;
+        let align = self.gpu().limits().min_storage_buffer_offset_alignment as u64;
+        let start_b = start as u64 * esize;
+        let offset = start_b / align * align;
+        let end_b = ((start + len) as u64 * esize).next_multiple_of(4);
+        let skip = ((start_b - offset) / esize) as u32;
+        (
+            BindRange {
+                tensor: Some(self),
+                offset,
+                size: (end_b - offset).max(4),
+            },
+            skip,
+        )
+    }
+}
+
+impl BindRange<'static> {
+    /// A placeholder for an optional operand the kernel variant does not read.
+    pub fn unused() -> Self {
+        BindRange {
+            tensor: None,
+            offset: 0,
+            size: 16,
+        }
+    }
+}
+
+struct UniformChunk {
+    buffer: wgpu::Buffer,
+    bytes: Vec<u8>,
+}
+
+/// Records GPU work for one batched submission. See the module documentation.
+pub struct Recorder {
+    gpu: Gpu,
+    encoder: wgpu::CommandEncoder,
+    chunks: Vec<UniformChunk>,
+    keep_alive: Vec<Arc<PooledBuffer>>,
+    dispatches: usize,
+}
+
+impl Recorder {
+    pub(crate) fn new(gpu: Gpu) -> Recorder {
+        let encoder = gpu
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("dfd.recorder"),
+            });
+        Recorder {
+            gpu,
+            encoder,
+            chunks: Vec::new(),
+            keep_alive: Vec::new(),
+            dispatches: 0,
+        }
+    }
+
+    /// The context.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Number of dispatches recorded so far.
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches
+    }
+
+    /// Places `params` in a uniform chunk and returns (chunk index, offset).
+    fn stage_params(&mut self, params: &[u8]) -> (usize, u64) {
+        let align = self.gpu.limits().min_uniform_buffer_offset_alignment as u64;
+        let size = (params.len() as u64).next_multiple_of(16);
+        let fits = self
+            .chunks
+            .last()
+            .map(|c| (c.bytes.len() as u64).next_multiple_of(align) + size <= UNIFORM_CHUNK)
+            .unwrap_or(false);
+        if !fits {
+            let buffer = self.gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("dfd.params"),
+                size: UNIFORM_CHUNK,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.chunks.push(UniformChunk {
+                buffer,
+                bytes: Vec::with_capacity(UNIFORM_CHUNK as usize),
+            });
+        }
+        let chunk = self.chunks.last_mut().expect("a chunk");
+        let offset = (chunk.bytes.len() as u64).next_multiple_of(align);
+        chunk.bytes.resize(offset as usize, 0);
+        chunk.bytes.extend_from_slice(params);
+        chunk.bytes.resize((offset + size) as usize, 0);
+        (self.chunks.len() - 1, offset)
+    }
+
+    /// Records one dispatch of `kernel` with the uniform `params` at binding 0 and the
+    /// storage `buffers` at bindings 1, 2, … (in order).
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        kernel: &Kernel,
+        params: &P,
+        buffers: &[BindRange<'_>],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.gpu.limits().max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&w| w > max) {
+            return Err(Error::Gpu(format!(
+                "{}: dispatch {workgroups:?} exceeds {max} workgroups per dimension",
+                kernel.name
+            )));
+        }
+        if workgroups.contains(&0) {
+            return Ok(());
+        }
+        let max_binding = self.gpu.max_binding_bytes();
+        for b in buffers {
+            if b.size > max_binding {
+                return Err(Error::Gpu(format!(
+                    "{}: binding of {} bytes exceeds the device's {} byte limit",
+                    kernel.name, b.size, max_binding
+                )));
+            }
+        }
+        let (chunk, offset) = self.stage_params(bytemuck::bytes_of(params));
+        let mut entries = Vec::with_capacity(buffers.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.chunks[chunk].buffer,
+                offset,
+                size: wgpu::BufferSize::new((std::mem::size_of::<P>() as u64).next_multiple_of(16)),
+            }),
+        });
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b
+                        .tensor
+                        .map(|t| t.buffer())
+                        .unwrap_or(&self.gpu.inner.placeholder),
+                    offset: b.offset,
+                    size: wgpu::BufferSize::new(b.size),
+                }),
+            });
+        }
+        let bind_group = self
+            .gpu
+            .device()
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &kernel.layout,
+                entries: &entries,
+            });
+        for t in buffers.iter().filter_map(|b| b.tensor) {
+            self.keep_alive.push(t.buf.clone());
+        }
+        {
+            let mut pass = self
+                .encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                });
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        }
+        self.dispatches += 1;
+        Ok(())
+    }
+
+    /// Records a copy of all of `src`'s data into `dst` (same byte length).
+    pub fn copy(&mut self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        if src.byte_len() != dst.byte_len() {
+            return Err(Error::Shape(format!(
+                "copy {:?} {:?} into {:?} {:?}",
+                src.shape(),
+                src.dtype(),
+                dst.shape(),
+                dst.dtype()
+            )));
+        }
+        let len = src.byte_len().next_multiple_of(4);
+        self.encoder
+            .copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, len);
+        self.keep_alive.push(src.buf.clone());
+        self.keep_alive.push(dst.buf.clone());
+        Ok(())
+    }
+
+    /// Records zero-filling of a tensor.
+    pub fn clear(&mut self, t: &Tensor) {
+        self.encoder.clear_buffer(t.buffer(), 0, None);
+        self.keep_alive.push(t.buf.clone());
+    }
+
+    /// Submits everything recorded. Does not wait; downloads and [`Gpu::wait`] do.
+    pub fn submit(self) -> wgpu::SubmissionIndex {
+        for chunk in &self.chunks {
+            self.gpu
+                .queue()
+                .write_buffer(&chunk.buffer, 0, &chunk.bytes);
+        }
+        let Recorder {
+            gpu,
+            encoder,
+            keep_alive,
+            ..
+        } = self;
+        let index = gpu.queue().submit([encoder.finish()]);
+        // Buffers bound by this submission may now return to the pool: wgpu orders any later
+        // write or dispatch on them after this submission's use.
+        drop(keep_alive);
+        index
+    }
+
+    /// Submits and blocks until the GPU has finished.
+    pub fn submit_and_wait(self) -> Result<()> {
+        let gpu = self.gpu.clone();
+        self.submit();
+        gpu.wait()
+    }
+}

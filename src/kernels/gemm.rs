@@ -1,0 +1,816 @@
+//! Batched matrix multiplication with transpose variants and a fused epilogue
+//! (`shaders/gemm.wgsl`).
+//!
+//! `C = act(alpha · op(A) · op(B) + bias + beta · C) + R`, with `op` the identity or the
+//! transpose. Forward passes use `A · Bᵀ` (activations times a `[out, in]` weight); backward
+//! passes use `Aᵀ · B` (weight gradients) and `A · B` (input gradients).
+//!
+//! Operands larger than one storage binding are split along M, N or K into dispatches whose
+//! bindings fit (K-splits accumulate into C and apply the epilogue only on the last piece).
+
+use crate::gpu::{Access, AdapterKind, BindRange, Gpu, Recorder, ShaderSource, Tensor};
+use crate::{Error, Result};
+
+const SHADER: &str = include_str!("../../shaders/gemm.wgsl");
+
+/// Activation applied in a fused epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Activation {
+    /// Identity.
+    #[default]
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x` for `x ≥ 0`, else `slope · x`.
+    LeakyRelu(f32),
+    /// Exact (erf) GELU.
+    Gelu,
+}
+
+impl Activation {
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Activation::None => 0,
+            Activation::Relu => 1,
+            Activation::LeakyRelu(_) => 2,
+            Activation::Gelu => 3,
+        }
+    }
+
+    pub(crate) fn slope(self) -> f32 {
+        match self {
+            Activation::LeakyRelu(s) => s,
+            _ => 0.0,
+        }
+    }
+}
+
+/// How a bias vector is added in the epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BiasMode {
+    /// One value per column of C (a `Linear` layer's bias).
+    PerColumn,
+    /// One value per row of C (a convolution's per-channel bias).
+    PerRow,
+}
+
+/// A matrix operand: a tensor, the element where the matrix starts, its leading dimension
+/// (elements between consecutive stored rows) and the stride between batch entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Mat<'a> {
+    /// Storage.
+    pub tensor: &'a Tensor,
+    /// First element.
+    pub offset: usize,
+    /// Elements between consecutive stored rows.
+    pub ld: usize,
+    /// Elements between consecutive batch entries (0 broadcasts one matrix to all).
+    pub batch_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A dense row-major matrix with `cols` columns per stored row, batches back to back
+    /// with `rows · cols` elements each.
+    pub fn dense(tensor: &'a Tensor, rows: usize, cols: usize) -> Self {
+        Mat {
+            tensor,
+            offset: 0,
+            ld: cols,
+            batch_stride: rows * cols,
+        }
+    }
+
+    /// The same matrix shared by every batch entry.
+    pub fn broadcast(mut self) -> Self {
+        self.batch_stride = 0;
+        self
+    }
+
+    /// Elements touched by a `rows × cols` block at (`r0`, `c0`) of the *stored* matrix for
+    /// batches `b0..b1`: (first, one past the last).
+    fn span(
+        &self,
+        b0: usize,
+        b1: usize,
+        r0: usize,
+        r1: usize,
+        c0: usize,
+        c1: usize,
+    ) -> (usize, usize) {
+        let first = self.offset + b0 * self.batch_stride + r0 * self.ld + c0;
+        let last = self.offset + (b1 - 1) * self.batch_stride + (r1 - 1) * self.ld + (c1 - 1);
+        (first, last + 1)
+    }
+}
+
+/// Everything about one GEMM besides its operands.
+#[derive(Debug, Clone, Copy)]
+pub struct GemmSpec {
+    /// Rows of C.
+    pub m: usize,
+    /// Columns of C.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Batch entries.
+    pub batch: usize,
+    /// Use Aᵀ (A stored `K × M`).
+    pub trans_a: bool,
+    /// Use Bᵀ (B stored `N × K`).
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// `Some(beta)` adds `beta · C` (accumulation, e.g. of gradients).
+    pub accumulate: Option<f32>,
+    /// Activation of the epilogue.
+    pub act: Activation,
+}
+
+impl GemmSpec {
+    /// `C = A · B` for single `m × k` and `k × n` matrices.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        GemmSpec {
+            m,
+            n,
+            k,
+            batch: 1,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            accumulate: None,
+            act: Activation::None,
+        }
+    }
+
+    /// Sets the transpose flags.
+    pub fn transpose(mut self, a: bool, b: bool) -> Self {
+        self.trans_a = a;
+        self.trans_b = b;
+        self
+    }
+
+    /// Sets the batch count.
+    pub fn batched(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Adds `beta · C` to the result.
+    pub fn accumulate(mut self, beta: f32) -> Self {
+        self.accumulate = Some(beta);
+        self
+    }
+
+    /// Sets the epilogue activation.
+    pub fn activation(mut self, act: Activation) -> Self {
+        self.act = act;
+        self
+    }
+
+    /// Sets alpha.
+    pub fn alpha(mut self, alpha: f32) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// Floating-point operations of the product (2·M·N·K per batch entry).
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64 * self.batch as f64
+    }
+}
+
+/// Tile shape of a GEMM kernel variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tiling {
+    /// Rows of C per workgroup.
+    pub bm: u32,
+    /// Columns of C per workgroup.
+    pub bn: u32,
+    /// K-depth of a staged slice.
+    pub bk: u32,
+    /// Rows per invocation.
+    pub tm: u32,
+    /// Columns per invocation.
+    pub tn: u32,
+}
+
+impl Tiling {
+    /// The tiling used on an adapter kind for a problem of this size.
+    pub fn choose(kind: AdapterKind, m: usize, n: usize) -> Tiling {
+        let small = m.min(n) < 64;
+        match (kind, small) {
+            (_, true) => Tiling {
+                bm: 32,
+                bn: 32,
+                bk: 16,
+                tm: 4,
+                tn: 4,
+            },
+            (AdapterKind::Cpu, false) => Tiling {
+                bm: 64,
+                bn: 64,
+                bk: 16,
+                tm: 4,
+                tn: 4,
+            },
+            (AdapterKind::Gpu, false) => Tiling {
+                bm: 64,
+                bn: 64,
+                bk: 16,
+                tm: 4,
+                tn: 4,
+            },
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    ldr: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    stride_r: u32,
+    off_a: u32,
+    off_b: u32,
+    off_c: u32,
+    off_r: u32,
+    off_bias: u32,
+    alpha: f32,
+    beta: f32,
+    slope: f32,
+}
+
+/// Optional epilogue operands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Bias vector and how it is broadcast.
+    pub bias: Option<(&'a Tensor, BiasMode)>,
+    /// Residual added after the activation (same layout rules as C).
+    pub residual: Option<Mat<'a>>,
+}
+
+/// Records `C = act(alpha · op(A) · op(B) + bias + beta · C) + R`.
+pub fn gemm(
+    rec: &mut Recorder,
+    spec: &GemmSpec,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    c: Mat<'_>,
+    epi: Epilogue<'_>,
+) -> Result<()> {
+    let tiling = Tiling::choose(rec.gpu().kind(), spec.m, spec.n);
+    gemm_with_tiling(rec, spec, a, b, c, epi, tiling)
+}
+
+/// [`gemm`] with an explicit tile shape (benchmarks compare variants with this).
+pub fn gemm_with_tiling(
+    rec: &mut Recorder,
+    spec: &GemmSpec,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    c: Mat<'_>,
+    epi: Epilogue<'_>,
+    tiling: Tiling,
+) -> Result<()> {
+    if spec.m == 0 || spec.n == 0 || spec.batch == 0 {
+        return Ok(());
+    }
+    let gpu = rec.gpu().clone();
+    let limit = (gpu.max_binding_bytes() / 4) as usize; // elements (f32)
+                                                        // Stored extents of each operand.
+    let (ar, ac) = if spec.trans_a {
+        (spec.k, spec.m)
+    } else {
+        (spec.m, spec.k)
+    };
+    let (br, bc) = if spec.trans_b {
+        (spec.n, spec.k)
+    } else {
+        (spec.k, spec.n)
+    };
+    for (name, mat, rows, cols) in [
+        ("A", &a, ar, ac),
+        ("B", &b, br, bc),
+        ("C", &c, spec.m, spec.n),
+    ] {
+        let need = mat.span(0, spec.batch, 0, rows.max(1), 0, cols.max(1)).1;
+        if rows > 0 && cols > 0 && need > mat.tensor.numel() {
+            return Err(Error::Shape(format!(
+                "gemm: operand {name} needs {need} elements, tensor {:?} has {}",
+                mat.tensor.shape(),
+                mat.tensor.numel()
+            )));
+        }
+    }
+    // Plan: one dispatch if every binding fits, else per batch entry, then split M, N or K.
+    let batches: Vec<(usize, usize)> = if fits_all(
+        spec,
+        &a,
+        &b,
+        &c,
+        &epi,
+        0,
+        spec.batch,
+        (0, spec.m),
+        (0, spec.n),
+        (0, spec.k),
+        limit,
+    ) {
+        vec![(0, spec.batch)]
+    } else {
+        (0..spec.batch).map(|i| (i, i + 1)).collect()
+    };
+    for (b0, b1) in batches {
+        let pieces = plan_pieces(spec, &a, &b, &c, &epi, b0, b1, limit).ok_or_else(|| {
+            Error::Gpu(format!(
+                "gemm {}x{}x{}: an operand is too large to split into {} byte bindings",
+                spec.m,
+                spec.n,
+                spec.k,
+                limit * 4
+            ))
+        })?;
+        for (mr, nr, kr, first_k, last_k) in pieces {
+            dispatch_piece(
+                rec,
+                &gpu,
+                spec,
+                &a,
+                &b,
+                &c,
+                &epi,
+                tiling,
+                (b0, b1),
+                mr,
+                nr,
+                kr,
+                first_k,
+                last_k,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+type Range = (usize, usize);
+
+/// Byte-range check of every operand for a sub-problem.
+#[allow(clippy::too_many_arguments)]
+fn fits_all(
+    spec: &GemmSpec,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    c: &Mat<'_>,
+    epi: &Epilogue<'_>,
+    b0: usize,
+    b1: usize,
+    mr: Range,
+    nr: Range,
+    kr: Range,
+    limit: usize,
+) -> bool {
+    let fits = |mat: &Mat<'_>, r: Range, cc: Range| {
+        let (lo, hi) = mat.span(b0, b1, r.0, r.1, cc.0, cc.1);
+        // The binding starts at an aligned offset up to 64 elements before `lo`.
+        hi - lo + 64 <= limit
+    };
+    let a_ok = if spec.trans_a {
+        fits(a, kr, mr)
+    } else {
+        fits(a, mr, kr)
+    };
+    let b_ok = if spec.trans_b {
+        fits(b, nr, kr)
+    } else {
+        fits(b, kr, nr)
+    };
+    let c_ok = fits(c, mr, nr);
+    let r_ok = epi.residual.map(|r| fits(&r, mr, nr)).unwrap_or(true);
+    a_ok && b_ok && c_ok && r_ok
+}
+
+/// Splits the problem into pieces whose bindings fit: returns (M range, N range, K range,
+/// first K piece?, last K piece?).
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn plan_pieces(
+    spec: &GemmSpec,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    c: &Mat<'_>,
+    epi: &Epilogue<'_>,
+    b0: usize,
+    b1: usize,
+    limit: usize,
+) -> Option<Vec<(Range, Range, Range, bool, bool)>> {
+    let split = |len: usize, parts: usize| -> Vec<Range> {
+        let step = len.div_ceil(parts);
+        (0..len)
+            .step_by(step.max(1))
+            .map(|s| (s, (s + step).min(len)))
+            .collect()
+    };
+    let full = |len: usize| vec![(0, len)];
+    for parts in 1..=4096usize {
+        // Try M, then N, then K (K needs accumulation, so it comes last).
+        for dim in 0..3 {
+            if parts == 1 && dim > 0 {
+                break;
+            }
+            let (ms, ns, ks) = match dim {
+                0 => (split(spec.m, parts), full(spec.n), full(spec.k)),
+                1 => (full(spec.m), split(spec.n, parts), full(spec.k)),
+                _ => (full(spec.m), full(spec.n), split(spec.k.max(1), parts)),
+            };
+            let ok = ms.iter().all(|&mr| {
+                ns.iter().all(|&nr| {
+                    ks.iter()
+                        .all(|&kr| fits_all(spec, a, b, c, epi, b0, b1, mr, nr, kr, limit))
+                })
+            });
+            if ok {
+                let mut out = Vec::new();
+                for &mr in &ms {
+                    for &nr in &ns {
+                        for (i, &kr) in ks.iter().enumerate() {
+                            out.push((mr, nr, kr, i == 0, i + 1 == ks.len()));
+                        }
+                    }
+                }
+                return Some(out);
+            }
+        }
+    }
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch_piece(
+    rec: &mut Recorder,
+    gpu: &Gpu,
+    spec: &GemmSpec,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    c: &Mat<'_>,
+    epi: &Epilogue<'_>,
+    t: Tiling,
+    (b0, b1): Range,
+    mr: Range,
+    nr: Range,
+    kr: Range,
+    first_k: bool,
+    last_k: bool,
+) -> Result<()> {
+    let (m, n, k) = (mr.1 - mr.0, nr.1 - nr.0, kr.1 - kr.0);
+    fn bind<'t>(mat: &Mat<'t>, bs: Range, r: Range, cc: Range) -> (BindRange<'t>, u32) {
+        let (lo, hi) = mat.span(bs.0, bs.1, r.0, r.1, cc.0, cc.1);
+        mat.tensor.bind_elems(lo, hi - lo)
+    }
+    let bs = (b0, b1);
+    let (a_bind, off_a) = if spec.trans_a {
+        bind(a, bs, kr, mr)
+    } else {
+        bind(a, bs, mr, kr)
+    };
+    let (b_bind, off_b) = if spec.trans_b {
+        bind(b, bs, nr, kr)
+    } else {
+        bind(b, bs, kr, nr)
+    };
+    let (c_bind, off_c) = bind(c, bs, mr, nr);
+    let (r_bind, off_r, ldr, stride_r) = match &epi.residual {
+        Some(r) if last_k => {
+            let (rb, off) = bind(r, bs, mr, nr);
+            (rb, off, r.ld, r.batch_stride)
+        }
+        _ => (BindRange::unused(), 0, 0, 0),
+    };
+    let (bias_bind, off_bias, bias_code) = match epi.bias {
+        Some((t, mode)) if last_k => {
+            let start = if mode == BiasMode::PerColumn {
+                nr.0
+            } else {
+                mr.0
+            };
+            let len = if mode == BiasMode::PerColumn { n } else { m };
+            let (bb, off) = t.bind_elems(start, len);
+            (bb, off, if mode == BiasMode::PerColumn { 1 } else { 2 })
+        }
+        _ => (BindRange::unused(), 0, 0),
+    };
+    let accumulate = !first_k || spec.accumulate.is_some();
+    let beta = if first_k {
+        spec.accumulate.unwrap_or(0.0)
+    } else {
+        1.0
+    };
+    let act = if last_k { spec.act } else { Activation::None };
+    let residual = last_k && epi.residual.is_some();
+    let dtype = c.tensor.dtype();
+    let source = ShaderSource::new("gemm", SHADER)
+        .define("T", dtype.wgsl())
+        .define("BM", t.bm)
+        .define("BN", t.bn)
+        .define("BK", t.bk)
+        .define("TM", t.tm)
+        .define("TN", t.tn)
+        .define("THREADS", (t.bm / t.tm) * (t.bn / t.tn))
+        .define("TRANS_A", spec.trans_a)
+        .define("TRANS_B", spec.trans_b)
+        .define("BIAS", bias_code)
+        .define("ACT", act.code())
+        .define("RESIDUAL", residual)
+        .define("ACCUMULATE", accumulate)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::Read,
+            Access::Read,
+        ]);
+    let kernel = gpu.kernel(&super::with_f16_enable(source, dtype))?;
+    let params = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        batch: (b1 - b0) as u32,
+        lda: a.ld as u32,
+        ldb: b.ld as u32,
+        ldc: c.ld as u32,
+        ldr: ldr as u32,
+        stride_a: a.batch_stride as u32,
+        stride_b: b.batch_stride as u32,
+        stride_c: c.batch_stride as u32,
+        stride_r: stride_r as u32,
+        off_a,
+        off_b,
+        off_c,
+        off_r,
+        off_bias,
+        alpha: spec.alpha,
+        beta,
+        slope: act.slope(),
+    };
+    rec.dispatch(
+        &kernel,
+        &params,
+        &[a_bind, b_bind, c_bind, bias_bind, r_bind],
+        [
+            (n as u32).div_ceil(t.bn),
+            (m as u32).div_ceil(t.bm),
+            (b1 - b0) as u32,
+        ],
+    )
+}
+
+/// Convenience: `[.., M, K] · [K, N]` (or with transposes) into a new tensor `[.., M, N]`,
+/// batching over the leading dimensions of `a` (and of `b` when it has them too).
+pub fn matmul(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<Tensor> {
+    let (ad, bd) = (a.shape(), b.shape());
+    if ad.len() < 2 || bd.len() < 2 {
+        return Err(Error::Shape(format!(
+            "matmul needs matrices, got {ad:?} and {bd:?}"
+        )));
+    }
+    let (ar, ac) = (ad[ad.len() - 2], ad[ad.len() - 1]);
+    let (br, bc) = (bd[bd.len() - 2], bd[bd.len() - 1]);
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let (k2, n) = if trans_b { (bc, br) } else { (br, bc) };
+    if k != k2 {
+        return Err(Error::Shape(format!(
+            "matmul inner dimensions differ: {ad:?}{} · {bd:?}{}",
+            if trans_a { "ᵀ" } else { "" },
+            if trans_b { "ᵀ" } else { "" }
+        )));
+    }
+    let batch: usize = ad[..ad.len() - 2].iter().product();
+    let b_batch: usize = bd[..bd.len() - 2].iter().product();
+    if b_batch != 1 && b_batch != batch {
+        return Err(Error::Shape(format!(
+            "matmul batch mismatch: {ad:?} and {bd:?}"
+        )));
+    }
+    let mut out_shape = ad[..ad.len() - 2].to_vec();
+    out_shape.extend([m, n]);
+    let c = rec.gpu().empty(&out_shape, a.dtype());
+    let am = Mat::dense(a, ar, ac);
+    let mut bm = Mat::dense(b, br, bc);
+    if b_batch == 1 {
+        bm = bm.broadcast();
+    }
+    let spec = GemmSpec::new(m, n, k)
+        .transpose(trans_a, trans_b)
+        .batched(batch);
+    gemm(
+        rec,
+        &spec,
+        am,
+        bm,
+        Mat::dense(&c, m, n),
+        Epilogue::default(),
+    )?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// f32 accumulation over K ≤ ~1000 terms in another order than the f64 reference:
+    /// the expected relative error is ~√K·2⁻²⁴ ≈ 2e-6; 1e-5 leaves a margin and still
+    /// catches any indexing error (which gives O(1) errors).
+    const TOL: f64 = 1e-5;
+
+    fn check(m: usize, n: usize, k: usize, ta: bool, tb: bool, tiling: Option<Tiling>) {
+        let g = gpu();
+        let a = random_vec(m * k, 1 + m as u64);
+        let b = random_vec(k * n, 2 + n as u64);
+        let want = cpu::matmul(&a, &b, m, n, k, ta, tb, 0.5);
+        let (ar, ac) = if ta { (k, m) } else { (m, k) };
+        let (br, bc) = if tb { (n, k) } else { (k, n) };
+        let at = g.upload(&a, &[ar, ac]).unwrap();
+        let bt = g.upload(&b, &[br, bc]).unwrap();
+        let ct = g.empty(&[m, n], DTypeF32);
+        let mut rec = g.recorder();
+        let spec = GemmSpec::new(m, n, k).transpose(ta, tb).alpha(0.5);
+        let tiling = tiling.unwrap_or(Tiling::choose(g.kind(), m, n));
+        gemm_with_tiling(
+            &mut rec,
+            &spec,
+            Mat::dense(&at, ar, ac),
+            Mat::dense(&bt, br, bc),
+            Mat::dense(&ct, m, n),
+            Epilogue::default(),
+            tiling,
+        )
+        .unwrap();
+        rec.submit();
+        assert_close(
+            &format!("gemm {m}x{n}x{k} ta={ta} tb={tb}"),
+            &ct.to_vec().unwrap(),
+            &want,
+            TOL,
+        );
+    }
+
+    use crate::gpu::DType::F32 as DTypeF32;
+
+    #[test]
+    fn all_transpose_variants_on_ragged_shapes() {
+        for (m, n, k) in [
+            (1, 1, 1),
+            (7, 13, 5),
+            (65, 33, 17),
+            (100, 70, 129),
+            (128, 128, 64),
+        ] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    check(m, n, k, ta, tb, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_tiles_on_ragged_shapes() {
+        let t = Tiling {
+            bm: 64,
+            bn: 64,
+            bk: 16,
+            tm: 4,
+            tn: 4,
+        };
+        check(130, 200, 77, false, true, Some(t));
+        check(64, 64, 16, true, false, Some(t));
+    }
+
+    #[test]
+    fn batched_epilogue_bias_activation_residual_accumulate() {
+        let g = gpu();
+        let (batch, m, n, k) = (3, 37, 29, 23);
+        let a = random_vec(batch * m * k, 11);
+        let w = random_vec(n * k, 12); // shared [n, k] weight, used transposed
+        let bias = random_vec(n, 13);
+        let res = random_vec(batch * m * n, 14);
+        let c0 = random_vec(batch * m * n, 15);
+        let at = g.upload(&a, &[batch, m, k]).unwrap();
+        let wt = g.upload(&w, &[n, k]).unwrap();
+        let bt = g.upload(&bias, &[n]).unwrap();
+        let rt = g.upload(&res, &[batch, m, n]).unwrap();
+        let ct = g.upload(&c0, &[batch, m, n]).unwrap();
+        let spec = GemmSpec::new(m, n, k)
+            .batched(batch)
+            .transpose(false, true)
+            .accumulate(0.25)
+            .activation(Activation::LeakyRelu(0.2));
+        let mut rec = g.recorder();
+        gemm(
+            &mut rec,
+            &spec,
+            Mat::dense(&at, m, k),
+            Mat::dense(&wt, n, k).broadcast(),
+            Mat::dense(&ct, m, n),
+            Epilogue {
+                bias: Some((&bt, BiasMode::PerColumn)),
+                residual: Some(Mat::dense(&rt, m, n)),
+            },
+        )
+        .unwrap();
+        rec.submit();
+        let mut want = Vec::new();
+        for bi in 0..batch {
+            let prod = cpu::matmul(
+                &a[bi * m * k..(bi + 1) * m * k],
+                &w,
+                m,
+                n,
+                k,
+                false,
+                true,
+                1.0,
+            );
+            for i in 0..m * n {
+                let v = prod[i] + bias[i % n] + 0.25 * c0[bi * m * n + i];
+                let v = if v >= 0.0 { v } else { 0.2 * v };
+                want.push(v + res[bi * m * n + i]);
+            }
+        }
+        assert_close("batched epilogue", &ct.to_vec().unwrap(), &want, TOL);
+    }
+
+    #[test]
+    fn gelu_and_relu_and_row_bias() {
+        let g = gpu();
+        let (m, n, k) = (19, 45, 31);
+        let a = random_vec(m * k, 21);
+        let b = random_vec(k * n, 22);
+        let bias = random_vec(m, 23);
+        let at = g.upload(&a, &[m, k]).unwrap();
+        let bt = g.upload(&b, &[k, n]).unwrap();
+        let biast = g.upload(&bias, &[m]).unwrap();
+        for act in [Activation::Gelu, Activation::Relu] {
+            let ct = g.empty(&[m, n], DTypeF32);
+            let mut rec = g.recorder();
+            gemm(
+                &mut rec,
+                &GemmSpec::new(m, n, k).activation(act),
+                Mat::dense(&at, m, k),
+                Mat::dense(&bt, k, n),
+                Mat::dense(&ct, m, n),
+                Epilogue {
+                    bias: Some((&biast, BiasMode::PerRow)),
+                    residual: None,
+                },
+            )
+            .unwrap();
+            rec.submit();
+            let prod = cpu::matmul(&a, &b, m, n, k, false, false, 1.0);
+            let want: Vec<f32> = prod
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let v = v + bias[i / n];
+                    match act {
+                        Activation::Gelu => cpu::gelu(v),
+                        _ => v.max(0.0),
+                    }
+                })
+                .collect();
+            assert_close(&format!("{act:?}"), &ct.to_vec().unwrap(), &want, TOL);
+        }
+    }
+
+    #[test]
+    fn matmul_helper_broadcasts_and_checks_shapes() {
+        let g = gpu();
+        let a = g.upload(&random_vec(2 * 3 * 4, 1), &[2, 3, 4]).unwrap();
+        let b = g.upload(&random_vec(5 * 4, 2), &[5, 4]).unwrap();
+        let mut rec = g.recorder();
+        let c = matmul(&mut rec, &a, &b, false, true).unwrap();
+        assert_eq!(c.shape(), &[2, 3, 5]);
+        assert!(matmul(&mut rec, &a, &b, false, false).is_err());
+        rec.submit();
+        let av = a.to_vec().unwrap();
+        let bv = b.to_vec().unwrap();
+        let mut want = cpu::matmul(&av[..12], &bv, 3, 5, 4, false, true, 1.0);
+        want.extend(cpu::matmul(&av[12..], &bv, 3, 5, 4, false, true, 1.0));
+        assert_close("matmul", &c.to_vec().unwrap(), &want, TOL);
+    }
+}
