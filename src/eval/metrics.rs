@@ -485,7 +485,7 @@ pub fn aupro_dfd_paper(set: &PixelSet<'_>, steps: usize, fpr_limit: f64) -> Resu
             "dfd_paper AUPRO needs at least one step".into(),
         ));
     }
-    if !(fpr_limit > 0.0) {
+    if fpr_limit.is_nan() || fpr_limit <= 0.0 {
         return Err(Error::Config(format!(
             "AUPRO FPR limit must be positive, got {fpr_limit}"
         )));
@@ -523,7 +523,7 @@ pub fn aupro_dfd_paper(set: &PixelSet<'_>, steps: usize, fpr_limit: f64) -> Resu
         r.sort_unstable_by(f32::total_cmp);
     }
     let delta = (hi - lo) / steps as f32;
-    if !(delta > 0.0) || !delta.is_finite() {
+    if delta.is_nan() || delta <= 0.0 || !delta.is_finite() {
         return Err(Error::Eval(format!(
             "dfd_paper AUPRO is undefined for scores in [{lo}, {hi}] (no threshold step)"
         )));
