@@ -77,6 +77,11 @@ pub enum Error {
     /// Training diverged (NaN or infinite loss) or could not proceed.
     #[error("training: {0}")]
     Training(String),
+
+    /// An evaluation metric is undefined for its input (a single class, no anomalous
+    /// region, no normal pixel, a NaN score, a constant set of scores, …).
+    #[error("evaluation: {0}")]
+    Eval(String),
 }
 
 impl Error {

@@ -17,6 +17,7 @@ pub mod gpu;
 pub mod kernels;
 #[doc(hidden)]
 pub mod testing;
+pub mod eval;
 
 pub use error::{Error, Result};
 pub use gpu::{DType, Gpu, Recorder, Tensor};
