@@ -5,6 +5,8 @@
 
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod error;
+pub mod image;
 
 pub use error::{Error, Result};
