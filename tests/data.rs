@@ -28,7 +28,9 @@ fn small_counts() -> SyntheticCounts {
 
 fn write_png(path: &Path, w: u32, h: u32, v: u8) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    image::GrayImage::from_pixel(w, h, image::Luma([v])).save(path).unwrap();
+    image::GrayImage::from_pixel(w, h, image::Luma([v]))
+        .save(path)
+        .unwrap();
 }
 
 #[test]
@@ -37,8 +39,16 @@ fn synthetic_is_deterministic_and_readable_as_mvtec() {
     let a = generate_category(&root.join("a"), "texture_synth", 64, small_counts(), 3).unwrap();
     let b = generate_category(&root.join("b"), "texture_synth", 64, small_counts(), 3).unwrap();
     let obj = generate_category(&root.join("a"), "object_synth", 64, small_counts(), 3).unwrap();
-    for rel in ["train/good/000.png", "test/crack/001.png", "ground_truth/spot/000_mask.png"] {
-        assert_eq!(std::fs::read(a.join(rel)).unwrap(), std::fs::read(b.join(rel)).unwrap(), "{rel}");
+    for rel in [
+        "train/good/000.png",
+        "test/crack/001.png",
+        "ground_truth/spot/000_mask.png",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(rel)).unwrap(),
+            std::fs::read(b.join(rel)).unwrap(),
+            "{rel}"
+        );
     }
     for dir in [&a, &obj] {
         let cat = MvtecCategory::open(dir).unwrap();
@@ -52,18 +62,23 @@ fn synthetic_is_deterministic_and_readable_as_mvtec() {
             assert_eq!((img.channels, img.height, img.width), (3, 32, 32));
             assert!(mask.data.iter().all(|&v| v == 0.0 || v == 1.0));
             // Planted defects are visible in the ground truth.
-            assert_eq!(mask.data.iter().any(|&v| v == 1.0), it.label, "{}", it.path.display());
+            assert_eq!(mask.data.contains(&1.0), it.label, "{}", it.path.display());
         }
     }
     // Categories of a root are listed.
     let cats = MvtecCategory::list(&root.join("a")).unwrap();
-    assert_eq!(cats.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["object_synth", "texture_synth"]);
+    assert_eq!(
+        cats.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["object_synth", "texture_synth"]
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn shots_are_seeded_reported_and_checked() {
-    let files: Vec<PathBuf> = (0..10).map(|i| PathBuf::from(format!("g/{i:03}.png"))).collect();
+    let files: Vec<PathBuf> = (0..10)
+        .map(|i| PathBuf::from(format!("g/{i:03}.png")))
+        .collect();
     let a = choose_shots_from(&files, 3, 7, Path::new("g")).unwrap();
     let b = choose_shots_from(&files, 3, 7, Path::new("g")).unwrap();
     let mut shuffled = files.clone();
@@ -73,9 +88,12 @@ fn shots_are_seeded_reported_and_checked() {
     assert_eq!(a, c, "order of the candidates must not matter");
     assert_eq!(a.len(), 3);
     assert!(a[0] != a[1] && a[1] != a[2] && a[0] != a[2]);
-    let different = (0..20u64).any(|s| choose_shots_from(&files, 3, s, Path::new("g")).unwrap() != a);
+    let different =
+        (0..20u64).any(|s| choose_shots_from(&files, 3, s, Path::new("g")).unwrap() != a);
     assert!(different);
-    let e = choose_shots_from(&files, 11, 0, Path::new("g")).unwrap_err().to_string();
+    let e = choose_shots_from(&files, 11, 0, Path::new("g"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("11 shots requested but only 10"), "{e}");
     assert!(choose_shots_from(&files, 0, 0, Path::new("g")).is_err());
 }
@@ -85,7 +103,12 @@ fn visa_raw_and_converted_layouts() {
     let root = temp_dir("visa");
     // Raw layout: masks hold a small region index (not 255), as VisA's do.
     for i in 0..3 {
-        write_png(&root.join(format!("candle/Data/Images/Normal/{i:04}.JPG.png")), 20, 16, 120);
+        write_png(
+            &root.join(format!("candle/Data/Images/Normal/{i:04}.JPG.png")),
+            20,
+            16,
+            120,
+        );
     }
     write_png(&root.join("candle/Data/Images/Anomaly/000.png"), 20, 16, 90);
     let mut m = image::GrayImage::new(20, 16);
@@ -95,7 +118,8 @@ fn visa_raw_and_converted_layouts() {
         }
     }
     std::fs::create_dir_all(root.join("candle/Data/Masks/Anomaly")).unwrap();
-    m.save(root.join("candle/Data/Masks/Anomaly/000.png")).unwrap();
+    m.save(root.join("candle/Data/Masks/Anomaly/000.png"))
+        .unwrap();
     std::fs::create_dir_all(root.join("split_csv")).unwrap();
     let csv = "object,split,label,image,mask\n\
         candle,train,normal,candle/Data/Images/Normal/0000.JPG.png,\n\
@@ -111,7 +135,10 @@ fn visa_raw_and_converted_layouts() {
     let anomaly = items.iter().find(|i| i.label).unwrap();
     assert_eq!(anomaly.defect_type, "anomaly");
     let (_, mask) = anomaly.load(16).unwrap();
-    assert!(mask.data.iter().any(|&v| v == 1.0), "index-coded VisA mask must not vanish");
+    assert!(
+        mask.data.contains(&1.0),
+        "index-coded VisA mask must not vanish"
+    );
     assert_eq!(v.choose_shots(2, 1).unwrap().len(), 2);
     // A listed file that does not exist is an error naming it.
     std::fs::write(
@@ -120,7 +147,10 @@ fn visa_raw_and_converted_layouts() {
     )
     .unwrap();
     let e = Visa::open_raw(&root, "candle").unwrap_err().to_string();
-    assert!(e.contains("9999.png") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("9999.png") && e.contains("does not exist"),
+        "{e}"
+    );
     assert!(Visa::open_raw(&root, "nothing").is_err());
 
     // Converted layout: masks named like their image, without `_mask`.
@@ -133,7 +163,10 @@ fn visa_raw_and_converted_layouts() {
     let items = c.test_items().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0].defect_type, "bad");
-    assert_eq!(items[0].mask_path.as_deref(), Some(conv.join("ground_truth/bad/002.png").as_path()));
+    assert_eq!(
+        items[0].mask_path.as_deref(),
+        Some(conv.join("ground_truth/bad/002.png").as_path())
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -153,11 +186,20 @@ fn generic_layout_with_and_without_masks() {
     assert_eq!(items.iter().filter(|i| i.label).count(), 1);
     // With a mask folder every defective image needs its mask.
     std::fs::create_dir_all(root.join("part/masks")).unwrap();
-    let g = Generic::open(&root.join("part/ok"), &root.join("part/test"), Some(&root.join("part/masks"))).unwrap();
+    let g = Generic::open(
+        &root.join("part/ok"),
+        &root.join("part/test"),
+        Some(&root.join("part/masks")),
+    )
+    .unwrap();
     let e = g.test_items().unwrap_err().to_string();
     assert!(e.contains("b.png") && e.contains("no mask"), "{e}");
     write_png(&root.join("part/masks/dent/b_mask.png"), 10, 10, 255);
-    assert!(g.test_items().unwrap().iter().any(|i| i.mask_path.is_some()));
+    assert!(g
+        .test_items()
+        .unwrap()
+        .iter()
+        .any(|i| i.mask_path.is_some()));
     std::fs::remove_dir_all(&root).unwrap();
 }
 
@@ -166,7 +208,9 @@ fn bad_input_gets_clear_errors() {
     let root = temp_dir("bad");
     // A category folder missing train/good.
     std::fs::create_dir_all(root.join("cat/test/good")).unwrap();
-    let e = MvtecCategory::open(&root.join("cat")).unwrap_err().to_string();
+    let e = MvtecCategory::open(&root.join("cat"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("train/good"), "{e}");
     // A defective image without its mask.
     std::fs::create_dir_all(root.join("cat/train/good")).unwrap();
@@ -187,7 +231,10 @@ fn bad_input_gets_clear_errors() {
     write_png(&root.join("cat/ground_truth/scratch/5_mask.png"), 9, 8, 255);
     let items = cat.test_items().unwrap();
     let e = items[0].load(8).unwrap_err().to_string();
-    assert!(e.contains("5_mask.png") && e.contains("9×8") && e.contains("8×8"), "{e}");
+    assert!(
+        e.contains("5_mask.png") && e.contains("9×8") && e.contains("8×8"),
+        "{e}"
+    );
     // Unreadable, truncated and non-image files.
     let garbage = root.join("garbage.png");
     std::fs::write(&garbage, b"definitely not a png").unwrap();
@@ -200,11 +247,15 @@ fn bad_input_gets_clear_errors() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let e = load_rgb(&truncated, 8).unwrap_err().to_string();
     assert!(e.contains("truncated.png"), "{e}");
-    let e = load_rgb(&root.join("missing.png"), 8).unwrap_err().to_string();
+    let e = load_rgb(&root.join("missing.png"), 8)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing.png"), "{e}");
     // An empty texture folder.
     std::fs::create_dir_all(root.join("textures/empty")).unwrap();
-    let e = TextureSource::from_folder(&root.join("textures")).unwrap_err().to_string();
+    let e = TextureSource::from_folder(&root.join("textures"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no image file"), "{e}");
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -223,7 +274,9 @@ fn loaders_handle_16_bit_grey_and_colour() {
     assert!((img.get(0, 0, 1) - 4000.0 / 65535.0).abs() < 1e-6);
     assert_eq!(img.get(0, 2, 2), img.get(2, 2, 2));
     let prgb = root.join("c.bmp");
-    image::RgbImage::from_pixel(6, 3, image::Rgb([255, 0, 128])).save(&prgb).unwrap();
+    image::RgbImage::from_pixel(6, 3, image::Rgb([255, 0, 128]))
+        .save(&prgb)
+        .unwrap();
     let img = load_rgb(&prgb, 5).unwrap();
     assert!((img.get(0, 1, 1) - 1.0).abs() < 1e-6 && img.get(1, 1, 1) == 0.0);
     assert!((img.get(2, 4, 4) - 128.0 / 255.0).abs() < 1e-6);
@@ -263,13 +316,18 @@ fn training_set_is_deterministic_and_well_formed() {
     assert_ne!(a, c);
     let mut anomalies = 0;
     for s in &a {
-        for img in [&s.normal_low, &s.normal_high, &s.anomalous_low, &s.anomalous_high] {
+        for img in [
+            &s.normal_low,
+            &s.normal_high,
+            &s.anomalous_low,
+            &s.anomalous_high,
+        ] {
             assert_eq!((img.channels, img.height, img.width), (3, 32, 32));
             assert!(img.data.iter().all(|v| v.is_finite()));
         }
         assert_eq!((s.mask.channels, s.mask.height, s.mask.width), (1, 32, 32));
         assert!(s.mask.data.iter().all(|&v| v == 0.0 || v == 1.0));
-        let any = s.mask.data.iter().any(|&v| v == 1.0);
+        let any = s.mask.data.contains(&1.0);
         assert_eq!(s.label, if any { 1.0 } else { 0.0 });
         if s.label == 0.0 {
             assert_eq!(s.normal_low, s.anomalous_low);
@@ -293,11 +351,21 @@ fn masks_stay_inside_the_foreground_and_blend_correctly() {
     let tex = TextureSource::procedural();
     let mut nonempty = 0;
     for j in 0..20 {
-        let s = make_pseudo_sample(&shots[0], ForegroundRule::Bright, &cfg, &tex, &mut sample_rng(1, j)).unwrap();
+        let s = make_pseudo_sample(
+            &shots[0],
+            ForegroundRule::Bright,
+            &cfg,
+            &tex,
+            &mut sample_rng(1, j),
+        )
+        .unwrap();
         let fg = ForegroundRule::Bright.mask(&s.normal);
         let n = 48 * 48;
         for i in 0..n {
-            assert!(s.mask.data[i] <= fg.data[i], "mask pixel {i} outside the foreground");
+            assert!(
+                s.mask.data[i] <= fg.data[i],
+                "mask pixel {i} outside the foreground"
+            );
             if s.mask.data[i] == 0.0 {
                 for c in 0..3 {
                     assert_eq!(s.anomalous.data[c * n + i], s.normal.data[c * n + i]);
@@ -307,13 +375,23 @@ fn masks_stay_inside_the_foreground_and_blend_correctly() {
         assert!(s.anomalous.data.iter().all(|v| (0.0..=1.0).contains(v)));
         nonempty += (s.label == 1.0) as usize;
     }
-    assert!(nonempty >= 5, "only {nonempty} of 20 forced anomalies have a mask");
+    assert!(
+        nonempty >= 5,
+        "only {nonempty} of 20 forced anomalies have a mask"
+    );
     // Normal draws keep the image and give an empty mask.
     let cfg0 = TrainSetConfig {
         p_anomaly: 0.0,
         ..cfg
     };
-    let s = make_pseudo_sample(&shots[0], ForegroundRule::All, &cfg0, &tex, &mut sample_rng(1, 0)).unwrap();
+    let s = make_pseudo_sample(
+        &shots[0],
+        ForegroundRule::All,
+        &cfg0,
+        &tex,
+        &mut sample_rng(1, 0),
+    )
+    .unwrap();
     assert_eq!(s.label, 0.0);
     assert_eq!(s.normal, s.anomalous);
     assert!(s.mask.data.iter().all(|&v| v == 0.0));
@@ -326,13 +404,17 @@ fn builder_rejects_bad_configuration_and_shots() {
     let cfg = TrainSetConfig::default();
     assert!(build_training_set(&[], "x", &cfg, &tex, 0, false).is_err());
     let shots = vec![Image::zeros(3, 16, 16), Image::zeros(3, 16, 8)];
-    let e = build_training_set(&shots, "x", &cfg, &tex, 0, false).unwrap_err().to_string();
+    let e = build_training_set(&shots, "x", &cfg, &tex, 0, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("shot 1"), "{e}");
     let bad = TrainSetConfig {
         p_anomaly: 1.5,
         ..cfg
     };
-    let e = build_training_set(&shots[..1], "x", &bad, &tex, 0, false).unwrap_err().to_string();
+    let e = build_training_set(&shots[..1], "x", &bad, &tex, 0, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("p_anomaly"), "{e}");
 }
 
@@ -341,7 +423,9 @@ fn texture_folder_is_used() {
     let root = temp_dir("texfolder");
     let sub = root.join("images/banded");
     std::fs::create_dir_all(&sub).unwrap();
-    image::RgbImage::from_pixel(40, 30, image::Rgb([10, 200, 30])).save(sub.join("banded_0001.jpg")).unwrap();
+    image::RgbImage::from_pixel(40, 30, image::Rgb([10, 200, 30]))
+        .save(sub.join("banded_0001.jpg"))
+        .unwrap();
     let tex = TextureSource::from_folder(&root.join("images")).unwrap();
     assert!(tex.notice().is_none());
     let t = tex.sample(16, &mut sample_rng(0, 0)).unwrap();

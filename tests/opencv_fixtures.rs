@@ -25,12 +25,18 @@ use safetensors::{Dtype, SafeTensors};
 const FLOAT_TOL: f32 = 2e-6;
 
 fn fixture() -> Vec<u8> {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/opencv_image_ops.safetensors");
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/opencv_image_ops.safetensors"
+    );
     std::fs::read(p).expect("fixture file present")
 }
 
 fn shape(st: &SafeTensors, name: &str) -> Vec<usize> {
-    st.tensor(name).unwrap_or_else(|_| panic!("missing {name}")).shape().to_vec()
+    st.tensor(name)
+        .unwrap_or_else(|_| panic!("missing {name}"))
+        .shape()
+        .to_vec()
 }
 
 fn u8s(st: &SafeTensors, name: &str) -> Vec<u8> {
@@ -42,13 +48,19 @@ fn u8s(st: &SafeTensors, name: &str) -> Vec<u8> {
 fn u16s(st: &SafeTensors, name: &str) -> Vec<u16> {
     let t = st.tensor(name).unwrap();
     assert_eq!(t.dtype(), Dtype::U16, "{name}");
-    t.data().chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect()
+    t.data()
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 fn f32s(st: &SafeTensors, name: &str) -> Vec<f32> {
     let t = st.tensor(name).unwrap();
     assert_eq!(t.dtype(), Dtype::F32, "{name}");
-    t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 fn f64s(st: &SafeTensors, name: &str) -> Vec<f64> {
@@ -74,8 +86,17 @@ fn hwc_to_image(data: &[f32], h: usize, w: usize, c: usize) -> Image {
 }
 
 fn max_diff(a: &Image, b: &Image) -> f32 {
-    assert!(a.same_shape(b), "{:?} vs {:?}", (a.channels, a.height, a.width), (b.channels, b.height, b.width));
-    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    assert!(
+        a.same_shape(b),
+        "{:?} vs {:?}",
+        (a.channels, a.height, a.width),
+        (b.channels, b.height, b.width)
+    );
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -94,18 +115,43 @@ fn resize_matches_opencv_inter_linear() {
     for name in ["u16_down", "u16_up"] {
         let s = shape(&st, &format!("resize_{name}_src"));
         let d = shape(&st, &format!("resize_{name}_dst"));
-        let got = resize_u16(&u16s(&st, &format!("resize_{name}_src")), s[0], s[1], d[0], d[1]);
+        let got = resize_u16(
+            &u16s(&st, &format!("resize_{name}_src")),
+            s[0],
+            s[1],
+            d[0],
+            d[1],
+        );
         let want = u16s(&st, &format!("resize_{name}_dst"));
-        let max = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
+        let max = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
         let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-        assert!(max <= 1 && bad * 100 <= want.len(), "{name}: {bad} of {} differ, max {max}", want.len());
+        assert!(
+            max <= 1 && bad * 100 <= want.len(),
+            "{name}: {bad} of {} differ, max {max}",
+            want.len()
+        );
     }
     for name in ["f32_up", "f32_down"] {
         let s = shape(&st, &format!("resize_{name}_src"));
         let d = shape(&st, &format!("resize_{name}_dst"));
-        let got = resize_f32(&f32s(&st, &format!("resize_{name}_src")), s[0], s[1], d[0], d[1]);
+        let got = resize_f32(
+            &f32s(&st, &format!("resize_{name}_src")),
+            s[0],
+            s[1],
+            d[0],
+            d[1],
+        );
         let want = f32s(&st, &format!("resize_{name}_dst"));
-        let m = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let m = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(m <= FLOAT_TOL, "{name}: max diff {m}");
     }
     // 3-channel interleaved 8-bit: OpenCV resizes channels independently.
@@ -132,16 +178,32 @@ fn pyramid_split_matches_opencv() {
         let ds = shape(&st, &format!("{key}_down"));
         let want_down = hwc_to_image(&f32s(&st, &format!("{key}_down")), ds[0], ds[1], 3);
         let down = pyr_down(&src);
-        assert!(max_diff(&down, &want_down) <= FLOAT_TOL, "{key} pyrDown {}", max_diff(&down, &want_down));
+        assert!(
+            max_diff(&down, &want_down) <= FLOAT_TOL,
+            "{key} pyrDown {}",
+            max_diff(&down, &want_down)
+        );
         let us = shape(&st, &format!("{key}_up2x"));
         let want_up = hwc_to_image(&f32s(&st, &format!("{key}_up2x")), us[0], us[1], 3);
         let up = pyr_up(&want_down);
-        assert!(max_diff(&up, &want_up) <= FLOAT_TOL, "{key} pyrUp {}", max_diff(&up, &want_up));
+        assert!(
+            max_diff(&up, &want_up) <= FLOAT_TOL,
+            "{key} pyrUp {}",
+            max_diff(&up, &want_up)
+        );
         let (low, high) = frequency_split(&src);
         let want_low = hwc_to_image(&f32s(&st, &format!("{key}_low")), h, w, 3);
         let want_high = hwc_to_image(&f32s(&st, &format!("{key}_high")), h, w, 3);
-        assert!(max_diff(&low, &want_low) <= FLOAT_TOL, "{key} low {}", max_diff(&low, &want_low));
-        assert!(max_diff(&high, &want_high) <= FLOAT_TOL, "{key} high {}", max_diff(&high, &want_high));
+        assert!(
+            max_diff(&low, &want_low) <= FLOAT_TOL,
+            "{key} low {}",
+            max_diff(&low, &want_low)
+        );
+        assert!(
+            max_diff(&high, &want_high) <= FLOAT_TOL,
+            "{key} high {}",
+            max_diff(&high, &want_high)
+        );
     }
 }
 
@@ -156,7 +218,10 @@ fn otsu_and_grey_match_opencv() {
     }
     let rgb = u8s(&st, "grey_rgb");
     let want = u8s(&st, "grey_out");
-    let got: Vec<u8> = rgb.chunks_exact(3).map(|p| grey_from_rgb_u8(p[0], p[1], p[2])).collect();
+    let got: Vec<u8> = rgb
+        .chunks_exact(3)
+        .map(|p| grey_from_rgb_u8(p[0], p[1], p[2]))
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -168,7 +233,11 @@ fn perlin_matches_draem_formula_and_statistics() {
         let angles = f64s(&st, &format!("perlin_{r0}x{r1}_angles"));
         let want = f64s(&st, &format!("perlin_{r0}x{r1}_noise"));
         let got = perlin_with_angles(64, 64, (r0, r1), &angles).unwrap();
-        let m = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let m = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(m < 1e-9, "perlin {r0}x{r1}: max diff {m}");
     }
     // Statistics over random draws: mean, mean square, coverage (> 0.5). The tolerance is five
@@ -193,7 +262,8 @@ fn perlin_matches_draem_formula_and_statistics() {
         }
         for k in 0..3 {
             let m = per_draw.iter().map(|d| d[k]).sum::<f64>() / DRAWS as f64;
-            let var = per_draw.iter().map(|d| (d[k] - m).powi(2)).sum::<f64>() / (DRAWS as f64 - 1.0);
+            let var =
+                per_draw.iter().map(|d| (d[k] - m).powi(2)).sum::<f64>() / (DRAWS as f64 - 1.0);
             let se = (var / DRAWS as f64 + var / FIXTURE_DRAWS).sqrt();
             let name = ["mean", "mean square", "coverage > 0.5"][k];
             assert!(
