@@ -7,17 +7,22 @@
 //! - [`gpu`]: the runtime — adapter choice, tensors, buffer pool, pipeline cache and batched
 //!   command recording;
 //! - [`kernels`]: one WGSL kernel per concern (`shaders/*.wgsl`) with a thin Rust wrapper each;
-//! - [`cpu`]: plain-Rust reference implementations the kernels are tested against.
+//! - [`cpu`]: plain-Rust reference implementations the kernels are tested against;
+//! - [`image`] and [`data`]: image loading, the frequency split on the CPU, datasets,
+//!   pseudo-anomaly synthesis and the few-shot training set;
+//! - [`eval`]: metrics (AUROC, AUPRO), result tables and heat-map overlays.
 
 #![warn(missing_docs)]
 
 pub mod cpu;
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod gpu;
+pub mod image;
 pub mod kernels;
 #[doc(hidden)]
 pub mod testing;
-pub mod eval;
 
 pub use error::{Error, Result};
 pub use gpu::{DType, Gpu, Recorder, Tensor};
