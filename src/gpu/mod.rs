@@ -152,7 +152,9 @@ impl Gpu {
 
     /// The largest number of bytes one storage binding may cover on this device.
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.inner.limits.max_storage_buffer_binding_size as u64)
+        self.inner
+            .limits
+            .max_storage_buffer_binding_size
             .min(self.inner.limits.max_buffer_size)
     }
 

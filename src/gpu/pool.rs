@@ -111,7 +111,7 @@ mod tests {
         ] {
             let class = size_class(bytes);
             assert!(class >= bytes, "{bytes} -> {class}");
-            assert!(class % 4 == 0);
+            assert!(class.is_multiple_of(4));
             assert!(
                 class <= (bytes.max(256) as f64 * 1.126) as u64 + 256,
                 "{bytes} -> {class}"

@@ -111,7 +111,7 @@ fn check_len(len: usize, shape: &[usize]) -> Result<()> {
 
 /// `queue.write_buffer` needs a length that is a multiple of 4.
 fn write_padded(gpu: &Gpu, buffer: &wgpu::Buffer, bytes: &[u8]) {
-    if bytes.len() % 4 == 0 {
+    if bytes.len().is_multiple_of(4) {
         gpu.queue().write_buffer(buffer, 0, bytes);
     } else {
         let mut padded = bytes.to_vec();

@@ -23,6 +23,7 @@ pub(crate) fn with_f16_enable(source: ShaderSource<'_>, dtype: DType) -> ShaderS
 /// Workgroup counts for `n` invocations in groups of `size`, spread over x and y so that no
 /// dimension exceeds the 65 535 limit; the kernel recovers the linear index as
 /// `(wg.y * num_workgroups.x + wg.x) * size + local index`.
+#[allow(dead_code)] // used by the element-wise kernels
 pub(crate) fn grid_1d(n: usize, size: u32) -> [u32; 3] {
     let groups = (n as u64).div_ceil(size as u64).max(1);
     let x = groups.min(65_535);
