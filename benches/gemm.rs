@@ -47,30 +47,48 @@ fn main() {
             .split(';')
             .map(|v| {
                 let x: Vec<u32> = v.split(',').map(|x| x.parse().unwrap()).collect();
-                Tiling {
-                    bm: x[0],
-                    bn: x[1],
-                    bk: x[2],
-                    tm: x[3],
-                    tn: x[4],
+                if x.len() == 3 {
+                    Tiling::Broadcast {
+                        wg: x[0],
+                        tm: x[1],
+                        tn: x[2],
+                    }
+                } else {
+                    Tiling::Tiled {
+                        bm: x[0],
+                        bn: x[1],
+                        bk: x[2],
+                        tm: x[3],
+                        tn: x[4],
+                    }
                 }
             })
             .collect(),
         Err(_) => vec![Tiling::choose(gpu.kind(), 1024, 1536)],
     };
     println!(
-        "{:>24} {:>28} {:>10} {:>10}",
+        "{:>16} {:>50} {:>10} {:>10}",
         "shape (MxNxK)", "tiling", "ms", "GFLOP/s"
     );
-    for &(m, n, k) in &[(1024usize, 1536usize, 1536usize), (8192, 1536, 1536)] {
+    let shapes: Vec<(usize, usize, usize)> = match std::env::var("DFD_GEMM_SHAPES") {
+        Ok(s) => s
+            .split(';')
+            .map(|v| {
+                let x: Vec<usize> = v.split(',').map(|x| x.parse().unwrap()).collect();
+                (x[0], x[1], x[2])
+            })
+            .collect(),
+        Err(_) => vec![(1024, 1536, 1536), (8192, 1536, 1536)],
+    };
+    for &(m, n, k) in &shapes {
         for t in &variants {
             let reps = if quick || m > 4096 { 1 } else { 3 };
             let s = time_gemm(&gpu, m, n, k, *t, reps);
             let flops = 2.0 * (m * n * k) as f64;
             println!(
-                "{:>24} {:>28} {:>10.1} {:>10.1}",
+                "{:>16} {:>50} {:>10.1} {:>10.1}",
                 format!("{m}x{n}x{k}"),
-                format!("{}x{}x{} {}x{}", t.bm, t.bn, t.bk, t.tm, t.tn),
+                format!("{t:?}"),
                 s * 1e3,
                 flops / s / 1e9
             );

@@ -38,6 +38,8 @@ pub(crate) struct GpuInner {
     pub(crate) features: wgpu::Features,
     pub(crate) pool: pool::BufferPool,
     pub(crate) pipelines: pipeline::PipelineCache,
+    /// Whether shaders are compiled with wgpu's runtime bounds checks (`DFD_SHADER_CHECKS=1`).
+    pub(crate) shader_checks: bool,
     /// Bound in place of optional operands a kernel variant does not read.
     pub(crate) placeholder: wgpu::Buffer,
 }
@@ -96,6 +98,7 @@ impl Gpu {
                 pool: pool::BufferPool::default(),
                 pipelines: pipeline::PipelineCache::default(),
                 placeholder,
+                shader_checks: std::env::var("DFD_SHADER_CHECKS").is_ok_and(|v| v == "1"),
                 device,
                 queue,
                 info,

@@ -8,6 +8,10 @@ pub mod gemm;
 
 use crate::gpu::{DType, ShaderSource};
 
+/// WGSL text of `erf` (f32, |ε| < 1.2e-7), substituted for `{{ERF}}` in kernels that need
+/// exact GELU.
+pub(crate) const ERF_WGSL: &str = include_str!("../../shaders/common/erf.wgsl");
+
 /// Prepends `enable f16;` to a template whose storage type is `f16`.
 pub(crate) fn with_f16_enable(source: ShaderSource<'_>, dtype: DType) -> ShaderSource<'_> {
     source.define(
