@@ -527,6 +527,7 @@ fn dispatch_piece(
         .define("TRANS_B", spec.trans_b)
         .define("BIAS", bias_code)
         .define("ACT", act.code())
+        .define("ERF", super::elementwise::ERF_WGSL)
         .define("RESIDUAL", residual)
         .define("ACCUMULATE", accumulate)
         .storage(&[
