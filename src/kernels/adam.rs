@@ -183,3 +183,132 @@ fn adam_with_limit(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::adam as cpu;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// The GPU replays the same f32 operations as the reference; WGSL's sqrt and division
+    /// may differ by a few ulp, which after five steps stays ≪ 1e-5 relative to the change
+    /// of θ (≈ lr per step). A missing term (decay, bias correction) is a ≥ 1e-3 change.
+    const TOL_GPU: f64 = 1e-5;
+    /// f32 PyTorch-order reference against the f64 textbook formulas, on the change of θ
+    /// after five steps: f32 rounding of θ (ulp ≈ 1e-7) against changes ≈ 0.1.
+    const TOL_F64: f64 = 1e-5;
+    /// An odd binding limit (elements) for the split path.
+    const SPLIT: usize = 999;
+
+    fn config(wd: f64) -> AdamConfig {
+        AdamConfig {
+            weight_decay: wd,
+            ..AdamConfig::default()
+        }
+    }
+
+    /// Learning rate of step t (changes per call, as the cosine schedule does).
+    fn lr(t: u32) -> f64 {
+        0.05 / t as f64
+    }
+
+    fn check_gpu(n: usize, wd: f64, limit: Option<usize>) {
+        let g = gpu();
+        let cfg = config(wd);
+        let mut p = random_vec(n, 1 + n as u64);
+        let (mut m, mut v) = (vec![0f32; n], vec![0f32; n]);
+        let pt = g.upload(&p, &[n]).unwrap();
+        let mt = g.zeros(&[n], DType::F32);
+        let vt = g.zeros(&[n], DType::F32);
+        let gt = g.empty(&[n], DType::F32);
+        let p0 = p.clone();
+        let lim = limit.unwrap_or(crate::kernels::elementwise::binding_elems(&g, DType::F32));
+        for t in 1..=5u32 {
+            let grad = random_vec(n, 100 * t as u64 + n as u64);
+            gt.write(&grad).unwrap();
+            let mut rec = g.recorder();
+            adam_with_limit(&mut rec, &cfg, t, lr(t), &pt, &gt, &mt, &vt, lim).unwrap();
+            rec.submit();
+            cpu::adam_step(&cfg, t, lr(t), &mut p, &grad, &mut m, &mut v);
+            g.wait().unwrap();
+        }
+        let what = format!("adam n={n} wd={wd} limit={limit:?}");
+        let delta = |q: &[f32]| -> Vec<f32> { q.iter().zip(&p0).map(|(a, b)| a - b).collect() };
+        assert_close(
+            &format!("{what} Δθ"),
+            &delta(&pt.to_vec().unwrap()),
+            &delta(&p),
+            TOL_GPU,
+        );
+        assert_close(&format!("{what} m"), &mt.to_vec().unwrap(), &m, TOL_GPU);
+        assert_close(&format!("{what} v"), &vt.to_vec().unwrap(), &v, TOL_GPU);
+    }
+
+    #[test]
+    fn gpu_matches_pytorch_order_reference() {
+        for wd in [0.0, 1e-5, 0.5] {
+            for n in [1, 257, 1000] {
+                check_gpu(n, wd, None);
+            }
+        }
+        check_gpu(4099, 0.5, Some(SPLIT));
+    }
+
+    #[test]
+    fn reference_matches_textbook_adam_in_f64() {
+        for wd in [0.0, 0.5] {
+            let cfg = config(wd);
+            let n = 300;
+            let p0 = random_vec(n, 7);
+            let mut p = p0.clone();
+            let (mut m, mut v) = (vec![0f32; n], vec![0f32; n]);
+            let mut pd: Vec<f64> = p0.iter().map(|&x| x as f64).collect();
+            let (mut md, mut vd) = (vec![0f64; n], vec![0f64; n]);
+            for t in 1..=5u32 {
+                // Large learning rate so that f32 rounding of θ is small against its change.
+                let lr = 20.0 * lr(t);
+                let grad = random_vec(n, 50 + t as u64);
+                let gd: Vec<f64> = grad.iter().map(|&x| x as f64).collect();
+                cpu::adam_step(&cfg, t, lr, &mut p, &grad, &mut m, &mut v);
+                cpu::adam_step_f64(&cfg, t, lr, &mut pd, &gd, &mut md, &mut vd);
+            }
+            let got: Vec<f32> = p.iter().zip(&p0).map(|(a, b)| a - b).collect();
+            let want: Vec<f32> = pd.iter().zip(&p0).map(|(a, b)| (a - *b as f64) as f32).collect();
+            assert_close(&format!("Δθ wd={wd}"), &got, &want, TOL_F64);
+        }
+        // First step without decay moves every parameter by lr against the gradient's sign
+        // (m̂ = g, v̂ = g², up to eps).
+        let cfg = AdamConfig::default();
+        let mut p = vec![0f32; 3];
+        let (mut m, mut v) = (vec![0f32; 3], vec![0f32; 3]);
+        cpu::adam_step(&cfg, 1, 0.01, &mut p, &[2.0, -0.5, 1e-3], &mut m, &mut v);
+        for (pi, want) in p.iter().zip([-0.01, 0.01, -0.01]) {
+            assert!((pi - want).abs() < 1e-6, "first step {pi} want {want}");
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let g = gpu();
+        let a = g.zeros(&[5], DType::F32);
+        let b = g.zeros(&[5], DType::F32);
+        let c = g.zeros(&[5], DType::F32);
+        let d = g.zeros(&[6], DType::F32);
+        let cfg = AdamConfig::default();
+        let mut rec = g.recorder();
+        assert!(matches!(
+            adam_step(&mut rec, &cfg, 1, 1e-3, &a, &b, &c, &d),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            adam_step(&mut rec, &cfg, 1, 1e-3, &a, &b, &c, &c),
+            Err(Error::Shape(_))
+        ));
+        let e = g.zeros(&[5], DType::F32);
+        assert!(matches!(
+            adam_step(&mut rec, &cfg, 0, 1e-3, &a, &b, &c, &e),
+            Err(Error::Config(_))
+        ));
+        assert_eq!(rec.dispatch_count(), 0);
+    }
+}

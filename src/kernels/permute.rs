@@ -302,3 +302,142 @@ fn general(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::permute as cpu;
+    use crate::gpu::DType;
+    use crate::testing::{gpu, random_vec};
+
+    /// An odd binding limit (elements) for the split paths.
+    const SPLIT: usize = 999;
+
+    fn all_perms(d: usize) -> Vec<Vec<usize>> {
+        if d == 0 {
+            return vec![vec![]];
+        }
+        let mut out = Vec::new();
+        for p in all_perms(d - 1) {
+            for pos in 0..=p.len() {
+                let mut q = p.clone();
+                q.insert(pos, d - 1);
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    /// Pure data movement: the result must equal the reference exactly.
+    fn check(shape: &[usize], perm: &[usize], limit: Option<usize>) {
+        let g = gpu();
+        let n: usize = shape.iter().product();
+        let x = random_vec(n, n as u64 + 5);
+        let want = cpu::permute(&x, shape, perm);
+        let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+        let xt = g.upload(&x, shape).unwrap();
+        let out = g.empty(&out_shape, DType::F32);
+        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let mut rec = g.recorder();
+        permute_with_limit(&mut rec, &xt, perm, &out, lim).unwrap();
+        rec.submit();
+        assert!(
+            out.to_vec().unwrap() == want,
+            "permute {shape:?} by {perm:?} limit={limit:?}"
+        );
+    }
+
+    #[test]
+    fn every_permutation_of_ragged_shapes() {
+        for shape in [&[3usize, 5, 7, 2][..], &[2, 33, 65], &[37, 70], &[5]] {
+            for perm in all_perms(shape.len()) {
+                check(shape, &perm, None);
+            }
+        }
+    }
+
+    #[test]
+    fn simplification_picks_copy_tiled_transpose_or_gather() {
+        assert_eq!(plan(&[4, 1, 5], &[1, 0, 2]), Plan::Copy);
+        assert_eq!(
+            plan(&[37, 70], &[1, 0]),
+            Plan::Transpose {
+                batch: 1,
+                rows: 37,
+                cols: 70
+            }
+        );
+        // [B, C, H, W] → [B, H, W, C] is a batched transpose of [B, C, HW].
+        assert_eq!(
+            plan(&[2, 3, 4, 5], &[0, 2, 3, 1]),
+            Plan::Transpose {
+                batch: 2,
+                rows: 3,
+                cols: 20
+            }
+        );
+        // [B, T, H, D] → [B, H, T, D] stays a 4-D gather.
+        assert_eq!(
+            plan(&[2, 3, 4, 5], &[0, 2, 1, 3]),
+            Plan::General {
+                extents: vec![2, 4, 3, 5],
+                istr: vec![60, 5, 20, 1]
+            }
+        );
+        // Five dimensions with size-1 and mergeable ones.
+        assert_eq!(
+            plan(&[2, 1, 3, 4, 5], &[1, 3, 4, 0, 2]),
+            Plan::Transpose {
+                batch: 1,
+                rows: 6,
+                cols: 20
+            }
+        );
+        check(&[2, 3, 4, 5], &[0, 2, 3, 1], None);
+        check(&[2, 1, 3, 4, 5], &[1, 3, 4, 0, 2], None);
+        check(&[4, 1, 5], &[1, 0, 2], None);
+    }
+
+    #[test]
+    fn split_into_pieces_and_boxes() {
+        // Tiled transpose, several batch matrices per piece.
+        check(&[9, 13, 17], &[0, 2, 1], Some(SPLIT));
+        // One matrix exceeds the limit: the gather with boxes takes over.
+        check(&[40, 70], &[1, 0], Some(SPLIT));
+        // General 4-D gathers split into boxes.
+        check(&[3, 5, 7, 11], &[3, 1, 0, 2], Some(SPLIT));
+        check(&[6, 7, 8, 9], &[0, 2, 1, 3], Some(SPLIT));
+    }
+
+    #[test]
+    fn bad_permutations_are_errors() {
+        let g = gpu();
+        let x = g.zeros(&[2, 3, 4], DType::F32);
+        let out = g.empty(&[4, 3, 2], DType::F32);
+        let mut rec = g.recorder();
+        for perm in [&[0usize, 1][..], &[0, 0, 1], &[0, 1, 3]] {
+            assert!(matches!(permute(&mut rec, &x, perm, &out), Err(Error::Shape(_))));
+        }
+        // Wrong output shape for a valid permutation.
+        assert!(matches!(
+            permute(&mut rec, &x, &[0, 2, 1], &out),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(transpose(&mut rec, &out.reshape(&[24]).unwrap(), &out), Err(Error::Shape(_))));
+        // Five dimensions that do not simplify to four.
+        let x5 = g.zeros(&[2, 2, 2, 2, 2], DType::F32);
+        let o5 = g.empty(&[2, 2, 2, 2, 2], DType::F32);
+        assert!(matches!(
+            permute(&mut rec, &x5, &[4, 3, 2, 1, 0], &o5),
+            Err(Error::Shape(_))
+        ));
+        assert_eq!(rec.dispatch_count(), 0);
+        // The convenience transpose of a batch of matrices.
+        let v = random_vec(24, 3);
+        let xt = g.upload(&v, &[2, 3, 4]).unwrap();
+        let o = g.empty(&[2, 4, 3], DType::F32);
+        transpose(&mut rec, &xt, &o).unwrap();
+        rec.submit();
+        assert!(o.to_vec().unwrap() == cpu::permute(&v, &[2, 3, 4], &[0, 2, 1]));
+    }
+}

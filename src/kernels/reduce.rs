@@ -285,3 +285,143 @@ fn cols_pass(
     }
     cols_pass(rec, &partial, blocks, cols, out, scale, limit)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::reduce as cpu;
+    use crate::gpu::DType;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// f32 accumulation of up to 7e4 terms (strided partial sums, then a tree) against an
+    /// f64 sum: relative error ≲ √n·2⁻²⁴ ≈ 2e-5 worst case for sums near cancellation, much
+    /// less typically; an indexing error gives O(1).
+    const TOL_SUM: f64 = 1e-5;
+    /// An odd binding limit (elements) for the split paths: pieces start at unaligned
+    /// elements, and long rows become segments of this length.
+    const SPLIT: usize = 999;
+
+    const OPS: [ReduceOp; 3] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max];
+
+    fn check_rows(op: ReduceOp, rows: usize, cols: usize, limit: Option<usize>) {
+        let g = gpu();
+        let x = random_vec(rows * cols, (rows * 31 + cols) as u64);
+        let want = cpu::reduce_rows(op, &x, cols);
+        let xt = g.upload(&x, &[rows, cols]).unwrap();
+        let out = g.empty(&[rows], DType::F32);
+        let mut rec = g.recorder();
+        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        reduce_rows_with_limit(&mut rec, op, &xt, &out, lim).unwrap();
+        rec.submit();
+        let got = out.to_vec().unwrap();
+        let what = format!("{op:?} rows of [{rows}, {cols}] limit={limit:?}");
+        if op == ReduceOp::Max {
+            assert_eq!(got, want, "{what}");
+        } else {
+            assert_close(&what, &got, &want, TOL_SUM);
+        }
+    }
+
+    #[test]
+    fn row_reductions_match_cpu() {
+        for op in OPS {
+            for (r, c) in [
+                (1, 1),
+                (3, 255),
+                (7, 257),
+                (5, 1000),
+                (2, 8192),  // longest single-pass row
+                (3, 20001), // segmented, ragged last segment
+                (1, 70001),
+            ] {
+                check_rows(op, r, c, None);
+            }
+            check_rows(op, 37, 101, Some(SPLIT)); // pieces of whole rows
+            check_rows(op, 3, 5000, Some(SPLIT)); // segments of the split length
+        }
+    }
+
+    #[test]
+    fn full_reductions_match_cpu() {
+        let g = gpu();
+        for (n, limit) in [(1, None), (300, None), (70001, None), (20000, Some(SPLIT))] {
+            // Shifted so that the maximum is negative (checks the −∞ identity).
+            let x: Vec<f32> = random_vec(n, n as u64).iter().map(|v| v - 2.0).collect();
+            let xt = g.upload(&x, &[n]).unwrap();
+            let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+            for op in OPS {
+                let out = g.empty(&[1], DType::F32);
+                let mut rec = g.recorder();
+                reduce_all_with_limit(&mut rec, op, &xt, &out, lim).unwrap();
+                rec.submit();
+                let got = out.to_vec().unwrap();
+                let want = [cpu::reduce_all(op, &x)];
+                let what = format!("{op:?} of {n} limit={limit:?}");
+                if op == ReduceOp::Max {
+                    assert_eq!(got, want, "{what}");
+                } else {
+                    assert_close(&what, &got, &want, TOL_SUM);
+                }
+            }
+        }
+    }
+
+    fn check_cols(rows: usize, cols: usize, mean: bool, limit: Option<usize>) {
+        let g = gpu();
+        let x = random_vec(rows * cols, (rows * 7 + cols) as u64);
+        let want = cpu::reduce_cols(&x, cols, mean);
+        let xt = g.upload(&x, &[rows, cols]).unwrap();
+        let out = g.empty(&[cols], DType::F32);
+        let mut rec = g.recorder();
+        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        cols_with_limit(&mut rec, &xt, &out, mean, lim).unwrap();
+        rec.submit();
+        assert_close(
+            &format!("column {} of [{rows}, {cols}] limit={limit:?}", if mean { "mean" } else { "sum" }),
+            &out.to_vec().unwrap(),
+            &want,
+            TOL_SUM,
+        );
+    }
+
+    #[test]
+    fn column_sums_match_cpu() {
+        for mean in [false, true] {
+            for (r, c) in [(1, 1), (1, 70), (256, 64), (300, 65), (1000, 129), (2100, 3)] {
+                check_cols(r, c, mean, None);
+            }
+            check_cols(41, 37, mean, Some(SPLIT)); // blocks of 27 rows, one per piece
+            check_cols(300, 65, mean, Some(SPLIT)); // three levels of partials
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let g = gpu();
+        let x = g.zeros(&[4, 3], DType::F32);
+        let mut rec = g.recorder();
+        let wrong = g.empty(&[3], DType::F32);
+        assert!(matches!(
+            reduce_rows(&mut rec, ReduceOp::Sum, &x, &wrong),
+            Err(Error::Shape(_))
+        ));
+        let wrong = g.empty(&[4], DType::F32);
+        assert!(matches!(sum_cols(&mut rec, &x, &wrong), Err(Error::Shape(_))));
+        assert!(matches!(
+            reduce_all(&mut rec, ReduceOp::Max, &x, &wrong),
+            Err(Error::Shape(_))
+        ));
+        let empty = g.zeros(&[0, 3], DType::F32);
+        let one = g.empty(&[1], DType::F32);
+        assert!(matches!(
+            reduce_all(&mut rec, ReduceOp::Sum, &empty, &one),
+            Err(Error::Shape(_))
+        ));
+        let u = g.zeros(&[4], DType::U32);
+        assert!(matches!(
+            reduce_all(&mut rec, ReduceOp::Sum, &u, &one),
+            Err(Error::Shape(_))
+        ));
+        assert_eq!(rec.dispatch_count(), 0);
+    }
+}

@@ -120,3 +120,73 @@ fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::softmax as cpu;
+    use crate::gpu::DType;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// exp in f32 (a few ulp) and f32 sums over ≤ 3000 terms against f64: ~1e-6 relative;
+    /// the backward's `dy − Σ dy⊙y` adds one cancellation of O(1) terms. An indexing error
+    /// gives O(1).
+    const TOL: f64 = 1e-5;
+    /// An odd binding limit (elements) for the split path.
+    const SPLIT: usize = 999;
+
+    fn check(rows: usize, cols: usize, limit: Option<usize>) {
+        let g = gpu();
+        let mut x: Vec<f32> = random_vec(rows * cols, (rows * 13 + cols) as u64)
+            .iter()
+            .map(|v| v * 8.0)
+            .collect();
+        // A shifted row (stability) and masked entries (−∞ contributes 0).
+        if rows > 1 {
+            x[cols..2 * cols].iter_mut().for_each(|v| *v += 1000.0);
+        }
+        if cols > 2 {
+            x[0] = f32::NEG_INFINITY;
+            x[cols - 1] = f32::NEG_INFINITY;
+        }
+        let dy = random_vec(rows * cols, 99 + cols as u64);
+        let y_want = cpu::softmax_rows(&x, cols);
+        let dx_want = cpu::softmax_rows_backward(&y_want, &dy, cols);
+        let xt = g.upload(&x, &[rows, cols]).unwrap();
+        let yt = g.empty(&[rows, cols], DType::F32);
+        let y_ref = g.upload(&y_want, &[rows, cols]).unwrap();
+        let dyt = g.upload(&dy, &[rows, cols]).unwrap();
+        let dxt = g.empty(&[rows, cols], DType::F32);
+        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let mut rec = g.recorder();
+        softmax_with_limit(&mut rec, &xt, &yt, lim).unwrap();
+        softmax_backward_with_limit(&mut rec, &y_ref, &dyt, &dxt, lim).unwrap();
+        rec.submit();
+        let what = format!("softmax [{rows}, {cols}] limit={limit:?}");
+        assert_close(&format!("{what} forward"), &yt.to_vec().unwrap(), &y_want, TOL);
+        assert_close(&format!("{what} backward"), &dxt.to_vec().unwrap(), &dx_want, TOL);
+    }
+
+    #[test]
+    fn forward_and_backward_match_cpu() {
+        for (r, c) in [(1, 1), (3, 7), (5, 256), (4, 257), (2, 1025), (3, 3000)] {
+            check(r, c, None);
+        }
+        check(20, 101, Some(SPLIT));
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let g = gpu();
+        let x = g.zeros(&[4, 3], DType::F32);
+        let y = g.zeros(&[3, 4], DType::F32);
+        let mut rec = g.recorder();
+        assert!(matches!(softmax(&mut rec, &x, &y), Err(Error::Shape(_))));
+        assert!(matches!(softmax(&mut rec, &x, &x), Err(Error::Shape(_))));
+        assert!(matches!(
+            softmax_backward(&mut rec, &x, &x, &x),
+            Err(Error::Shape(_))
+        ));
+        assert_eq!(rec.dispatch_count(), 0);
+    }
+}
