@@ -93,7 +93,11 @@ pub fn axpby(alpha: f32, x: &[f32], beta: f32, y: &[f32]) -> Vec<f32> {
     x.iter()
         .zip(y)
         .map(|(&x, &y)| {
-            let by = if beta == 0.0 { 0.0 } else { beta as f64 * y as f64 };
+            let by = if beta == 0.0 {
+                0.0
+            } else {
+                beta as f64 * y as f64
+            };
             (alpha as f64 * x as f64 + by) as f32
         })
         .collect()

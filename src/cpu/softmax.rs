@@ -52,9 +52,8 @@ mod tests {
         let x: Vec<f64> = (0..7).map(|i| ((i * 37 % 11) as f64 - 5.0) * 0.7).collect();
         let w: Vec<f64> = (0..7).map(|i| ((i * 13 % 5) as f64 - 2.0) * 0.3).collect();
         // L(x) = Σ w ⊙ softmax(x), so dL/dx = backward(y, w).
-        let loss = |x: &[f64]| -> f64 {
-            softmax_row_f64(x).iter().zip(&w).map(|(a, b)| a * b).sum()
-        };
+        let loss =
+            |x: &[f64]| -> f64 { softmax_row_f64(x).iter().zip(&w).map(|(a, b)| a * b).sum() };
         let y = softmax_row_f64(&x);
         let grad = softmax_row_backward_f64(&y, &w);
         let h = 1e-6;

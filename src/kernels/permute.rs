@@ -45,7 +45,10 @@ enum Plan {
         cols: usize,
     },
     /// Gather over dimensions in output order: extents and the input stride of each.
-    General { extents: Vec<usize>, istr: Vec<usize> },
+    General {
+        extents: Vec<usize>,
+        istr: Vec<usize>,
+    },
 }
 
 /// Simplifies `perm` of `shape` (see the module documentation) into a [`Plan`].
@@ -278,7 +281,13 @@ fn general(
         s *= e[d];
     }
     let mut boxes = Vec::new();
-    split_boxes(e.iter().map(|&n| (0, n)).collect(), &is, &os, limit, &mut boxes);
+    split_boxes(
+        e.iter().map(|&n| (0, n)).collect(),
+        &is,
+        &os,
+        limit,
+        &mut boxes,
+    );
     let gpu = rec.gpu().clone();
     let kernel = gpu.kernel(&kernel_source("general", x))?;
     let u = |v: &[usize]| [v[0] as u32, v[1] as u32, v[2] as u32, v[3] as u32];
@@ -340,6 +349,9 @@ mod tests {
         let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
         let mut rec = g.recorder();
         permute_with_limit(&mut rec, &xt, perm, &out, lim).unwrap();
+        if limit.is_some() {
+            assert!(rec.dispatch_count() > 1, "the split path was not taken");
+        }
         rec.submit();
         assert!(
             out.to_vec().unwrap() == want,
@@ -416,14 +428,20 @@ mod tests {
         let out = g.empty(&[4, 3, 2], DType::F32);
         let mut rec = g.recorder();
         for perm in [&[0usize, 1][..], &[0, 0, 1], &[0, 1, 3]] {
-            assert!(matches!(permute(&mut rec, &x, perm, &out), Err(Error::Shape(_))));
+            assert!(matches!(
+                permute(&mut rec, &x, perm, &out),
+                Err(Error::Shape(_))
+            ));
         }
         // Wrong output shape for a valid permutation.
         assert!(matches!(
             permute(&mut rec, &x, &[0, 2, 1], &out),
             Err(Error::Shape(_))
         ));
-        assert!(matches!(transpose(&mut rec, &out.reshape(&[24]).unwrap(), &out), Err(Error::Shape(_))));
+        assert!(matches!(
+            transpose(&mut rec, &out.reshape(&[24]).unwrap(), &out),
+            Err(Error::Shape(_))
+        ));
         // Five dimensions that do not simplify to four.
         let x5 = g.zeros(&[2, 2, 2, 2, 2], DType::F32);
         let o5 = g.empty(&[2, 2, 2, 2, 2], DType::F32);
