@@ -697,3 +697,78 @@ mod tests {
         assert_eq!(rec.dispatch_count(), 0);
     }
 }
+
+#[cfg(test)]
+mod f16_tests {
+    use super::*;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// f16 storage rounds every stored result to 11 significant bits (relative 2⁻¹¹ ≈
+    /// 4.9e-4 at worst per element, ~3e-4 RMS); arithmetic is f32.
+    const TOL_F16: f64 = 1e-3;
+
+    fn round16(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+    }
+
+    /// The f16 storage variants of the element-wise, reduction, softmax and permute
+    /// templates compile and agree with the CPU on f16-rounded inputs; on a device without
+    /// `SHADER_F16` they must fail with a typed GPU error instead.
+    #[test]
+    fn f16_storage_variants() {
+        use crate::cpu;
+        use crate::kernels::{permute, reduce, softmax};
+        let g = gpu();
+        let (r, c) = (7, 45);
+        let x = round16(&random_vec(r * c, 1));
+        let row = round16(&random_vec(c, 2));
+        let xt = g.upload_as(&x, &[r, c], DType::F16).unwrap();
+        let rowt = g.upload_as(&row, &[c], DType::F16).unwrap();
+        let act = g.empty(&[r, c], DType::F16);
+        let sum = g.empty(&[r, c], DType::F16);
+        let sm = g.empty(&[r, c], DType::F16);
+        let tr = g.empty(&[c, r], DType::F16);
+        let rows = g.empty(&[r], DType::F16);
+        let cols = g.empty(&[c], DType::F16);
+        let mut rec = g.recorder();
+        let result = (|| -> Result<()> {
+            activation(&mut rec, Act::Gelu, &xt, &act)?;
+            add(&mut rec, &xt, &rowt, &sum)?;
+            softmax::softmax(&mut rec, &xt, &sm)?;
+            permute::transpose(&mut rec, &xt, &tr)?;
+            reduce::reduce_rows(&mut rec, reduce::ReduceOp::Max, &xt, &rows)?;
+            reduce::sum_cols(&mut rec, &xt, &cols)
+        })();
+        if !g.supports_f16() {
+            assert!(matches!(result, Err(Error::Gpu(_))), "{result:?}");
+            return;
+        }
+        result.unwrap();
+        rec.submit();
+        let check = |what: &str, t: &Tensor, want: Vec<f32>| {
+            assert_close(what, &t.to_vec().unwrap(), &want, TOL_F16)
+        };
+        check(
+            "f16 gelu",
+            &act,
+            cpu::elementwise::activation(Act::Gelu, &x),
+        );
+        check(
+            "f16 add",
+            &sum,
+            cpu::elementwise::binary(BinaryOp::Add, &x, &row),
+        );
+        check("f16 softmax", &sm, cpu::softmax::softmax_rows(&x, c));
+        check("f16 transpose", &tr, cpu::permute::transpose(&x, r, c));
+        check(
+            "f16 row max",
+            &rows,
+            cpu::reduce::reduce_rows(reduce::ReduceOp::Max, &x, c),
+        );
+        check(
+            "f16 column sum",
+            &cols,
+            cpu::reduce::reduce_cols(&x, c, false),
+        );
+    }
+}
