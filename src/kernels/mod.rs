@@ -4,7 +4,12 @@
 //! Every wrapper has a plain-Rust twin in [`crate::cpu`] and tests that compare the two on
 //! random inputs of several shapes, ragged ones included.
 
+pub mod adam;
+pub mod elementwise;
 pub mod gemm;
+pub mod permute;
+pub mod reduce;
+pub mod softmax;
 
 use crate::gpu::{DType, ShaderSource};
 
