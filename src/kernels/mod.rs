@@ -4,7 +4,11 @@
 //! Every wrapper has a plain-Rust twin in [`crate::cpu`] and tests that compare the two on
 //! random inputs of several shapes, ragged ones included.
 
+pub mod batchnorm;
+pub mod blur;
 pub mod gemm;
+pub mod layernorm;
+pub mod resize;
 
 use crate::gpu::{DType, ShaderSource};
 
