@@ -157,7 +157,7 @@ impl<'a> BatchNorm1d<'a> {
         check_vec(what, "beta", self.beta, c)?;
         check_vec(what, "running_mean", self.running_mean, c)?;
         check_vec(what, "running_var", self.running_var, c)?;
-        if !(self.eps >= 0.0) || !(0.0..=1.0).contains(&self.momentum) {
+        if !(self.eps.is_finite() && self.eps >= 0.0 && (0.0..=1.0).contains(&self.momentum)) {
             return Err(Error::Config(format!(
                 "{what}: need eps ≥ 0 and momentum in [0, 1], got {} and {}",
                 self.eps, self.momentum

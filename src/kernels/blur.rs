@@ -29,7 +29,7 @@ pub enum Border {
 /// radius `int(truncate · sigma + 0.5)`, taps `exp(−x² / (2σ²))` normalised to sum 1
 /// (computed in f64, rounded to f32). SPEC §4: `sigma = 4`, `truncate = 4` → 33 taps.
 pub fn gaussian_kernel_1d(sigma: f32, truncate: f32) -> Result<Vec<f32>> {
-    if !(sigma > 0.0 && sigma.is_finite()) || !(truncate >= 0.0 && truncate.is_finite()) {
+    if !(sigma > 0.0 && sigma.is_finite() && truncate >= 0.0 && truncate.is_finite()) {
         return Err(Error::Config(format!(
             "gaussian kernel: need sigma > 0 and truncate ≥ 0, got {sigma} and {truncate}"
         )));
@@ -119,7 +119,7 @@ fn run(
         )));
     }
     let taps = kernel.numel();
-    if kernel.shape().len() != 1 || taps % 2 == 0 || kernel.dtype() != DType::F32 {
+    if kernel.shape().len() != 1 || taps.is_multiple_of(2) || kernel.dtype() != DType::F32 {
         return Err(Error::Shape(format!(
             "{W}: kernel must be an odd-length f32 vector, got {:?} {:?}",
             kernel.shape(),

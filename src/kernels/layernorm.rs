@@ -207,7 +207,7 @@ fn forward_impl(
     check_like(W, "y", &out.y, x)?;
     check_vec(W, "mean", &out.mean, r)?;
     check_vec(W, "rstd", &out.rstd, r)?;
-    if !(eps >= 0.0) {
+    if !(eps.is_finite() && eps >= 0.0) {
         return Err(Error::Config(format!("{W}: eps must be ≥ 0, got {eps}")));
     }
     let wg = row_wg(c);
