@@ -6,6 +6,9 @@ pub mod elementwise;
 pub mod permute;
 pub mod reduce;
 pub mod softmax;
+pub mod blur;
+pub mod norm;
+pub mod resize;
 
 /// `C = alpha · op(A) · op(B)` for row-major matrices, accumulated in f64.
 /// `a` is `m × k` (or `k × m` when `trans_a`), `b` is `k × n` (or `n × k` when `trans_b`).

@@ -10,6 +10,11 @@ pub mod gemm;
 pub mod permute;
 pub mod reduce;
 pub mod softmax;
+pub mod batchnorm;
+pub mod blur;
+pub mod gemm;
+pub mod layernorm;
+pub mod resize;
 
 use crate::gpu::{DType, ShaderSource};
 

@@ -1,0 +1,513 @@
+//! LayerNorm over the last dimension (`shaders/layernorm.wgsl`,
+//! `shaders/layernorm_backward.wgsl`, and `shaders/norm_affine_grad.wgsl` for dγ/dβ).
+//!
+//! PyTorch `nn.LayerNorm(C, eps)` semantics: each row of `C` values is normalised with its
+//! mean and *biased* variance, `y = (x − mean) / sqrt(var + eps) · γ + β` (the ViT of SPEC §1.8
+//! uses `eps = 1e-6`). The forward pass saves the per-row mean and rstd for the backward pass.
+//!
+//! Tensors larger than one storage binding are processed in row ranges whose bindings fit.
+
+use super::batchnorm::{affine_grads, StatsLayout};
+use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
+use crate::{Error, Result};
+
+const FORWARD: &str = include_str!("../../shaders/layernorm.wgsl");
+const BACKWARD: &str = include_str!("../../shaders/layernorm_backward.wgsl");
+
+/// Elements of slack per binding: a binding starts at an aligned offset up to 256 bytes (the
+/// largest storage-offset alignment WebGPU allows) before the first element it is for.
+const ALIGN_SLACK: usize = 64;
+
+/// Result of [`layer_norm`]: the output and the statistics saved for the backward pass.
+#[derive(Debug, Clone)]
+pub struct LayerNormOut {
+    /// Normalised output, shape of the input.
+    pub y: Tensor,
+    /// Mean of each row, `[R]` (f32).
+    pub mean: Tensor,
+    /// `1 / sqrt(biased variance + eps)` of each row, `[R]` (f32).
+    pub rstd: Tensor,
+}
+
+/// Gradients of a normalisation layer (LayerNorm or BatchNorm1d).
+#[derive(Debug, Clone)]
+pub struct NormGrads {
+    /// Gradient of the input, shape of the input.
+    pub dx: Tensor,
+    /// Gradient of γ, `[C]`.
+    pub dgamma: Tensor,
+    /// Gradient of β, `[C]`.
+    pub dbeta: Tensor,
+}
+
+/// Output tensors a normalisation backward pass writes (or adds to).
+#[derive(Debug, Clone, Copy)]
+pub struct GradTargets<'a> {
+    /// Input gradient, shape of the input.
+    pub dx: &'a Tensor,
+    /// γ gradient, `[C]`.
+    pub dgamma: &'a Tensor,
+    /// β gradient, `[C]`.
+    pub dbeta: &'a Tensor,
+    /// Add to the targets' contents instead of overwriting them (a residual branch's
+    /// gradient already in `dx`, or gradient accumulation over micro-batches).
+    pub accumulate: bool,
+}
+
+/// Rows and columns of `x` seen as `[R, C]` (C the last dimension).
+pub(crate) fn rows_cols(what: &str, x: &Tensor) -> Result<(usize, usize)> {
+    let c = *x
+        .shape()
+        .last()
+        .ok_or_else(|| Error::Shape(format!("{what}: input must have a dimension")))?;
+    if c == 0 {
+        return Err(Error::Shape(format!(
+            "{what}: empty last dimension in {:?}",
+            x.shape()
+        )));
+    }
+    Ok((x.numel() / c, c))
+}
+
+/// Checks that `t` is an f32 tensor of exactly `n` elements.
+pub(crate) fn check_vec(what: &str, name: &str, t: &Tensor, n: usize) -> Result<()> {
+    if t.numel() != n || t.dtype() != DType::F32 {
+        return Err(Error::Shape(format!(
+            "{what}: {name} must be f32 with {n} elements, got {:?} {:?}",
+            t.shape(),
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `t` has the shape of `x` and is f32.
+pub(crate) fn check_like(what: &str, name: &str, t: &Tensor, x: &Tensor) -> Result<()> {
+    if t.shape() != x.shape() || t.dtype() != DType::F32 {
+        return Err(Error::Shape(format!(
+            "{what}: {name} must be f32 of shape {:?}, got {:?} {:?}",
+            x.shape(),
+            t.shape(),
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Splits `rows` rows of `row_elems` elements into consecutive ranges whose bindings fit in
+/// `max_elems` elements; every range but the last is a multiple of `align_rows` rows.
+pub(crate) fn row_pieces(
+    what: &str,
+    rows: usize,
+    row_elems: usize,
+    max_elems: usize,
+    align_rows: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let per = max_elems.saturating_sub(ALIGN_SLACK) / row_elems.max(1);
+    let per = per / align_rows * align_rows;
+    if per == 0 {
+        return Err(Error::Gpu(format!(
+            "{what}: {align_rows} row(s) of {row_elems} elements exceed one storage binding \
+             ({max_elems} elements)"
+        )));
+    }
+    Ok((0..rows)
+        .step_by(per)
+        .map(|r| (r, (r + per).min(rows)))
+        .collect())
+}
+
+/// Largest storage binding in f32 elements.
+pub(crate) fn binding_elems(rec: &Recorder) -> usize {
+    (rec.gpu().max_binding_bytes() / 4) as usize
+}
+
+/// Workgroup size of the row kernels: enough invocations for the row, at most 256.
+fn row_wg(cols: usize) -> u32 {
+    (cols.next_power_of_two() as u32).clamp(32, 256)
+}
+
+/// Workgroup grid of one workgroup per row, spread over x and y.
+fn row_grid(rows: usize) -> [u32; 3] {
+    super::grid_1d(rows, 1)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FwdParams {
+    rows: u32,
+    cols: u32,
+    off_x: u32,
+    off_y: u32,
+    row0: u32,
+    eps: f32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BwdParams {
+    rows: u32,
+    cols: u32,
+    off_x: u32,
+    off_dy: u32,
+    off_dx: u32,
+    row0: u32,
+    _pad: [u32; 2],
+}
+
+/// LayerNorm over the last dimension of `x` (`[.., C]`, f32) with affine `gamma`, `beta`
+/// (`[C]`): returns `y` and the per-row `mean`, `rstd` for [`layer_norm_backward`].
+pub fn layer_norm(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<LayerNormOut> {
+    let (r, _) = rows_cols("layer_norm", x)?;
+    let gpu = rec.gpu().clone();
+    let out = LayerNormOut {
+        y: gpu.empty(x.shape(), DType::F32),
+        mean: gpu.empty(&[r], DType::F32),
+        rstd: gpu.empty(&[r], DType::F32),
+    };
+    layer_norm_into(rec, x, gamma, beta, eps, &out)?;
+    Ok(out)
+}
+
+/// [`layer_norm`] into existing tensors (`out.y` shaped like `x`, `out.mean`/`out.rstd`
+/// `[R]`).
+pub fn layer_norm_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    out: &LayerNormOut,
+) -> Result<()> {
+    let max = binding_elems(rec);
+    forward_impl(rec, x, gamma, beta, eps, out, max)
+}
+
+fn forward_impl(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    out: &LayerNormOut,
+    max_elems: usize,
+) -> Result<()> {
+    const W: &str = "layer_norm";
+    let (r, c) = rows_cols(W, x)?;
+    check_like(W, "x", x, x)?;
+    check_vec(W, "gamma", gamma, c)?;
+    check_vec(W, "beta", beta, c)?;
+    check_like(W, "y", &out.y, x)?;
+    check_vec(W, "mean", &out.mean, r)?;
+    check_vec(W, "rstd", &out.rstd, r)?;
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(Error::Config(format!("{W}: eps must be ≥ 0, got {eps}")));
+    }
+    let wg = row_wg(c);
+    let source = ShaderSource::new("layernorm", FORWARD)
+        .define("T", "f32")
+        .define("WG", wg)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::ReadWrite,
+            Access::ReadWrite,
+        ]);
+    let kernel = rec
+        .gpu()
+        .kernel(&super::with_f16_enable(source, DType::F32))?;
+    for (r0, r1) in row_pieces(W, r, c, max_elems, 1)? {
+        let (xb, off_x) = x.bind_elems(r0 * c, (r1 - r0) * c);
+        let (yb, off_y) = out.y.bind_elems(r0 * c, (r1 - r0) * c);
+        let params = FwdParams {
+            rows: (r1 - r0) as u32,
+            cols: c as u32,
+            off_x,
+            off_y,
+            row0: r0 as u32,
+            eps,
+            _pad: [0; 2],
+        };
+        rec.dispatch(
+            &kernel,
+            &params,
+            &[
+                xb,
+                gamma.bind(),
+                beta.bind(),
+                yb,
+                out.mean.bind(),
+                out.rstd.bind(),
+            ],
+            row_grid(r1 - r0),
+        )?;
+    }
+    Ok(())
+}
+
+/// LayerNorm backward: from the input `x`, `gamma`, the saved `mean`/`rstd` of
+/// [`layer_norm`] and the output gradient `dy`, returns `dx`, `dγ` (`Σ_rows dy · x̂`) and
+/// `dβ` (`Σ_rows dy`).
+pub fn layer_norm_backward(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    dy: &Tensor,
+) -> Result<NormGrads> {
+    let (_, c) = rows_cols("layer_norm_backward", x)?;
+    let gpu = rec.gpu().clone();
+    let g = NormGrads {
+        dx: gpu.empty(x.shape(), DType::F32),
+        dgamma: gpu.empty(&[c], DType::F32),
+        dbeta: gpu.empty(&[c], DType::F32),
+    };
+    layer_norm_backward_into(
+        rec,
+        x,
+        gamma,
+        mean,
+        rstd,
+        dy,
+        GradTargets {
+            dx: &g.dx,
+            dgamma: &g.dgamma,
+            dbeta: &g.dbeta,
+            accumulate: false,
+        },
+    )?;
+    Ok(g)
+}
+
+/// [`layer_norm_backward`] into existing tensors, overwriting or adding to them.
+pub fn layer_norm_backward_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    dy: &Tensor,
+    out: GradTargets<'_>,
+) -> Result<()> {
+    let max = binding_elems(rec);
+    backward_impl(rec, x, gamma, mean, rstd, dy, out, max)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_impl(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    dy: &Tensor,
+    out: GradTargets<'_>,
+    max_elems: usize,
+) -> Result<()> {
+    const W: &str = "layer_norm_backward";
+    let (r, c) = rows_cols(W, x)?;
+    check_like(W, "x", x, x)?;
+    check_like(W, "dy", dy, x)?;
+    check_like(W, "dx", out.dx, x)?;
+    check_vec(W, "gamma", gamma, c)?;
+    check_vec(W, "mean", mean, r)?;
+    check_vec(W, "rstd", rstd, r)?;
+    check_vec(W, "dgamma", out.dgamma, c)?;
+    check_vec(W, "dbeta", out.dbeta, c)?;
+    let wg = row_wg(c);
+    let source = ShaderSource::new("layernorm_backward", BACKWARD)
+        .define("T", "f32")
+        .define("WG", wg)
+        .define("ACCUMULATE", out.accumulate)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+        ]);
+    let kernel = rec
+        .gpu()
+        .kernel(&super::with_f16_enable(source, DType::F32))?;
+    for (r0, r1) in row_pieces(W, r, c, max_elems, 1)? {
+        let n = (r1 - r0) * c;
+        let (xb, off_x) = x.bind_elems(r0 * c, n);
+        let (gb, off_dy) = dy.bind_elems(r0 * c, n);
+        let (db, off_dx) = out.dx.bind_elems(r0 * c, n);
+        let params = BwdParams {
+            rows: (r1 - r0) as u32,
+            cols: c as u32,
+            off_x,
+            off_dy,
+            off_dx,
+            row0: r0 as u32,
+            _pad: [0; 2],
+        };
+        rec.dispatch(
+            &kernel,
+            &params,
+            &[xb, gb, gamma.bind(), mean.bind(), rstd.bind(), db],
+            row_grid(r1 - r0),
+        )?;
+    }
+    affine_grads(rec, x, dy, mean, rstd, StatsLayout::PerRow, out, max_elems)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::norm as cpu;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// f32 row reductions over ≤ ~1500 values against f64: relative error ~1e-6; 1e-5 leaves
+    /// a margin and still catches any indexing error (O(1)).
+    const TOL: f64 = 1e-5;
+    /// dγ/dβ sum over all rows in f32 (block partials then blocks): same order of error.
+    const GRAD_TOL: f64 = 1e-5;
+
+    fn wide(v: &[f32]) -> Vec<f64> {
+        v.iter().map(|&x| x as f64).collect()
+    }
+
+    fn narrow(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&x| x as f32).collect()
+    }
+
+    /// Runs forward and backward on the GPU (with bindings limited to `max_elems`) and
+    /// compares with the CPU reference.
+    fn check(rows: usize, cols: usize, max_elems: usize, accumulate: bool) {
+        let g = gpu();
+        let eps = 1e-6f32;
+        // An offset keeps the mean away from 0, as in real activations.
+        let x: Vec<f32> = random_vec(rows * cols, 1 + rows as u64)
+            .iter()
+            .map(|v| 3.0 * v + 0.5)
+            .collect();
+        let gamma: Vec<f32> = random_vec(cols, 2).iter().map(|v| 1.0 + v).collect();
+        let beta = random_vec(cols, 3);
+        let dy = random_vec(rows * cols, 4 + cols as u64);
+        let prior = random_vec(rows * cols + 2 * cols, 5);
+        let want = cpu::layernorm_forward(
+            &wide(&x),
+            &wide(&gamma),
+            &wide(&beta),
+            rows,
+            cols,
+            eps as f64,
+        );
+        let grads = cpu::layernorm_backward(
+            &wide(&x),
+            &wide(&gamma),
+            &want.mean,
+            &want.rstd,
+            &wide(&dy),
+            rows,
+            cols,
+        );
+        let xt = g.upload(&x, &[rows, cols]).unwrap();
+        let gt = g.upload(&gamma, &[cols]).unwrap();
+        let bt = g.upload(&beta, &[cols]).unwrap();
+        let dyt = g.upload(&dy, &[rows, cols]).unwrap();
+        let out = LayerNormOut {
+            y: g.empty(&[rows, cols], DType::F32),
+            mean: g.empty(&[rows], DType::F32),
+            rstd: g.empty(&[rows], DType::F32),
+        };
+        let dx = g.upload(&prior[..rows * cols], &[rows, cols]).unwrap();
+        let dgamma = g.upload(&prior[rows * cols..][..cols], &[cols]).unwrap();
+        let dbeta = g.upload(&prior[rows * cols + cols..], &[cols]).unwrap();
+        let mut rec = g.recorder();
+        forward_impl(&mut rec, &xt, &gt, &bt, eps, &out, max_elems).unwrap();
+        backward_impl(
+            &mut rec,
+            &xt,
+            &gt,
+            &out.mean,
+            &out.rstd,
+            &dyt,
+            GradTargets {
+                dx: &dx,
+                dgamma: &dgamma,
+                dbeta: &dbeta,
+                accumulate,
+            },
+            max_elems,
+        )
+        .unwrap();
+        rec.submit();
+        let what = format!("layernorm {rows}x{cols} max {max_elems} acc {accumulate}");
+        assert_close(&what, &out.y.to_vec().unwrap(), &narrow(&want.y), TOL);
+        assert_close(&what, &out.mean.to_vec().unwrap(), &narrow(&want.mean), TOL);
+        assert_close(&what, &out.rstd.to_vec().unwrap(), &narrow(&want.rstd), TOL);
+        let add = |base: &[f32], d: &[f64]| -> Vec<f32> {
+            d.iter()
+                .zip(base)
+                .map(|(d, b)| (d + if accumulate { *b as f64 } else { 0.0 }) as f32)
+                .collect()
+        };
+        let want_dx = add(&prior[..rows * cols], &grads.dx);
+        let want_dg = add(&prior[rows * cols..][..cols], &grads.dgamma);
+        let want_db = add(&prior[rows * cols + cols..], &grads.dbeta);
+        assert_close(&what, &dx.to_vec().unwrap(), &want_dx, TOL);
+        assert_close(&what, &dgamma.to_vec().unwrap(), &want_dg, GRAD_TOL);
+        assert_close(&what, &dbeta.to_vec().unwrap(), &want_db, GRAD_TOL);
+    }
+
+    #[test]
+    fn forward_and_backward_match_cpu_on_ragged_shapes() {
+        let unlimited = usize::MAX / 2;
+        for (rows, cols) in [(1, 1), (3, 7), (33, 100), (300, 257), (1025, 96)] {
+            check(rows, cols, unlimited, false);
+        }
+        check(70, 1536, unlimited, true);
+    }
+
+    #[test]
+    fn split_bindings_give_the_same_result() {
+        // Bindings of 1000 elements: 9 rows of 100 per piece, so 33 rows take 4 pieces.
+        check(33, 100, 1000, false);
+        check(600, 13, 200, true);
+    }
+
+    #[test]
+    fn convenience_api_and_bad_shapes() {
+        let g = gpu();
+        let (rows, cols) = (2, 3);
+        let x = g
+            .upload(&random_vec(rows * cols, 9), &[1, rows, cols])
+            .unwrap();
+        let gm = g.upload(&[1.0; 3], &[3]).unwrap();
+        let bt = g.upload(&[0.0; 3], &[3]).unwrap();
+        let mut rec = g.recorder();
+        let out = layer_norm(&mut rec, &x, &gm, &bt, 1e-5).unwrap();
+        assert_eq!(out.y.shape(), &[1, rows, cols]);
+        assert_eq!(out.mean.shape(), &[rows]);
+        let grads = layer_norm_backward(&mut rec, &x, &gm, &out.mean, &out.rstd, &out.y).unwrap();
+        assert_eq!(grads.dx.shape(), &[1, rows, cols]);
+        let wrong = g.upload(&[1.0; 4], &[4]).unwrap();
+        assert!(matches!(
+            layer_norm(&mut rec, &x, &wrong, &bt, 1e-5),
+            Err(Error::Shape(_))
+        ));
+        assert!(matches!(
+            layer_norm_backward(&mut rec, &x, &gm, &out.mean, &out.rstd, &wrong),
+            Err(Error::Shape(_))
+        ));
+        rec.submit();
+        // y of a standardised row with γ = 1, β = 0 has mean 0.
+        let y = out.y.to_vec().unwrap();
+        assert!((y[0] + y[1] + y[2]).abs() < 1e-5);
+    }
+}
