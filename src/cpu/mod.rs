@@ -1,6 +1,9 @@
 //! Plain-Rust reference implementations of the kernels, written for clarity, not speed.
 //! The GPU kernels are tested against these (SPEC §8).
 
+pub mod conv;
+pub mod patch;
+
 /// `C = alpha · op(A) · op(B)` for row-major matrices, accumulated in f64.
 /// `a` is `m × k` (or `k × m` when `trans_a`), `b` is `k × n` (or `n × k` when `trans_b`).
 #[allow(clippy::too_many_arguments)]

@@ -4,7 +4,11 @@
 //! Every wrapper has a plain-Rust twin in [`crate::cpu`] and tests that compare the two on
 //! random inputs of several shapes, ragged ones included.
 
+pub mod conv2d;
 pub mod gemm;
+pub mod maxpool;
+pub mod patch;
+pub mod pyramid;
 
 use crate::gpu::{DType, ShaderSource};
 
