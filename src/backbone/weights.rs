@@ -328,7 +328,9 @@ mod tests {
         assert_eq!(bits("bn1.running_mean", &[64], &[0]), [0x3d400fb6]);
         assert_eq!(bits("bn1.running_var", &[64], &[0]), [0x3f923722]);
         let s = [512, 512, 3, 3];
-        assert_eq!(conv_bound(&s).to_bits(), 0x3d5105ec);
+        // The README lists 0x3d5105ec (= √(6/2304)) here; detweights.py itself gives
+        // √(6/4608) = 0x3d13cd3a, and its elements [0] and [last] below only match that.
+        assert_eq!(conv_bound(&s).to_bits(), 0x3d13cd3a);
         assert_eq!(
             bits("layer3.0.conv2.weight", &s, &[0, 512 * 512 * 9 - 1]),
             [0xbcdca094, 0xbc6ca8e2]
@@ -356,5 +358,26 @@ mod tests {
             .map(|(_, s)| s.iter().product::<usize>())
             .sum();
         assert_eq!(n, 24_902_080);
+    }
+
+    #[test]
+    fn reads_f16_and_bf16_and_rejects_other_dtypes() {
+        let path = std::env::temp_dir().join(format!("dfd-weights-{}.safetensors", std::process::id()));
+        let v = [0.5f32, -1.25, 3.0];
+        let f16: Vec<u8> = v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect();
+        let bf16: Vec<u8> = v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect();
+        let tensors = vec![
+            ("a".to_string(), Dtype::F16, vec![3], f16),
+            ("b".to_string(), Dtype::BF16, vec![3], bf16),
+            ("c".to_string(), Dtype::I32, vec![1], vec![0; 4]),
+        ];
+        write_safetensors(&path, &tensors, None).unwrap();
+        let f = WeightFile::open(&path).unwrap();
+        assert_eq!(f.get("a", &[3]).unwrap(), v);
+        assert_eq!(f.get("b", &[3]).unwrap(), v);
+        assert!(f.get("a", &[1, 3]).is_err());
+        let e = f.get("c", &[1]).unwrap_err().to_string();
+        assert!(e.contains("`c`"), "{e}");
+        std::fs::remove_file(&path).ok();
     }
 }
