@@ -22,7 +22,10 @@ fn main() {
     let path = match std::env::var("DFD_WEIGHTS") {
         Ok(p) => p.into(),
         Err(_) => {
-            let p = std::env::temp_dir().join(format!("dfd-bench-wrn50-{}.safetensors", std::process::id()));
+            let p = std::env::temp_dir().join(format!(
+                "dfd-bench-wrn50-{}.safetensors",
+                std::process::id()
+            ));
             write_random_wrn50(&p).expect("writing random weights");
             p
         }
@@ -33,7 +36,10 @@ fn main() {
     }
     let s = 256;
     println!("\nWideResNet-50-2 to layer3 + patch aggregation, {s}×{s}");
-    println!("{:>8} {:>12} {:>12} {:>10}", "images", "ms", "ms/image", "GFLOP/s");
+    println!(
+        "{:>8} {:>12} {:>12} {:>10}",
+        "images", "ms", "ms/image", "GFLOP/s"
+    );
     let batches: &[usize] = if quick { &[1] } else { &[1, 8] };
     for &b in batches {
         let x = gpu
@@ -77,18 +83,37 @@ fn main() {
     for (spec, count) in shapes {
         let spec = spec.relu(true);
         let x = gpu
-            .upload(&random_vec(spec.input_shape().iter().product(), 2), &spec.input_shape())
+            .upload(
+                &random_vec(spec.input_shape().iter().product(), 2),
+                &spec.input_shape(),
+            )
             .unwrap();
         let w = gpu
-            .upload(&random_vec(spec.weight_shape().iter().product(), 3), &spec.weight_shape())
+            .upload(
+                &random_vec(spec.weight_shape().iter().product(), 3),
+                &spec.weight_shape(),
+            )
             .unwrap();
-        let bias = gpu.upload(&random_vec(spec.c_out, 4), &[spec.c_out]).unwrap();
+        let bias = gpu
+            .upload(&random_vec(spec.c_out, 4), &[spec.c_out])
+            .unwrap();
         let out = gpu.empty(&spec.output_shape(), DType::F32);
         let tiling = ConvTiling::choose(gpu.kind(), &spec);
         let run = |reps: usize| {
             let mut rec = gpu.recorder();
             for _ in 0..reps {
-                conv2d_with(&mut rec, &spec, &x, &w, Some(&bias), None, &out, tiling, None).unwrap();
+                conv2d_with(
+                    &mut rec,
+                    &spec,
+                    &x,
+                    &w,
+                    Some(&bias),
+                    None,
+                    &out,
+                    tiling,
+                    None,
+                )
+                .unwrap();
             }
             rec.submit_and_wait().unwrap();
         };

@@ -64,7 +64,11 @@ fn main() -> Result<()> {
     println!("adapter: {}", gpu.describe());
     let t = Instant::now();
     let ext = FeatureExtractor::load(&gpu, weights)?;
-    println!("loaded {} in {:.2} s", weights.display(), t.elapsed().as_secs_f64());
+    println!(
+        "loaded {} in {:.2} s",
+        weights.display(),
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let mut rec = gpu.recorder();
     let f = ext.extract_files(&mut rec, &[image.as_path()], args.size)?;

@@ -176,7 +176,12 @@ fn backbone_matches_torchvision_and_pipeline_matches_its_parts() {
     }
     want_l.extend(want_h);
     assert_eq!(f.inputs.shape(), &[2 * b, 3, h, w]);
-    assert_close("pipeline inputs", &f.inputs.to_vec().unwrap(), &want_l, PIPELINE_TOL);
+    assert_close(
+        "pipeline inputs",
+        &f.inputs.to_vec().unwrap(),
+        &want_l,
+        PIPELINE_TOL,
+    );
     let xin = g.upload(&want_l, &[2 * b, 3, h, w]).unwrap();
     let mut rec = g.recorder();
     let (l2, l3) = ext.backbone().forward(&mut rec, &xin).unwrap();
@@ -185,8 +190,18 @@ fn backbone_matches_torchvision_and_pipeline_matches_its_parts() {
     let ((h2, w2), (h3, w3)) = ((6, 5), (3, 3));
     assert_eq!(f.layer2.shape(), &[2 * b, 512, h2, w2]);
     assert_eq!(f.layer3.shape(), &[2 * b, 1024, h3, w3]);
-    assert_close("pipeline layer2", &f.layer2.to_vec().unwrap(), &l2.to_vec().unwrap(), PIPELINE_TOL);
-    assert_close("pipeline layer3", &f.layer3.to_vec().unwrap(), &l3.to_vec().unwrap(), PIPELINE_TOL);
+    assert_close(
+        "pipeline layer2",
+        &f.layer2.to_vec().unwrap(),
+        &l2.to_vec().unwrap(),
+        PIPELINE_TOL,
+    );
+    assert_close(
+        "pipeline layer3",
+        &f.layer3.to_vec().unwrap(),
+        &l3.to_vec().unwrap(),
+        PIPELINE_TOL,
+    );
     let want_p = dfd::cpu::patch::patch_features(
         &f.layer2.to_vec().unwrap(),
         &f.layer3.to_vec().unwrap(),
@@ -197,7 +212,12 @@ fn backbone_matches_torchvision_and_pipeline_matches_its_parts() {
         1536,
     );
     assert_eq!(f.patches.shape(), &[2 * b * h2 * w2, 1536]);
-    assert_close("pipeline patches", &f.patches.to_vec().unwrap(), &want_p, PIPELINE_TOL);
+    assert_close(
+        "pipeline patches",
+        &f.patches.to_vec().unwrap(),
+        &want_p,
+        PIPELINE_TOL,
+    );
     std::fs::remove_file(&path).ok();
 }
 
@@ -239,13 +259,26 @@ fn load_error(g: &Gpu, path: &Path) -> String {
 #[test]
 fn bad_weight_files_name_the_tensor() {
     let g = gpu();
-    let m = load_error(&g, &partial_file("missing.safetensors", None, Some("bn1.running_var")));
-    assert!(m.contains("bn1.running_var") && m.contains("missing"), "{m}");
     let m = load_error(
         &g,
-        &partial_file("shape.safetensors", Some(("conv1.weight", vec![64, 3, 3, 3])), None),
+        &partial_file("missing.safetensors", None, Some("bn1.running_var")),
     );
-    assert!(m.contains("conv1.weight") && m.contains("[64, 3, 3, 3]"), "{m}");
+    assert!(
+        m.contains("bn1.running_var") && m.contains("missing"),
+        "{m}"
+    );
+    let m = load_error(
+        &g,
+        &partial_file(
+            "shape.safetensors",
+            Some(("conv1.weight", vec![64, 3, 3, 3])),
+            None,
+        ),
+    );
+    assert!(
+        m.contains("conv1.weight") && m.contains("[64, 3, 3, 3]"),
+        "{m}"
+    );
     // ResNet-50's first bottleneck is 64 wide, WideResNet-50-2's 128.
     let m = load_error(
         &g,
@@ -260,5 +293,8 @@ fn bad_weight_files_name_the_tensor() {
     std::fs::write(&junk, b"not a safetensors file").unwrap();
     load_error(&g, &junk);
     let missing = temp_path("does-not-exist.safetensors");
-    assert!(matches!(WideResNet50::load(&g, &missing), Err(Error::Io { .. })));
+    assert!(matches!(
+        WideResNet50::load(&g, &missing),
+        Err(Error::Io { .. })
+    ));
 }

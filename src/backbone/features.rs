@@ -93,9 +93,7 @@ impl FeatureExtractor {
         for p in paths {
             data.extend_from_slice(&crate::image::load_rgb(p, size)?.data);
         }
-        let images = rec
-            .gpu()
-            .upload(&data, &[paths.len(), 3, size, size])?;
+        let images = rec.gpu().upload(&data, &[paths.len(), 3, size, size])?;
         self.extract(rec, &images)
     }
 }

@@ -323,7 +323,10 @@ mod tests {
             bits("conv1.weight", &[64, 3, 7, 7], &[0, 1, 2, 9407]),
             [0x3c953378, 0xbe2fec8c, 0x3e3e5632, 0xbd968c3a]
         );
-        assert_eq!(bits("bn1.weight", &[64], &[0, 63]), [0x3f2e1b2a, 0x3f2d9f84]);
+        assert_eq!(
+            bits("bn1.weight", &[64], &[0, 63]),
+            [0x3f2e1b2a, 0x3f2d9f84]
+        );
         assert_eq!(bits("bn1.bias", &[64], &[0]), [0xbd8644b8]);
         assert_eq!(bits("bn1.running_mean", &[64], &[0]), [0x3d400fb6]);
         assert_eq!(bits("bn1.running_var", &[64], &[0]), [0x3f923722]);
@@ -336,7 +339,11 @@ mod tests {
             [0xbcdca094, 0xbc6ca8e2]
         );
         assert_eq!(
-            bits("layer2.0.downsample.0.weight", &[512, 256, 1, 1], &[0, 512 * 256 - 1]),
+            bits(
+                "layer2.0.downsample.0.weight",
+                &[512, 256, 1, 1],
+                &[0, 512 * 256 - 1]
+            ),
             [0x3e0e7b11, 0x3ccdeb68]
         );
         assert_eq!(
@@ -362,10 +369,17 @@ mod tests {
 
     #[test]
     fn reads_f16_and_bf16_and_rejects_other_dtypes() {
-        let path = std::env::temp_dir().join(format!("dfd-weights-{}.safetensors", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("dfd-weights-{}.safetensors", std::process::id()));
         let v = [0.5f32, -1.25, 3.0];
-        let f16: Vec<u8> = v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect();
-        let bf16: Vec<u8> = v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect();
+        let f16: Vec<u8> = v
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect();
+        let bf16: Vec<u8> = v
+            .iter()
+            .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+            .collect();
         let tensors = vec![
             ("a".to_string(), Dtype::F16, vec![3], f16),
             ("b".to_string(), Dtype::BF16, vec![3], bf16),

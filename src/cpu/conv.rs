@@ -34,7 +34,8 @@ pub fn conv2d(
                                 if ix < 0 || ix >= w {
                                     continue;
                                 }
-                                let wv = weight[((co * spec.c_in + ci) * spec.kh + ky) * spec.kw + kx];
+                                let wv =
+                                    weight[((co * spec.c_in + ci) * spec.kh + ky) * spec.kw + kx];
                                 let iv = input[((b * spec.c_in + ci) * spec.h + iy as usize)
                                     * spec.w
                                     + ix as usize];

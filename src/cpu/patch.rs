@@ -68,11 +68,9 @@ pub fn patch_features(
     for bi in 0..b {
         let m2 = &layer2[bi * c2 * h * w..(bi + 1) * c2 * h * w];
         let m3 = &layer3[bi * c3 * h3 * w3..(bi + 1) * c3 * h3 * w3];
-        for y in 0..h {
-            for x in 0..w {
+        for (y, &(y0, y1, ly)) in ty.iter().enumerate() {
+            for (x, &(x0, x1, lx)) in tx.iter().enumerate() {
                 let v2 = unfold_at(m2, c2, h, w, y, x);
-                let (y0, y1, ly) = ty[y];
-                let (x0, x1, lx) = tx[x];
                 let u00 = unfold_at(m3, c3, h3, w3, y0, x0);
                 let u01 = unfold_at(m3, c3, h3, w3, y0, x1);
                 let u10 = unfold_at(m3, c3, h3, w3, y1, x0);

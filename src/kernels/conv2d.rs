@@ -6,7 +6,7 @@
 //! the input tile of the GEMM is gathered directly from the image (no im2col buffer).
 //! Batches whose input or output exceed one storage binding are split into image chunks.
 
-use crate::gpu::{AdapterKind, Access, BindRange, DType, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, AdapterKind, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/conv2d.wgsl");
@@ -174,14 +174,14 @@ impl ConvTiling {
         let ok = self.tm > 0
             && self.tn > 0
             && self.bk > 0
-            && self.bm % self.tm == 0
-            && self.bn % self.tn == 0;
+            && self.bm.is_multiple_of(self.tm)
+            && self.bn.is_multiple_of(self.tn);
         let threads = if ok {
             (self.bm / self.tm) * (self.bn / self.tn)
         } else {
             0
         };
-        if !ok || threads == 0 || threads % self.bn != 0 || threads > 256 {
+        if !ok || threads == 0 || !threads.is_multiple_of(self.bn) || threads > 256 {
             return Err(Error::Config(format!(
                 "conv tiling {self:?}: needs bm % tm = bn % tn = 0, a thread count that is a \
                  multiple of bn and at most 256"
@@ -216,7 +216,9 @@ fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
         )));
     }
     if t.dtype() == DType::U32 {
-        return Err(Error::Shape(format!("conv2d: {what} must be a float tensor")));
+        return Err(Error::Shape(format!(
+            "conv2d: {what} must be a float tensor"
+        )));
     }
     Ok(())
 }

@@ -158,12 +158,7 @@ pub fn maxpool2d_with(
             off_out,
             _pad: 0,
         };
-        rec.dispatch(
-            &kernel,
-            &params,
-            &[ib, ob],
-            super::grid_1d(total, 256),
-        )?;
+        rec.dispatch(&kernel, &params, &[ib, ob], super::grid_1d(total, 256))?;
         p0 += np;
     }
     Ok(())

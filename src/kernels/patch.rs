@@ -147,7 +147,12 @@ pub fn patch_features_into(
             _p0: 0,
             _p1: 0,
         };
-        rec.dispatch(&kernel, &params, &[l2b, l3b, ob], super::grid_1d(total, 256))?;
+        rec.dispatch(
+            &kernel,
+            &params,
+            &[l2b, l3b, ob],
+            super::grid_1d(total, 256),
+        )?;
         b0 += nb;
     }
     Ok(())
@@ -162,7 +167,13 @@ mod tests {
     /// Means of at most a few dozen f32 terms against an f64 reference.
     const TOL: f64 = 1e-6;
 
-    fn check(b: usize, l2: (usize, usize, usize), l3: (usize, usize, usize), dims: PatchDims, max_elems: Option<usize>) {
+    fn check(
+        b: usize,
+        l2: (usize, usize, usize),
+        l3: (usize, usize, usize),
+        dims: PatchDims,
+        max_elems: Option<usize>,
+    ) {
         let g = gpu();
         let x2 = random_vec(b * l2.0 * l2.1 * l2.2, 7);
         let x3 = random_vec(b * l3.0 * l3.1 * l3.2, 8);
@@ -173,12 +184,20 @@ mod tests {
         patch_features_into(&mut rec, &t2, &t3, &out, dims, max_elems).unwrap();
         rec.submit();
         let want = cpu::patch::patch_features(&x2, &x3, b, l2, l3, dims.pre_dim, dims.target_dim);
-        assert_close(&format!("{b} {l2:?} {l3:?} {dims:?}"), &out.to_vec().unwrap(), &want, TOL);
+        assert_close(
+            &format!("{b} {l2:?} {l3:?} {dims:?}"),
+            &out.to_vec().unwrap(),
+            &want,
+            TOL,
+        );
     }
 
     #[test]
     fn matches_reference_with_uneven_windows_and_ratios() {
-        let d = |pre, target| PatchDims { pre_dim: pre, target_dim: target };
+        let d = |pre, target| PatchDims {
+            pre_dim: pre,
+            target_dim: target,
+        };
         check(2, (5, 4, 6), (7, 2, 3), d(16, 12), None);
         check(1, (6, 5, 7), (9, 3, 4), d(10, 13), None);
         check(2, (8, 4, 4), (16, 2, 2), d(24, 24), None);

@@ -173,7 +173,15 @@ mod tests {
 
     #[test]
     fn matches_cpu_split_even_odd_and_tiny_sizes() {
-        for (b, h, w) in [(2, 16, 16), (1, 15, 13), (2, 7, 9), (1, 33, 32), (1, 4, 5), (1, 1, 3), (1, 2, 1)] {
+        for (b, h, w) in [
+            (2, 16, 16),
+            (1, 15, 13),
+            (2, 7, 9),
+            (1, 33, 32),
+            (1, 4, 5),
+            (1, 1, 3),
+            (1, 2, 1),
+        ] {
             check(b, h, w, false, None);
         }
         check(2, 15, 13, true, None);
