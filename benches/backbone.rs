@@ -40,7 +40,13 @@ fn main() {
         "{:>8} {:>12} {:>12} {:>10}",
         "images", "ms", "ms/image", "GFLOP/s"
     );
-    let batches: &[usize] = if quick { &[1] } else { &[1, 8] };
+    let batches: &[usize] = if std::env::var("DFD_BENCH_CONV_ONLY").is_ok() {
+        &[]
+    } else if quick {
+        &[1]
+    } else {
+        &[1, 8]
+    };
     for &b in batches {
         let x = gpu
             .upload(&random_vec(b * 3 * s * s, 1), &[b, 3, s, s])
@@ -98,45 +104,60 @@ fn main() {
             .upload(&random_vec(spec.c_out, 4), &[spec.c_out])
             .unwrap();
         let out = gpu.empty(&spec.output_shape(), DType::F32);
-        let tiling = ConvTiling::choose(gpu.kind(), &spec);
-        let run = |reps: usize| {
-            let mut rec = gpu.recorder();
-            for _ in 0..reps {
-                conv2d_with(
-                    &mut rec,
-                    &spec,
-                    &x,
-                    &w,
-                    Some(&bias),
-                    None,
-                    &out,
-                    tiling,
-                    None,
-                )
-                .unwrap();
-            }
-            rec.submit_and_wait().unwrap();
+        let chosen = ConvTiling::choose(gpu.kind(), &spec);
+        let direct = ConvTiling {
+            bm: 8,
+            bn: 256,
+            bk: 1,
+            tm: 8,
+            tn: 4,
+            shared: false,
         };
-        run(1);
-        let reps = if quick { 1 } else { 3 };
-        let t = Instant::now();
-        run(reps);
-        let sec = t.elapsed().as_secs_f64() / reps as f64;
-        println!(
-            "{:>6} {:>26} {:>8.2} {:>6} {:>22} {:>10.2} {:>10.1}",
-            count,
-            format!(
-                "{}→{} {}/{} {}x{}",
-                spec.c_in, spec.c_out, spec.kh, spec.stride, spec.h, spec.w
-            ),
-            spec.flops() / 1e9,
-            "",
-            format!(
-                "{}x{}x{} {}x{}",
-                tiling.bm, tiling.bn, tiling.bk, tiling.tm, tiling.tn
-            ),
-            sec * 1e3,
-            spec.flops() / sec / 1e9
-        );
+        for tiling in [chosen, direct] {
+            let run = |reps: usize| {
+                let mut rec = gpu.recorder();
+                for _ in 0..reps {
+                    conv2d_with(
+                        &mut rec,
+                        &spec,
+                        &x,
+                        &w,
+                        Some(&bias),
+                        None,
+                        &out,
+                        tiling,
+                        None,
+                    )
+                    .unwrap();
+                }
+                rec.submit_and_wait().unwrap();
+            };
+            run(1);
+            let reps = if quick { 1 } else { 3 };
+            let t = Instant::now();
+            run(reps);
+            let sec = t.elapsed().as_secs_f64() / reps as f64;
+            println!(
+                "{:>6} {:>26} {:>8.2} {:>6} {:>22} {:>10.2} {:>10.1}",
+                count,
+                format!(
+                    "{}→{} {}/{} {}x{}",
+                    spec.c_in, spec.c_out, spec.kh, spec.stride, spec.h, spec.w
+                ),
+                spec.flops() / 1e9,
+                "",
+                format!(
+                    "{}x{}x{} {}x{}{}",
+                    tiling.bm,
+                    tiling.bn,
+                    tiling.bk,
+                    tiling.tm,
+                    tiling.tn,
+                    if tiling.shared { "" } else { " direct" }
+                ),
+                sec * 1e3,
+                spec.flops() / sec / 1e9
+            );
+        }
     }
 }

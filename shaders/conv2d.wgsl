@@ -44,12 +44,88 @@ const HAS_BIAS: bool = {{BIAS}};
 const RELU: bool = {{RELU}};
 // 0: no residual, 1: added before the activation, 2: added after it
 const RES_MODE: u32 = {{RES_MODE}}u;
+// false: no workgroup memory (the "direct" variant for CPU adapters): a workgroup covers TM
+// output channels (BM = TM) and BN = THREADS·TN pixels; every invocation reads the same weight
+// addresses (uniform, cheap scalar loads on SIMD-on-CPU drivers) and its own TN pixels
+// (strided by THREADS so neighbouring invocations read neighbouring pixels).
+const SHARED: bool = {{SHARED}};
 
 var<workgroup> tile_a: array<f32, BK * BM>; // [k][m]
 var<workgroup> tile_b: array<f32, BK * BN>; // [k][n]
 
+fn epilogue(m: u32, n: u32, acc: f32) {
+    let ohw = p.oh * p.ow;
+    let o = ((n / ohw) * p.c_out + m) * ohw + n % ohw;
+    var v = acc;
+    if (HAS_BIAS) { v += f32(bias[m]); }
+    if (RES_MODE == 1u) { v += f32(res[p.off_res + o]); }
+    if (RELU) { v = max(v, 0.0); }
+    if (RES_MODE == 2u) { v += f32(res[p.off_res + o]); }
+    outp[p.off_out + o] = {{T}}(v);
+}
+
+fn direct(lid: u32, wg: vec3<u32>) {
+    let row0 = wg.y * TM;
+    let col0 = wg.x * BN;
+    let ohw = p.oh * p.ow;
+    let hw = p.h * p.w;
+    var base: array<u32, TN>;
+    var iy0: array<i32, TN>;
+    var ix0: array<i32, TN>;
+    var ok: array<bool, TN>;
+    for (var j = 0u; j < TN; j++) {
+        let n = col0 + lid + j * THREADS;
+        ok[j] = n < p.n;
+        let img = n / ohw;
+        let pix = n % ohw;
+        iy0[j] = i32((pix / p.ow) * STRIDE) - PAD;
+        ix0[j] = i32((pix % p.ow) * STRIDE) - PAD;
+        base[j] = p.off_in + img * p.c_in * hw;
+        if (POINTWISE) { base[j] += pix; }
+    }
+    var acc: array<array<f32, TN>, TM>;
+    var ra: array<f32, TM>;
+    var rb: array<f32, TN>;
+    var wrow: array<u32, TM>;
+    for (var i = 0u; i < TM; i++) { wrow[i] = min(row0 + i, p.c_out - 1u) * p.k; }
+    for (var k = 0u; k < p.k; k++) {
+        let ci = k / KK;
+        let r = k % KK;
+        let dy = i32(r / KW);
+        let dx = i32(r % KW);
+        for (var j = 0u; j < TN; j++) {
+            var v = 0.0;
+            if (POINTWISE) {
+                if (ok[j]) { v = f32(inp[base[j] + k * hw]); }
+            } else {
+                let iy = iy0[j] + dy;
+                let ix = ix0[j] + dx;
+                if (ok[j] && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                    v = f32(inp[base[j] + ci * hw + u32(iy) * p.w + u32(ix)]);
+                }
+            }
+            rb[j] = v;
+        }
+        for (var i = 0u; i < TM; i++) { ra[i] = f32(wt[wrow[i] + k]); }
+        for (var i = 0u; i < TM; i++) {
+            for (var j = 0u; j < TN; j++) { acc[i][j] = fma(ra[i], rb[j], acc[i][j]); }
+        }
+    }
+    for (var i = 0u; i < TM; i++) {
+        let m = row0 + i;
+        if (m >= p.c_out) { continue; }
+        for (var j = 0u; j < TN; j++) {
+            if (ok[j]) { epilogue(m, col0 + lid + j * THREADS, acc[i][j]); }
+        }
+    }
+}
+
 @compute @workgroup_size({{THREADS}})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    if (!SHARED) {
+        direct(lid, wg);
+        return;
+    }
     let row0 = wg.y * BM;
     let col0 = wg.x * BN;
     let tx = lid % TX;

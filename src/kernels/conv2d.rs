@@ -136,6 +136,9 @@ pub struct ConvTiling {
     pub tm: u32,
     /// Output pixels per invocation.
     pub tn: u32,
+    /// Stage tiles in workgroup memory (`false`: the direct variant, `bm = tm`, no
+    /// workgroup memory, `bk` unused).
+    pub shared: bool,
 }
 
 impl ConvTiling {
@@ -152,6 +155,7 @@ impl ConvTiling {
                 bk: 16,
                 tm: 4,
                 tn: 4,
+                shared: true,
             },
             (AdapterKind::Cpu, false) => ConvTiling {
                 bm: 64,
@@ -159,6 +163,7 @@ impl ConvTiling {
                 bk: 16,
                 tm: 4,
                 tn: 4,
+                shared: true,
             },
             (AdapterKind::Gpu, false) => ConvTiling {
                 bm: 64,
@@ -166,6 +171,7 @@ impl ConvTiling {
                 bk: 16,
                 tm: 4,
                 tn: 4,
+                shared: true,
             },
         }
     }
@@ -175,16 +181,18 @@ impl ConvTiling {
             && self.tn > 0
             && self.bk > 0
             && self.bm.is_multiple_of(self.tm)
-            && self.bn.is_multiple_of(self.tn);
+            && self.bn.is_multiple_of(self.tn)
+            && (self.shared || self.bm == self.tm);
         let threads = if ok {
             (self.bm / self.tm) * (self.bn / self.tn)
         } else {
             0
         };
-        if !ok || threads == 0 || !threads.is_multiple_of(self.bn) || threads > 256 {
+        let spread = !self.shared || threads.is_multiple_of(self.bn);
+        if !ok || threads == 0 || !spread || threads > 256 {
             return Err(Error::Config(format!(
                 "conv tiling {self:?}: needs bm % tm = bn % tn = 0, a thread count that is a \
-                 multiple of bn and at most 256"
+                 multiple of bn (shared) or bm = tm (direct), at most 256 invocations"
             )));
         }
         Ok(threads)
@@ -354,6 +362,7 @@ pub fn conv2d_with(
         .define("BIAS", bias.is_some())
         .define("RELU", spec.relu)
         .define("RES_MODE", res_mode)
+        .define("SHARED", tiling.shared)
         .storage(&[
             Access::Read,
             Access::Read,
@@ -483,6 +492,7 @@ mod tests {
             bk: 16,
             tm: 4,
             tn: 4,
+            shared: true,
         };
         let spec = Conv2dSpec::new(3, 21, (11, 13), 67, 3, 1, 1)
             .relu(true)
@@ -492,6 +502,27 @@ mod tests {
         check(spec, Some(big), Some(67 * 11 * 13 + 100));
         let spec1 = Conv2dSpec::new(5, 40, (7, 6), 70, 1, 1, 0);
         check(spec1, Some(big), Some(2 * 70 * 42 + 64));
+        // The direct (no workgroup memory) variant on the same ragged shapes.
+        let direct = ConvTiling {
+            bm: 8,
+            bn: 128,
+            bk: 1,
+            tm: 8,
+            tn: 4,
+            shared: false,
+        };
+        check(spec, Some(direct), None);
+        check(spec1, Some(direct), Some(2 * 70 * 42 + 64));
+        check(
+            Conv2dSpec::new(2, 3, (13, 11), 5, 7, 2, 3).relu(true),
+            Some(direct),
+            None,
+        );
+        check(
+            Conv2dSpec::new(3, 5, (8, 7), 6, 3, 2, 1).residual(ResidualMode::AfterActivation),
+            Some(direct),
+            None,
+        );
     }
 
     #[test]
