@@ -148,31 +148,36 @@ impl ConvTiling {
         let (oh, ow) = spec.out_hw();
         let n = spec.batch * oh * ow;
         let small = spec.c_out < 64 || n < 64;
-        match (kind, small) {
-            (_, true) => ConvTiling {
+        if kind == AdapterKind::Cpu {
+            // lavapipe: no workgroup memory, uniform weight loads (1.3–3× the tiled variant
+            // in `cargo bench --bench backbone`, still below 1 GFLOP/s on 2 cores).
+            return ConvTiling {
+                bm: 8,
+                bn: if n < 256 { 64 } else { 256 },
+                bk: 1,
+                tm: 8,
+                tn: if n < 256 { 1 } else { 4 },
+                shared: false,
+            };
+        }
+        if small {
+            ConvTiling {
                 bm: 32,
                 bn: 32,
                 bk: 16,
                 tm: 4,
                 tn: 4,
                 shared: true,
-            },
-            (AdapterKind::Cpu, false) => ConvTiling {
+            }
+        } else {
+            ConvTiling {
                 bm: 64,
                 bn: 64,
                 bk: 16,
                 tm: 4,
                 tn: 4,
                 shared: true,
-            },
-            (AdapterKind::Gpu, false) => ConvTiling {
-                bm: 64,
-                bn: 64,
-                bk: 16,
-                tm: 4,
-                tn: 4,
-                shared: true,
-            },
+            }
         }
     }
 
@@ -473,14 +478,21 @@ mod tests {
             (1, 2, (4, 4), 3, 3, 2, 3, true, no),
             (2, 66, (3, 5), 65, 3, 1, 1, true, Before),
         ];
+        let tiled = ConvTiling {
+            bm: 32,
+            bn: 32,
+            bk: 16,
+            tm: 4,
+            tn: 4,
+            shared: true,
+        };
         for (b, ci, hw, co, k, s, p, relu, res) in cases {
-            check(
-                Conv2dSpec::new(b, ci, hw, co, k, s, p)
-                    .relu(relu)
-                    .residual(res),
-                None,
-                None,
-            );
+            let spec = Conv2dSpec::new(b, ci, hw, co, k, s, p)
+                .relu(relu)
+                .residual(res);
+            // The adapter's own choice, and the workgroup-memory variant explicitly.
+            check(spec, None, None);
+            check(spec, Some(tiled), None);
         }
     }
 
