@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backbone;
 pub mod cpu;
 pub mod data;
 pub mod error;

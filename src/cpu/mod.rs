@@ -2,13 +2,15 @@
 //! The GPU kernels are tested against these (SPEC §8).
 
 pub mod adam;
+pub mod blur;
+pub mod conv;
 pub mod elementwise;
+pub mod norm;
+pub mod patch;
 pub mod permute;
 pub mod reduce;
-pub mod softmax;
-pub mod blur;
-pub mod norm;
 pub mod resize;
+pub mod softmax;
 
 /// `C = alpha · op(A) · op(B)` for row-major matrices, accumulated in f64.
 /// `a` is `m × k` (or `k × m` when `trans_a`), `b` is `k × n` (or `n × k` when `trans_b`).

@@ -12,7 +12,6 @@ use crate::{Error, Result};
 const UNARY: &str = include_str!("../../shaders/unary.wgsl");
 const BINARY: &str = include_str!("../../shaders/binary.wgsl");
 
-
 /// Invocations per workgroup of the element-wise kernels.
 const WG: u32 = 256;
 

@@ -5,16 +5,19 @@
 //! random inputs of several shapes, ragged ones included.
 
 pub mod adam;
-pub mod elementwise;
-pub mod gemm;
-pub mod permute;
-pub mod reduce;
-pub mod softmax;
 pub mod batchnorm;
 pub mod blur;
+pub mod conv2d;
+pub mod elementwise;
 pub mod gemm;
 pub mod layernorm;
+pub mod maxpool;
+pub mod patch;
+pub mod permute;
+pub mod pyramid;
+pub mod reduce;
 pub mod resize;
+pub mod softmax;
 
 use crate::gpu::{DType, ShaderSource};
 

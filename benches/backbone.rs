@@ -1,0 +1,163 @@
+//! Backbone throughput: `cargo bench --bench backbone`.
+//!
+//! Prints the adapter, then WideResNet-50-2 (up to layer3) + the fused patch aggregation for
+//! one and for eight 256×256 images (ms, GFLOP/s), then every distinct convolution shape of
+//! the network at 256×256 (ms, GFLOP/s per shape). Weights: `DFD_WEIGHTS=<file>` or the
+//! deterministic random weights (written to a temporary file). `DFD_BENCH_QUICK=1` skips the
+//! batch of eight and runs one repetition. Compare with `scripts/bench_torch_backbone.py`.
+
+use std::time::Instant;
+
+use dfd::backbone::weights::write_random_wrn50;
+use dfd::backbone::WideResNet50;
+use dfd::kernels::conv2d::{conv2d_with, ConvTiling};
+use dfd::kernels::patch::{patch_features, PatchDims};
+use dfd::testing::random_vec;
+use dfd::{DType, Gpu};
+
+fn main() {
+    let gpu = Gpu::shared().expect("a GPU adapter");
+    let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
+    println!("adapter: {}", gpu.describe());
+    let path = match std::env::var("DFD_WEIGHTS") {
+        Ok(p) => p.into(),
+        Err(_) => {
+            let p = std::env::temp_dir().join(format!(
+                "dfd-bench-wrn50-{}.safetensors",
+                std::process::id()
+            ));
+            write_random_wrn50(&p).expect("writing random weights");
+            p
+        }
+    };
+    let net = WideResNet50::load(&gpu, &path).expect("loading weights");
+    if std::env::var("DFD_WEIGHTS").is_err() {
+        std::fs::remove_file(&path).ok();
+    }
+    let s = 256;
+    println!("\nWideResNet-50-2 to layer3 + patch aggregation, {s}×{s}");
+    println!(
+        "{:>8} {:>12} {:>12} {:>10}",
+        "images", "ms", "ms/image", "GFLOP/s"
+    );
+    let batches: &[usize] = if std::env::var("DFD_BENCH_CONV_ONLY").is_ok() {
+        &[]
+    } else if quick {
+        &[1]
+    } else {
+        &[1, 8]
+    };
+    for &b in batches {
+        let x = gpu
+            .upload(&random_vec(b * 3 * s * s, 1), &[b, 3, s, s])
+            .unwrap();
+        let run = || {
+            let mut rec = gpu.recorder();
+            let (l2, l3) = net.forward(&mut rec, &x).unwrap();
+            let _p = patch_features(&mut rec, &l2, &l3, PatchDims::DFD).unwrap();
+            rec.submit_and_wait().unwrap();
+        };
+        run(); // compile + warm up
+        let reps = if quick || b > 1 { 1 } else { 2 };
+        let t = Instant::now();
+        for _ in 0..reps {
+            run();
+        }
+        let sec = t.elapsed().as_secs_f64() / reps as f64;
+        let flops = WideResNet50::flops(b, s, s);
+        println!(
+            "{:>8} {:>12.1} {:>12.1} {:>10.1}",
+            b,
+            sec * 1e3,
+            sec * 1e3 / b as f64,
+            flops / sec / 1e9
+        );
+    }
+
+    println!("\nper convolution shape at {s}×{s}, batch 1 (count = uses in the network)");
+    println!(
+        "{:>6} {:>26} {:>8} {:>6} {:>22} {:>10} {:>10}",
+        "count", "shape (cin→cout k/s HxW)", "GFLOP", "", "tiling", "ms", "GFLOP/s"
+    );
+    let mut shapes: Vec<(dfd::kernels::conv2d::Conv2dSpec, usize)> = Vec::new();
+    for (_, spec) in WideResNet50::conv_specs(1, s, s) {
+        match shapes.iter_mut().find(|(sp, _)| *sp == spec) {
+            Some(e) => e.1 += 1,
+            None => shapes.push((spec, 1)),
+        }
+    }
+    for (spec, count) in shapes {
+        let spec = spec.relu(true);
+        let x = gpu
+            .upload(
+                &random_vec(spec.input_shape().iter().product(), 2),
+                &spec.input_shape(),
+            )
+            .unwrap();
+        let w = gpu
+            .upload(
+                &random_vec(spec.weight_shape().iter().product(), 3),
+                &spec.weight_shape(),
+            )
+            .unwrap();
+        let bias = gpu
+            .upload(&random_vec(spec.c_out, 4), &[spec.c_out])
+            .unwrap();
+        let out = gpu.empty(&spec.output_shape(), DType::F32);
+        let chosen = ConvTiling::choose(gpu.kind(), &spec);
+        let direct = ConvTiling {
+            bm: 8,
+            bn: 256,
+            bk: 1,
+            tm: 8,
+            tn: 4,
+            shared: false,
+        };
+        for tiling in [chosen, direct] {
+            let run = |reps: usize| {
+                let mut rec = gpu.recorder();
+                for _ in 0..reps {
+                    conv2d_with(
+                        &mut rec,
+                        &spec,
+                        &x,
+                        &w,
+                        Some(&bias),
+                        None,
+                        &out,
+                        tiling,
+                        None,
+                    )
+                    .unwrap();
+                }
+                rec.submit_and_wait().unwrap();
+            };
+            run(1);
+            let reps = if quick { 1 } else { 3 };
+            let t = Instant::now();
+            run(reps);
+            let sec = t.elapsed().as_secs_f64() / reps as f64;
+            println!(
+                "{:>6} {:>26} {:>8.2} {:>6} {:>22} {:>10.2} {:>10.1}",
+                count,
+                format!(
+                    "{}→{} {}/{} {}x{}",
+                    spec.c_in, spec.c_out, spec.kh, spec.stride, spec.h, spec.w
+                ),
+                spec.flops() / 1e9,
+                "",
+                format!(
+                    "{}x{}x{} {}x{}{}",
+                    tiling.bm,
+                    tiling.bn,
+                    tiling.bk,
+                    tiling.tm,
+                    tiling.tn,
+                    if tiling.shared { "" } else { " direct" }
+                ),
+                sec * 1e3,
+                spec.flops() / sec / 1e9
+            );
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The frozen feature extractor of DFD (SPEC §1.1–1.4): the frequency split, the
+//! WideResNet-50-2 backbone up to `layer3` and the fused local patch aggregation.
+//!
+//! - [`weights`]: the torchvision/timm key layout, memory-mapped safetensors loading and the
+//!   deterministic random-weight generator;
+//! - [`wide_resnet`]: [`WideResNet50`] with BatchNorm folded into the convolutions;
+//! - [`features`]: [`FeatureExtractor`], images → `(I_l, I_h)` → layer2/layer3 → patch
+//!   features, all on the GPU in one recording.
+
+pub mod features;
+pub mod weights;
+pub mod wide_resnet;
+
+pub use features::{DualFeatures, FeatureExtractor};
+pub use wide_resnet::{BackboneOutput, WideResNet50};

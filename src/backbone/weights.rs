@@ -1,0 +1,397 @@
+//! WideResNet-50-2 weight files: the torchvision/timm key layout, memory-mapped safetensors
+//! loading (fp32, fp16 or bf16 tensors, converted to f32), and the deterministic generator
+//! ("detweights", `tests/fixtures/README.md`) that makes a full-size random file for machines
+//! without internet and for the golden backbone test.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::{Error, Result};
+
+/// Blocks per stage of WideResNet-50-2 (torchvision `wide_resnet50_2`): layer1–layer4.
+pub const BLOCKS: [usize; 4] = [3, 4, 6, 3];
+
+/// Inner (bottleneck) width of each stage: 2× ResNet-50's (`width_per_group = 128`).
+pub const WIDTHS: [usize; 4] = [128, 256, 512, 1024];
+
+/// Output channels of each stage (inner planes × expansion 4 ÷ 2 for the wide variant:
+/// `planes · 4` with planes 64, 128, 256, 512).
+pub const OUT_CHANNELS: [usize; 4] = [256, 512, 1024, 2048];
+
+/// FNV-1a 64-bit hash over the UTF-8 bytes of `name` (detweights).
+pub fn fnv1a64(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// SplitMix64 finaliser (detweights), all arithmetic wrapping.
+pub fn splitmix64(z: u64) -> u64 {
+    let mut z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Element `i` of detweights tensor `name` in `[lo, hi)`: `lo32 + (hi32 − lo32) · u` with
+/// `u = (h >> 40) / 2^24`, two separately rounded f32 operations (no fused multiply-add).
+pub fn det_value(name_hash: u64, i: u64, lo: f32, hi: f32) -> f32 {
+    let h = splitmix64(name_hash.wrapping_add(i));
+    let u = (h >> 40) as f32 / 16_777_216.0;
+    let w = hi - lo;
+    let prod = std::hint::black_box(w * u); // keep the product rounded separately
+    lo + prod
+}
+
+/// `n` detweights values of tensor `name` in `[lo, hi)`.
+pub fn det_tensor(name: &str, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    let h = fnv1a64(name);
+    (0..n as u64).map(|i| det_value(h, i, lo, hi)).collect()
+}
+
+/// Half-range of a detweights convolution weight: `f32(sqrt(6 / fan_in))`, the square root
+/// taken in f64.
+pub fn conv_bound(shape: &[usize]) -> f32 {
+    let fan_in: usize = shape[1..].iter().product();
+    (6.0f64 / fan_in as f64).sqrt() as f32
+}
+
+/// The detweights value of one state-dict tensor (by its key's suffix), or `None` for
+/// `num_batches_tracked` (an int64 counter that is not generated).
+pub fn det_state_tensor(name: &str, shape: &[usize]) -> Option<Vec<f32>> {
+    let n = shape.iter().product();
+    let (lo, hi) = if shape.len() == 4 {
+        let b = conv_bound(shape);
+        (-b, b)
+    } else if name.ends_with(".running_mean") || name.ends_with(".bias") {
+        (-0.1, 0.1)
+    } else if name.ends_with(".running_var") {
+        (0.5, 1.5)
+    } else if name.ends_with(".weight") {
+        (0.5, 1.0)
+    } else {
+        return None;
+    };
+    Some(det_tensor(name, n, lo, hi))
+}
+
+/// A convolution of the network: its weight key prefix (`conv1`, `layer2.0.conv2`,
+/// `layer3.0.downsample.0`), the key prefix of the BatchNorm that follows it, and the shape
+/// `[out, in, kh, kw]`, stride and padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvKey {
+    /// Key prefix of the convolution (the weight is `{conv}.weight`).
+    pub conv: String,
+    /// Key prefix of its BatchNorm (`{bn}.weight`, `.bias`, `.running_mean`, `.running_var`).
+    pub bn: String,
+    /// `[out, in, kh, kw]`.
+    pub shape: [usize; 4],
+    /// Stride (both axes).
+    pub stride: usize,
+    /// Zero padding (both axes).
+    pub pad: usize,
+}
+
+/// Every convolution of WideResNet-50-2 up to and including `layer{stages}` (torchvision
+/// layout: ResNet v1.5, stride on the 3×3 `conv2`, 1×1 downsample with BatchNorm on each
+/// stage's first block), in forward order; within a block: conv1, conv2, conv3, downsample.
+pub fn wrn50_convs(stages: usize) -> Vec<ConvKey> {
+    let ck = |conv: String, bn: String, shape: [usize; 4], stride, pad| ConvKey {
+        conv,
+        bn,
+        shape,
+        stride,
+        pad,
+    };
+    let mut v = vec![ck("conv1".into(), "bn1".into(), [64, 3, 7, 7], 2, 3)];
+    let mut in_ch = 64;
+    for s in 0..stages.min(4) {
+        let (width, out) = (WIDTHS[s], OUT_CHANNELS[s]);
+        for b in 0..BLOCKS[s] {
+            let stride = if b == 0 && s > 0 { 2 } else { 1 };
+            let p = format!("layer{}.{b}", s + 1);
+            v.push(ck(
+                format!("{p}.conv1"),
+                format!("{p}.bn1"),
+                [width, in_ch, 1, 1],
+                1,
+                0,
+            ));
+            v.push(ck(
+                format!("{p}.conv2"),
+                format!("{p}.bn2"),
+                [width, width, 3, 3],
+                stride,
+                1,
+            ));
+            v.push(ck(
+                format!("{p}.conv3"),
+                format!("{p}.bn3"),
+                [out, width, 1, 1],
+                1,
+                0,
+            ));
+            if b == 0 {
+                v.push(ck(
+                    format!("{p}.downsample.0"),
+                    format!("{p}.downsample.1"),
+                    [out, in_ch, 1, 1],
+                    stride,
+                    0,
+                ));
+            }
+            in_ch = out;
+        }
+    }
+    v
+}
+
+/// The state-dict keys and shapes of WideResNet-50-2 up to `layer{stages}` (torchvision
+/// names, `num_batches_tracked` included with shape `[]`), in forward order.
+pub fn wrn50_state_keys(stages: usize) -> Vec<(String, Vec<usize>)> {
+    let mut keys = Vec::new();
+    for c in wrn50_convs(stages) {
+        keys.push((format!("{}.weight", c.conv), c.shape.to_vec()));
+        for s in ["weight", "bias", "running_mean", "running_var"] {
+            keys.push((format!("{}.{s}", c.bn), vec![c.shape[0]]));
+        }
+        keys.push((format!("{}.num_batches_tracked", c.bn), vec![]));
+    }
+    keys
+}
+
+/// Writes a randomly initialised (detweights) WideResNet-50-2 state dict up to `layer3` to
+/// `path` as safetensors with torchvision's key names: f32 tensors, `num_batches_tracked`
+/// as int64 0. The file is written to a temporary name and renamed (atomic).
+pub fn write_random_wrn50(path: &Path) -> Result<()> {
+    let keys = wrn50_state_keys(3);
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(keys.len());
+    for (name, shape) in keys {
+        match det_state_tensor(&name, &shape) {
+            Some(v) => tensors.push((name, Dtype::F32, shape, bytemuck::cast_slice(&v).to_vec())),
+            None => tensors.push((name, Dtype::I64, shape, 0i64.to_le_bytes().to_vec())),
+        }
+    }
+    write_safetensors(path, &tensors, None)
+}
+
+/// Writes named raw tensors `(name, dtype, shape, little-endian bytes)` to a safetensors
+/// file atomically (temporary file in the same folder, then rename).
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let werr = |message: String| Error::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let views = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            safetensors::tensor::TensorView::new(*d, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| werr(format!("tensor {n}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    safetensors::serialize_to_file(views, metadata, &tmp)
+        .map_err(|e| werr(format!("writing: {e}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// A memory-mapped safetensors weight file.
+pub struct WeightFile {
+    path: PathBuf,
+    mmap: memmap2::Mmap,
+}
+
+impl std::fmt::Debug for WeightFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WeightFile({})", self.path.display())
+    }
+}
+
+impl WeightFile {
+    /// Memory-maps `path` and checks that its header parses.
+    pub fn open(path: &Path) -> Result<WeightFile> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the map is read-only; like candle and safetensors' own loaders we accept
+        // that another process truncating the file while it is mapped is undefined.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let wf = WeightFile {
+            path: path.to_path_buf(),
+            mmap,
+        };
+        wf.tensors()?;
+        Ok(wf)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, message: String) -> Error {
+        Error::Weights {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    fn tensors(&self) -> Result<SafeTensors<'_>> {
+        SafeTensors::deserialize(&self.mmap)
+            .map_err(|e| self.error(format!("not a valid safetensors file: {e}")))
+    }
+
+    /// The tensor names in the file.
+    pub fn names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .tensors()?
+            .names()
+            .into_iter()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Reads tensor `name`, which must have exactly `shape`, as f32 (F32, F16 and BF16 are
+    /// accepted). Errors name the tensor.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let st = self.tensors()?;
+        let view = st.tensor(name).map_err(|_| {
+            self.error(format!(
+                "missing tensor `{name}` (expected shape {shape:?}; is this a torchvision/timm \
+                 wide_resnet50_2 state dict?)"
+            ))
+        })?;
+        if view.shape() != shape {
+            return Err(self.error(format!(
+                "tensor `{name}` has shape {:?}, expected {shape:?} (another architecture?)",
+                view.shape()
+            )));
+        }
+        let data = view.data();
+        let v = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            d => {
+                return Err(self.error(format!(
+                    "tensor `{name}` has dtype {d:?}; expected F32, F16 or BF16"
+                )))
+            }
+        };
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_matches_readme_test_vectors() {
+        assert_eq!(fnv1a64(""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64("conv1.weight"), 0x69a29a2cee47d254);
+        assert_eq!(splitmix64(0), 0xe220a8397b1dcdaf);
+        assert_eq!(splitmix64(1), 0x910a2dec89025cc1);
+        assert_eq!(conv_bound(&[64, 3, 7, 7]).to_bits(), 0x3e4ee116);
+        let bits = |name: &str, shape: &[usize], idx: &[usize]| -> Vec<u32> {
+            let v = det_state_tensor(name, shape).unwrap();
+            idx.iter().map(|&i| v[i].to_bits()).collect()
+        };
+        assert_eq!(
+            bits("conv1.weight", &[64, 3, 7, 7], &[0, 1, 2, 9407]),
+            [0x3c953378, 0xbe2fec8c, 0x3e3e5632, 0xbd968c3a]
+        );
+        assert_eq!(
+            bits("bn1.weight", &[64], &[0, 63]),
+            [0x3f2e1b2a, 0x3f2d9f84]
+        );
+        assert_eq!(bits("bn1.bias", &[64], &[0]), [0xbd8644b8]);
+        assert_eq!(bits("bn1.running_mean", &[64], &[0]), [0x3d400fb6]);
+        assert_eq!(bits("bn1.running_var", &[64], &[0]), [0x3f923722]);
+        let s = [512, 512, 3, 3];
+        // The README lists 0x3d5105ec (= √(6/2304)) here; detweights.py itself gives
+        // √(6/4608) = 0x3d13cd3a, and its elements [0] and [last] below only match that.
+        assert_eq!(conv_bound(&s).to_bits(), 0x3d13cd3a);
+        assert_eq!(
+            bits("layer3.0.conv2.weight", &s, &[0, 512 * 512 * 9 - 1]),
+            [0xbcdca094, 0xbc6ca8e2]
+        );
+        assert_eq!(
+            bits(
+                "layer2.0.downsample.0.weight",
+                &[512, 256, 1, 1],
+                &[0, 512 * 256 - 1]
+            ),
+            [0x3e0e7b11, 0x3ccdeb68]
+        );
+        assert_eq!(
+            bits("layer3.5.bn3.running_var", &[1024], &[0, 1023]),
+            [0x3f4e37c1, 0x3f95939a]
+        );
+        let input = det_tensor("input", 2 * 3 * 64 * 64, -2.0, 2.0);
+        assert_eq!(input[0].to_bits(), 0xbfcdeac2);
+        assert_eq!(input[input.len() - 1].to_bits(), 0x3fe2b16c);
+    }
+
+    #[test]
+    fn state_dict_layout_has_258_keys_and_24_902_080_values() {
+        let keys = wrn50_state_keys(3);
+        assert_eq!(keys.len(), 258);
+        let n: usize = keys
+            .iter()
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        assert_eq!(n, 24_902_080);
+    }
+
+    #[test]
+    fn reads_f16_and_bf16_and_rejects_other_dtypes() {
+        let path =
+            std::env::temp_dir().join(format!("dfd-weights-{}.safetensors", std::process::id()));
+        let v = [0.5f32, -1.25, 3.0];
+        let f16: Vec<u8> = v
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect();
+        let bf16: Vec<u8> = v
+            .iter()
+            .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+            .collect();
+        let tensors = vec![
+            ("a".to_string(), Dtype::F16, vec![3], f16),
+            ("b".to_string(), Dtype::BF16, vec![3], bf16),
+            ("c".to_string(), Dtype::I32, vec![1], vec![0; 4]),
+        ];
+        write_safetensors(&path, &tensors, None).unwrap();
+        let f = WeightFile::open(&path).unwrap();
+        assert_eq!(f.get("a", &[3]).unwrap(), v);
+        assert_eq!(f.get("b", &[3]).unwrap(), v);
+        assert!(f.get("a", &[1, 3]).is_err());
+        let e = f.get("c", &[1]).unwrap_err().to_string();
+        assert!(e.contains("`c`"), "{e}");
+        std::fs::remove_file(&path).ok();
+    }
+}

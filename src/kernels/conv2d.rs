@@ -1,0 +1,553 @@
+//! 2-D convolution as an implicit GEMM with a fused bias / ReLU / residual epilogue
+//! (`shaders/conv2d.wgsl`).
+//!
+//! PyTorch `nn.Conv2d` semantics (NCHW input, OIHW weight, zero padding, dilation 1, no
+//! groups). The weight is read as the `[C_out, C_in·KH·KW]` matrix it already is in memory;
+//! the input tile of the GEMM is gathered directly from the image (no im2col buffer).
+//! Batches whose input or output exceed one storage binding are split into image chunks.
+
+use crate::gpu::{Access, AdapterKind, BindRange, DType, Recorder, ShaderSource, Tensor};
+use crate::{Error, Result};
+
+const SHADER: &str = include_str!("../../shaders/conv2d.wgsl");
+
+/// Where the residual enters the epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResidualMode {
+    /// No residual operand.
+    #[default]
+    None,
+    /// `act(conv + bias + residual)` — a ResNet bottleneck's `relu(bn3(conv3) + identity)`.
+    BeforeActivation,
+    /// `act(conv + bias) + residual` — the GEMM epilogue's order.
+    AfterActivation,
+}
+
+/// Shape and epilogue of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dSpec {
+    /// Images.
+    pub batch: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (both axes).
+    pub stride: usize,
+    /// Zero padding (both axes).
+    pub pad: usize,
+    /// Apply `max(·, 0)` in the epilogue.
+    pub relu: bool,
+    /// Whether and where a residual is added.
+    pub residual: ResidualMode,
+}
+
+impl Conv2dSpec {
+    /// A square `k × k` convolution without activation or residual.
+    pub fn new(
+        batch: usize,
+        c_in: usize,
+        (h, w): (usize, usize),
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        Conv2dSpec {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+            relu: false,
+            residual: ResidualMode::None,
+        }
+    }
+
+    /// Sets the ReLU flag.
+    pub fn relu(mut self, relu: bool) -> Self {
+        self.relu = relu;
+        self
+    }
+
+    /// Sets the residual mode.
+    pub fn residual(mut self, mode: ResidualMode) -> Self {
+        self.residual = mode;
+        self
+    }
+
+    /// Output height and width: `(h + 2p − kh) / s + 1` (PyTorch, floor division).
+    pub fn out_hw(&self) -> (usize, usize) {
+        let o = |i: usize, k: usize| {
+            if i + 2 * self.pad < k || self.stride == 0 {
+                0
+            } else {
+                (i + 2 * self.pad - k) / self.stride + 1
+            }
+        };
+        (o(self.h, self.kh), o(self.w, self.kw))
+    }
+
+    /// Input shape `[batch, c_in, h, w]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_in, self.h, self.w]
+    }
+
+    /// Weight shape `[c_out, c_in, kh, kw]`.
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in, self.kh, self.kw]
+    }
+
+    /// Output shape `[batch, c_out, oh, ow]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        let (oh, ow) = self.out_hw();
+        [self.batch, self.c_out, oh, ow]
+    }
+
+    /// Multiply-add FLOPs: `2 · batch · c_out · oh · ow · c_in · kh · kw`.
+    pub fn flops(&self) -> f64 {
+        let (oh, ow) = self.out_hw();
+        2.0 * (self.batch * self.c_out * oh * ow) as f64 * (self.c_in * self.kh * self.kw) as f64
+    }
+}
+
+/// Tile shape of the convolution kernel (the implicit GEMM's M = C_out, N = pixels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvTiling {
+    /// Output channels per workgroup.
+    pub bm: u32,
+    /// Output pixels per workgroup.
+    pub bn: u32,
+    /// K-depth of a staged slice.
+    pub bk: u32,
+    /// Output channels per invocation.
+    pub tm: u32,
+    /// Output pixels per invocation.
+    pub tn: u32,
+    /// Stage tiles in workgroup memory (`false`: the direct variant, `bm = tm`, no
+    /// workgroup memory, `bk` unused).
+    pub shared: bool,
+}
+
+impl ConvTiling {
+    /// The tiling used on an adapter kind for a convolution. Layers with few output pixels
+    /// per channel (deep stages on small images) get narrower pixel tiles.
+    pub fn choose(kind: AdapterKind, spec: &Conv2dSpec) -> ConvTiling {
+        let (oh, ow) = spec.out_hw();
+        let n = spec.batch * oh * ow;
+        let small = spec.c_out < 64 || n < 64;
+        if kind == AdapterKind::Cpu {
+            // lavapipe: no workgroup memory, uniform weight loads (1.3–3× the tiled variant
+            // in `cargo bench --bench backbone`, still below 1 GFLOP/s on 2 cores).
+            return ConvTiling {
+                bm: 8,
+                bn: if n < 256 { 64 } else { 256 },
+                bk: 1,
+                tm: 8,
+                tn: if n < 256 { 1 } else { 4 },
+                shared: false,
+            };
+        }
+        if small {
+            ConvTiling {
+                bm: 32,
+                bn: 32,
+                bk: 16,
+                tm: 4,
+                tn: 4,
+                shared: true,
+            }
+        } else {
+            ConvTiling {
+                bm: 64,
+                bn: 64,
+                bk: 16,
+                tm: 4,
+                tn: 4,
+                shared: true,
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<u32> {
+        let ok = self.tm > 0
+            && self.tn > 0
+            && self.bk > 0
+            && self.bm.is_multiple_of(self.tm)
+            && self.bn.is_multiple_of(self.tn)
+            && (self.shared || self.bm == self.tm);
+        let threads = if ok {
+            (self.bm / self.tm) * (self.bn / self.tn)
+        } else {
+            0
+        };
+        let spread = !self.shared || threads.is_multiple_of(self.bn);
+        if !ok || threads == 0 || !spread || threads > 256 {
+            return Err(Error::Config(format!(
+                "conv tiling {self:?}: needs bm % tm = bn % tn = 0, a thread count that is a \
+                 multiple of bn (shared) or bm = tm (direct), at most 256 invocations"
+            )));
+        }
+        Ok(threads)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    c_in: u32,
+    h: u32,
+    w: u32,
+    c_out: u32,
+    oh: u32,
+    ow: u32,
+    k: u32,
+    n: u32,
+    off_in: u32,
+    off_out: u32,
+    off_res: u32,
+    _pad: u32,
+}
+
+fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    if t.shape() != want {
+        return Err(Error::Shape(format!(
+            "conv2d: {what} has shape {:?}, expected {want:?}",
+            t.shape()
+        )));
+    }
+    if t.dtype() == DType::U32 {
+        return Err(Error::Shape(format!(
+            "conv2d: {what} must be a float tensor"
+        )));
+    }
+    Ok(())
+}
+
+/// Records `out = conv2d(input, weight) + bias` with the ReLU / residual epilogue of `spec`.
+/// Shapes: `input` `[batch, c_in, h, w]`, `weight` `[c_out, c_in, kh, kw]`, `bias`
+/// `[c_out]`, `residual` and `out` `[batch, c_out, oh, ow]`.
+pub fn conv2d(
+    rec: &mut Recorder,
+    spec: &Conv2dSpec,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<()> {
+    let tiling = ConvTiling::choose(rec.gpu().kind(), spec);
+    conv2d_with(rec, spec, input, weight, bias, residual, out, tiling, None)
+}
+
+/// [`conv2d`] into a new output tensor.
+pub fn conv2d_new(
+    rec: &mut Recorder,
+    spec: &Conv2dSpec,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    let out = rec.gpu().empty(&spec.output_shape(), input.dtype());
+    conv2d(rec, spec, input, weight, bias, residual, &out)?;
+    Ok(out)
+}
+
+/// [`conv2d`] with an explicit tiling and, for tests of the splitting path, a smaller
+/// per-binding element limit than the device's.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_with(
+    rec: &mut Recorder,
+    spec: &Conv2dSpec,
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    out: &Tensor,
+    tiling: ConvTiling,
+    max_elems: Option<usize>,
+) -> Result<()> {
+    let threads = tiling.validate()?;
+    if spec.stride == 0 || spec.kh == 0 || spec.kw == 0 {
+        return Err(Error::Shape(format!("conv2d: invalid spec {spec:?}")));
+    }
+    let (oh, ow) = spec.out_hw();
+    check_shape("input", input, &spec.input_shape())?;
+    check_shape("weight", weight, &spec.weight_shape())?;
+    check_shape("output", out, &spec.output_shape())?;
+    if let Some(b) = bias {
+        check_shape("bias", b, &[spec.c_out])?;
+    }
+    match (spec.residual, residual) {
+        (ResidualMode::None, None) => {}
+        (ResidualMode::None, Some(_)) => {
+            return Err(Error::Shape(
+                "conv2d: a residual tensor was given but the spec has no residual mode".into(),
+            ))
+        }
+        (_, None) => {
+            return Err(Error::Shape(
+                "conv2d: the spec adds a residual but none was given".into(),
+            ))
+        }
+        (_, Some(r)) => check_shape("residual", r, &spec.output_shape())?,
+    }
+    let dtype = out.dtype();
+    if input.dtype() != dtype || weight.dtype() != dtype {
+        return Err(Error::Shape(
+            "conv2d: input, weight and output must share a dtype".into(),
+        ));
+    }
+    if spec.batch == 0 || spec.c_out == 0 || oh == 0 || ow == 0 {
+        return Ok(());
+    }
+    let gpu = rec.gpu().clone();
+    // Elements per binding, less the alignment slack of `bind_elems`.
+    let limit = max_elems
+        .unwrap_or((gpu.max_binding_bytes() / dtype.size() as u64) as usize)
+        .saturating_sub(64);
+    let k = spec.c_in * spec.kh * spec.kw;
+    // The weight is always bound whole (the override only concerns activations).
+    if weight.byte_len() > gpu.max_binding_bytes() {
+        return Err(Error::Gpu(format!(
+            "conv2d: weight {:?} exceeds one storage binding",
+            weight.shape()
+        )));
+    }
+    let in_img = spec.c_in * spec.h * spec.w;
+    let out_img = spec.c_out * oh * ow;
+    let max_wg = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    let per_chunk = (limit / in_img.max(1))
+        .min(limit / out_img)
+        .min(max_wg * tiling.bn as usize / (oh * ow))
+        .min(spec.batch);
+    if per_chunk == 0 {
+        return Err(Error::Gpu(format!(
+            "conv2d {spec:?}: one image's input or output exceeds one storage binding"
+        )));
+    }
+    if spec.c_out.div_ceil(tiling.bm as usize) > max_wg {
+        return Err(Error::Gpu(format!(
+            "conv2d: {} output channels need too many workgroups",
+            spec.c_out
+        )));
+    }
+    let pointwise = spec.kh == 1 && spec.kw == 1 && spec.stride == 1 && spec.pad == 0;
+    let res_mode = match spec.residual {
+        ResidualMode::None => 0,
+        ResidualMode::BeforeActivation => 1,
+        ResidualMode::AfterActivation => 2,
+    };
+    let source = ShaderSource::new("conv2d", SHADER)
+        .define("T", dtype.wgsl())
+        .define("KH", spec.kh)
+        .define("KW", spec.kw)
+        .define("STRIDE", spec.stride)
+        .define("PAD", spec.pad)
+        .define("POINTWISE", pointwise)
+        .define("BM", tiling.bm)
+        .define("BN", tiling.bn)
+        .define("BK", tiling.bk)
+        .define("TM", tiling.tm)
+        .define("TN", tiling.tn)
+        .define("THREADS", threads)
+        .define("BIAS", bias.is_some())
+        .define("RELU", spec.relu)
+        .define("RES_MODE", res_mode)
+        .define("SHARED", tiling.shared)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+        ]);
+    let kernel = gpu.kernel(&super::with_f16_enable(source, dtype))?;
+    let mut b0 = 0;
+    while b0 < spec.batch {
+        let nb = per_chunk.min(spec.batch - b0);
+        let (in_bind, off_in) = input.bind_elems(b0 * in_img, nb * in_img);
+        let (out_bind, off_out) = out.bind_elems(b0 * out_img, nb * out_img);
+        let (res_bind, off_res) = match residual {
+            Some(r) => r.bind_elems(b0 * out_img, nb * out_img),
+            None => (BindRange::unused(), 0),
+        };
+        let bias_bind = match bias {
+            Some(b) => b.bind(),
+            None => BindRange::unused(),
+        };
+        let n = nb * oh * ow;
+        let params = Params {
+            c_in: spec.c_in as u32,
+            h: spec.h as u32,
+            w: spec.w as u32,
+            c_out: spec.c_out as u32,
+            oh: oh as u32,
+            ow: ow as u32,
+            k: k as u32,
+            n: n as u32,
+            off_in,
+            off_out,
+            off_res,
+            _pad: 0,
+        };
+        rec.dispatch(
+            &kernel,
+            &params,
+            &[in_bind, weight.bind(), bias_bind, res_bind, out_bind],
+            [
+                (n as u32).div_ceil(tiling.bn),
+                (spec.c_out as u32).div_ceil(tiling.bm),
+                1,
+            ],
+        )?;
+        b0 += nb;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// f32 accumulation over K ≤ 1200 terms of products of values in [−1, 1] against an f64
+    /// reference.
+    const TOL: f64 = 1e-5;
+
+    fn check(spec: Conv2dSpec, tiling: Option<ConvTiling>, max_elems: Option<usize>) {
+        let g = gpu();
+        let n_in: usize = spec.input_shape().iter().product();
+        let n_w: usize = spec.weight_shape().iter().product();
+        let n_out: usize = spec.output_shape().iter().product();
+        let x = random_vec(n_in, 1);
+        let w = random_vec(n_w, 2);
+        let bias = random_vec(spec.c_out, 3);
+        let res = random_vec(n_out, 4);
+        let xt = g.upload(&x, &spec.input_shape()).unwrap();
+        let wt = g.upload(&w, &spec.weight_shape()).unwrap();
+        let bt = g.upload(&bias, &[spec.c_out]).unwrap();
+        let rt = g.upload(&res, &spec.output_shape()).unwrap();
+        let has_res = spec.residual != ResidualMode::None;
+        let out = g.empty(&spec.output_shape(), DType::F32);
+        let mut rec = g.recorder();
+        let tiling = tiling.unwrap_or(ConvTiling::choose(g.kind(), &spec));
+        conv2d_with(
+            &mut rec,
+            &spec,
+            &xt,
+            &wt,
+            Some(&bt),
+            has_res.then_some(&rt),
+            &out,
+            tiling,
+            max_elems,
+        )
+        .unwrap();
+        rec.submit();
+        let want = cpu::conv::conv2d(&spec, &x, &w, Some(&bias), has_res.then_some(&res[..]));
+        assert_close(&format!("{spec:?}"), &out.to_vec().unwrap(), &want, TOL);
+    }
+
+    #[test]
+    fn ragged_shapes_strides_paddings_kernels() {
+        use ResidualMode::{AfterActivation as After, BeforeActivation as Before};
+        let no = ResidualMode::None;
+        // (batch, c_in, (h, w), c_out, k, stride, pad, relu, residual)
+        let cases = [
+            (2, 3, (13, 11), 5, 7, 2, 3, true, no),
+            (1, 7, (9, 10), 33, 3, 1, 1, false, Before),
+            (3, 5, (8, 7), 6, 3, 2, 1, true, After),
+            (2, 37, (5, 6), 70, 1, 1, 0, true, Before),
+            (2, 19, (9, 9), 41, 1, 2, 0, false, no),
+            (1, 4, (6, 5), 3, 3, 1, 0, false, no),
+            (1, 2, (4, 4), 3, 3, 2, 3, true, no),
+            (2, 66, (3, 5), 65, 3, 1, 1, true, Before),
+        ];
+        let tiled = ConvTiling {
+            bm: 32,
+            bn: 32,
+            bk: 16,
+            tm: 4,
+            tn: 4,
+            shared: true,
+        };
+        for (b, ci, hw, co, k, s, p, relu, res) in cases {
+            let spec = Conv2dSpec::new(b, ci, hw, co, k, s, p)
+                .relu(relu)
+                .residual(res);
+            // The adapter's own choice, and the workgroup-memory variant explicitly.
+            check(spec, None, None);
+            check(spec, Some(tiled), None);
+        }
+    }
+
+    #[test]
+    fn large_tiles_and_batch_splitting() {
+        let big = ConvTiling {
+            bm: 64,
+            bn: 64,
+            bk: 16,
+            tm: 4,
+            tn: 4,
+            shared: true,
+        };
+        let spec = Conv2dSpec::new(3, 21, (11, 13), 67, 3, 1, 1)
+            .relu(true)
+            .residual(ResidualMode::BeforeActivation);
+        check(spec, Some(big), None);
+        // A binding limit of about one image forces one dispatch per image.
+        check(spec, Some(big), Some(67 * 11 * 13 + 100));
+        let spec1 = Conv2dSpec::new(5, 40, (7, 6), 70, 1, 1, 0);
+        check(spec1, Some(big), Some(2 * 70 * 42 + 64));
+        // The direct (no workgroup memory) variant on the same ragged shapes.
+        let direct = ConvTiling {
+            bm: 8,
+            bn: 128,
+            bk: 1,
+            tm: 8,
+            tn: 4,
+            shared: false,
+        };
+        check(spec, Some(direct), None);
+        check(spec1, Some(direct), Some(2 * 70 * 42 + 64));
+        check(
+            Conv2dSpec::new(2, 3, (13, 11), 5, 7, 2, 3).relu(true),
+            Some(direct),
+            None,
+        );
+        check(
+            Conv2dSpec::new(3, 5, (8, 7), 6, 3, 2, 1).residual(ResidualMode::AfterActivation),
+            Some(direct),
+            None,
+        );
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let g = gpu();
+        let spec = Conv2dSpec::new(1, 3, (8, 8), 4, 3, 1, 1);
+        let x = g.zeros(&[1, 3, 8, 8], DType::F32);
+        let w = g.zeros(&[4, 3, 3, 3], DType::F32);
+        let wrong = g.zeros(&[4, 3, 1, 1], DType::F32);
+        let out = g.empty(&[1, 4, 8, 8], DType::F32);
+        let mut rec = g.recorder();
+        assert!(conv2d(&mut rec, &spec, &x, &wrong, None, None, &out).is_err());
+        assert!(conv2d(&mut rec, &spec, &x, &w, None, Some(&out), &out).is_err());
+        assert!(conv2d(&mut rec, &spec, &x, &w, None, None, &out).is_ok());
+    }
+}
