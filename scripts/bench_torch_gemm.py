@@ -16,20 +16,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--shapes", default="1024,1536,1536;8192,1536,1536")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"adapter: PyTorch {torch.__version__} CPU, {torch.get_num_threads()} threads")
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    where = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"adapter: PyTorch {torch.__version__} {where}")
     print(f"{'shape (MxNxK)':>16} {'backend':>50} {'ms':>10} {'GFLOP/s':>10}")
     for shape in args.shapes.split(";"):
         m, n, k = (int(x) for x in shape.split(","))
-        a = torch.rand(m, k) * 2 - 1
-        b = torch.rand(n, k) * 2 - 1
+        a = torch.rand(m, k, device=dev) * 2 - 1
+        b = torch.rand(n, k, device=dev) * 2 - 1
         torch.matmul(a, b.t())  # warm up
-        reps = 3 if m <= 4096 else 1
+        sync()
+        reps = 3 if m <= 4096 or dev.type == "cuda" else 1
         t = time.perf_counter()
         for _ in range(reps):
             torch.matmul(a, b.t())
+        sync()
         s = (time.perf_counter() - t) / reps
         print(f"{f'{m}x{n}x{k}':>16} {'torch.matmul':>50} {s * 1e3:>10.1f} {2 * m * n * k / s / 1e9:>10.1f}")
 
