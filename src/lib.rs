@@ -20,6 +20,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gpu;
+pub mod heads;
 pub mod image;
 pub mod kernels;
 #[doc(hidden)]
