@@ -29,7 +29,7 @@ pub struct AttentionDims {
 impl AttentionDims {
     fn check(&self, qkv: &Tensor, other: &Tensor, what: &str) -> Result<()> {
         let rows = self.batch * self.tokens;
-        if self.heads == 0 || self.dim % self.heads != 0 || rows == 0 {
+        if self.heads == 0 || !self.dim.is_multiple_of(self.heads) || rows == 0 {
             return Err(Error::Shape(format!(
                 "{what}: dim {} must be a positive multiple of heads {}",
                 self.dim, self.heads
@@ -51,7 +51,7 @@ impl AttentionDims {
         let n2 = self.tokens * self.tokens;
         (1..=self.heads)
             .rev()
-            .find(|g| self.heads % g == 0 && g * n2 <= max_elems)
+            .find(|g| self.heads.is_multiple_of(*g) && g * n2 <= max_elems)
             .ok_or_else(|| {
                 Error::Shape(format!(
                     "attention: one head's {}×{} scores exceed a storage binding",
