@@ -287,3 +287,101 @@ fn load_tensors_is_strict() {
     h.load_tensors(&good).unwrap();
     let _ = rel_l2;
 }
+
+/// Central finite differences of the total loss (GPU, f32) along a random direction of
+/// every parameter tensor, vs the hand-written gradient: `|fd − ⟨g, δ⟩| ≤ FD_REL·|⟨g, δ⟩| +
+/// FD_ABS`. The fixture's inputs sit ≥ 2e-4 from every kink (hinge, LeakyReLU, arg-min), and
+/// the step moves each pre-activation by ≲ 1e-4.
+const FD_REL: f64 = 3e-2;
+/// Absolute floor: one f32 ulp of a loss of magnitude ~3 is 2.4e-7, and half the difference
+/// of two such losses carries up to about two of them.
+const FD_ABS: f64 = 5e-7;
+/// Step relative to the tensor's RMS.
+const FD_STEP: f64 = 2e-4;
+
+#[test]
+fn gradients_match_finite_differences() {
+    let g = gpu();
+    let fx = Fixture::load();
+    let inp = inputs(&g, &fx);
+    let init = fx.with_prefix("init");
+    let zero_lr = LearningRates {
+        adaptor: 0.0,
+        gaussian: 0.0,
+        perlin: 0.0,
+    };
+    for (case, loss, nomask) in [
+        ("paper", LossConfig::paper(), false),
+        ("ref", LossConfig::reference_code(), false),
+        ("nomask", LossConfig::paper(), true),
+    ] {
+        let mut h = fresh(&g, &fx);
+        let eval = |h: &mut Heads, state: &[(String, Vec<f32>)]| -> f64 {
+            h.load_tensors(state).unwrap();
+            let (mask, label) = if nomask {
+                (&inp.zmask, &inp.zlabel)
+            } else {
+                (&inp.mask, &inp.label)
+            };
+            let batch = TrainBatch {
+                low_normal: &inp.feats[0],
+                low_anomalous: &inp.feats[1],
+                high_normal: &inp.feats[2],
+                high_anomalous: &inp.feats[3],
+                mask,
+                label,
+                eps_low: &inp.eps[0],
+                eps_high: &inp.eps[1],
+            };
+            let mut rec = g.recorder();
+            let out = h.train_step(&mut rec, &batch, &loss, &zero_lr).unwrap();
+            rec.submit();
+            out.to_vec().unwrap()[0] as f64
+        };
+        eval(&mut h, &init);
+        let grads: Vec<(String, Vec<f32>)> = h
+            .gradients()
+            .into_iter()
+            .map(|(n, t)| (n, t.to_vec().unwrap()))
+            .collect();
+        for (k, (name, gr)) in grads.iter().enumerate() {
+            let base = &init.iter().find(|(n, _)| n == name).unwrap().1;
+            let rms = (base.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / base.len() as f64)
+                .sqrt()
+                .max(0.05);
+            let step = FD_STEP * rms;
+            let dir: Vec<f32> = dfd::testing::random_vec(base.len(), 100 + k as u64)
+                .iter()
+                .map(|v| (*v as f64 * step) as f32)
+                .collect();
+            let shifted = |sign: f32| -> Vec<(String, Vec<f32>)> {
+                init.iter()
+                    .map(|(n, v)| {
+                        if n == name {
+                            let w = v.iter().zip(&dir).map(|(a, d)| a + sign * d).collect();
+                            (n.clone(), w)
+                        } else {
+                            (n.clone(), v.clone())
+                        }
+                    })
+                    .collect()
+            };
+            // The perturbation actually applied, in f32.
+            let plus = shifted(1.0);
+            let minus = shifted(-1.0);
+            let pv = &plus.iter().find(|(n, _)| n == name).unwrap().1;
+            let mv = &minus.iter().find(|(n, _)| n == name).unwrap().1;
+            let an: f64 = gr
+                .iter()
+                .zip(pv.iter().zip(mv))
+                .map(|(g, (p, m))| *g as f64 * (*p as f64 - *m as f64) / 2.0)
+                .sum();
+            let fd = (eval(&mut h, &plus) - eval(&mut h, &minus)) / 2.0;
+            let err = (fd - an).abs();
+            assert!(
+                err <= FD_REL * an.abs() + FD_ABS,
+                "{case} {name}: finite difference {fd:.6e} vs analytic {an:.6e} (err {err:.2e})"
+            );
+        }
+    }
+}

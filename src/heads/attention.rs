@@ -29,7 +29,7 @@ pub struct AttentionDims {
 impl AttentionDims {
     fn check(&self, qkv: &Tensor, other: &Tensor, what: &str) -> Result<()> {
         let rows = self.batch * self.tokens;
-        if self.heads == 0 || self.dim % self.heads != 0 || rows == 0 {
+        if self.heads == 0 || !self.dim.is_multiple_of(self.heads) || rows == 0 {
             return Err(Error::Shape(format!(
                 "{what}: dim {} must be a positive multiple of heads {}",
                 self.dim, self.heads
@@ -51,7 +51,7 @@ impl AttentionDims {
         let n2 = self.tokens * self.tokens;
         (1..=self.heads)
             .rev()
-            .find(|g| self.heads % g == 0 && g * n2 <= max_elems)
+            .find(|g| self.heads.is_multiple_of(*g) && g * n2 <= max_elems)
             .ok_or_else(|| {
                 Error::Shape(format!(
                     "attention: one head's {}×{} scores exceed a storage binding",
@@ -244,4 +244,101 @@ pub(crate) fn backward_impl(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_close, gpu, random_vec};
+
+    /// f32 GEMMs and softmax vs an f64 reference.
+    const TOL: f64 = 1e-5;
+
+    /// f64 reference: out and the gradient of `Σ out ⊙ w` w.r.t. qkv.
+    fn cpu(qkv: &[f32], dout: &[f32], d: &AttentionDims) -> (Vec<f32>, Vec<f32>) {
+        let (n, dm, hd) = (d.tokens, d.dim, d.dim / d.heads);
+        let sc = (hd as f64).powf(-0.5);
+        let at = |b: usize, t: usize, s: usize, h: usize, i: usize| {
+            qkv[(b * n + t) * 3 * dm + s * dm + h * hd + i] as f64
+        };
+        let mut out = vec![0f32; d.batch * n * dm];
+        let mut dq = vec![0f64; qkv.len()];
+        for b in 0..d.batch {
+            for h in 0..d.heads {
+                let mut p = vec![0f64; n * n];
+                for i in 0..n {
+                    let s: Vec<f64> = (0..n)
+                        .map(|j| {
+                            (0..hd)
+                                .map(|e| at(b, i, 0, h, e) * at(b, j, 1, h, e))
+                                .sum::<f64>()
+                                * sc
+                        })
+                        .collect();
+                    let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                    let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+                    for j in 0..n {
+                        p[i * n + j] = (s[j] - m).exp() / z;
+                    }
+                }
+                let go = |i: usize, e: usize| dout[(b * n + i) * dm + h * hd + e] as f64;
+                for i in 0..n {
+                    for e in 0..hd {
+                        let v: f64 = (0..n).map(|j| p[i * n + j] * at(b, j, 2, h, e)).sum();
+                        out[(b * n + i) * dm + h * hd + e] = v as f32;
+                    }
+                    // dP, dS
+                    let dp: Vec<f64> = (0..n)
+                        .map(|j| (0..hd).map(|e| go(i, e) * at(b, j, 2, h, e)).sum())
+                        .collect();
+                    let dot: f64 = (0..n).map(|j| dp[j] * p[i * n + j]).sum();
+                    for j in 0..n {
+                        let ds = p[i * n + j] * (dp[j] - dot) * sc;
+                        for e in 0..hd {
+                            dq[(b * n + i) * 3 * dm + h * hd + e] += ds * at(b, j, 1, h, e);
+                            dq[(b * n + j) * 3 * dm + dm + h * hd + e] += ds * at(b, i, 0, h, e);
+                            dq[(b * n + j) * 3 * dm + 2 * dm + h * hd + e] +=
+                                p[i * n + j] * go(i, e);
+                        }
+                    }
+                }
+            }
+        }
+        (out, dq.iter().map(|v| *v as f32).collect())
+    }
+
+    #[test]
+    fn attention_matches_cpu_with_and_without_head_groups() {
+        let g = gpu();
+        // Ragged: 7 tokens, head dim 5, 3 images, 6 heads.
+        let d = AttentionDims {
+            batch: 3,
+            tokens: 7,
+            dim: 30,
+            heads: 6,
+        };
+        let rows = d.batch * d.tokens;
+        let qkv_h = random_vec(rows * 3 * d.dim, 1);
+        let dout_h = random_vec(rows * d.dim, 2);
+        let (want_o, want_g) = cpu(&qkv_h, &dout_h, &d);
+        let qkv = g.upload(&qkv_h, &[rows, 3 * d.dim]).unwrap();
+        let dout = g.upload(&dout_h, &[rows, d.dim]).unwrap();
+        // Full group, then groups of 3, 2 and 1 heads (a binding smaller than 6·49 scores).
+        for max in [usize::MAX, 3 * 49, 2 * 49 + 10, 49] {
+            let out = g.empty(&[rows, d.dim], DType::F32);
+            let dq = g.empty(&[rows, 3 * d.dim], DType::F32);
+            let mut rec = g.recorder();
+            forward_impl(&mut rec, &qkv, &out, &d, max).unwrap();
+            backward_impl(&mut rec, &qkv, &dout, &dq, &d, max).unwrap();
+            rec.submit();
+            assert_close("attention out", &out.to_vec().unwrap(), &want_o, TOL);
+            assert_close("attention dqkv", &dq.to_vec().unwrap(), &want_g, TOL);
+        }
+        let mut rec = g.recorder();
+        let out = g.empty(&[rows, d.dim], DType::F32);
+        let e = forward_impl(&mut rec, &qkv, &out, &d, 48).unwrap_err();
+        assert!(matches!(e, Error::Shape(_)), "{e}");
+        let bad = g.empty(&[rows, d.dim + 1], DType::F32);
+        assert!(attention_forward(&mut rec, &qkv, &bad, &d).is_err());
+    }
 }

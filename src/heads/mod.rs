@@ -86,13 +86,13 @@ impl HeadsConfig {
         let bad = self.dim == 0
             || self.gau_hidden == 0
             || self.heads == 0
-            || self.dim % self.heads != 0
+            || !self.dim.is_multiple_of(self.heads)
             || self.grid_h == 0
             || self.grid_w == 0
             || self.batch == 0
             || self.mlp_ratio == 0
-            || self.image_size % self.grid_h != 0
-            || self.image_size % self.grid_w != 0
+            || !self.image_size.is_multiple_of(self.grid_h)
+            || !self.image_size.is_multiple_of(self.grid_w)
             || self.image_size < self.grid_h.max(self.grid_w);
         if bad {
             return Err(Error::Config(format!(
@@ -103,38 +103,46 @@ impl HeadsConfig {
         Ok(())
     }
 
-    /// Floating-point operations of one training step (forward + backward of every GEMM;
-    /// element-wise work not counted).
-    pub fn train_flops(&self) -> f64 {
-        let (d, h, n, r) = (
+    /// GEMM FLOPs of `φ_P`'s forward on `images` images (element-wise work not counted).
+    fn perlin_flops(&self, images: usize) -> f64 {
+        let (d, t, n) = (
             self.dim as f64,
-            self.gau_hidden as f64,
+            self.tokens() as f64,
             (self.tokens() + 1) as f64,
-            self.rows() as f64,
         );
-        let b = self.batch as f64;
-        let rn = b * n;
-        let mlp = self.mlp_ratio as f64;
-        let adaptor = 4.0 * 2.0 * r * d * d; // 4 feature sets
-        let gau = 2.0 * r * (2.0 * d * h + 2.0 * h); // 2n rows
-        let vit = 2.0 * rn * d * (3.0 * d + d + 2.0 * mlp * d + 1.0) + 4.0 * b * n * n * d;
-        let per = 2.0 * r * d * d + vit;
-        // forward once, backward ≈ twice the forward (attention recomputes its scores).
-        2.0 * (adaptor + 3.0 * (gau + per)) + 2.0 * 2.0 * b * n * n * d
+        let (r, rn) = (images as f64 * t, images as f64 * n);
+        let m = self.mlp_ratio as f64 * d;
+        2.0 * r * d * d                      // fc1
+            + 2.0 * rn * d * 3.0 * d         // qkv
+            + 4.0 * images as f64 * n * n * d // q·kᵀ and p·v
+            + 2.0 * rn * d * d               // proj
+            + 4.0 * rn * d * m               // mlp
+            + 2.0 * r * d // head
     }
 
-    /// Floating-point operations of [`Heads::scores`] (two paths, eval).
-    pub fn infer_flops(&self) -> f64 {
-        let (d, h, n, r) = (
-            self.dim as f64,
-            self.gau_hidden as f64,
-            (self.tokens() + 1) as f64,
-            self.rows() as f64,
-        );
-        let b = self.batch as f64;
-        let mlp = self.mlp_ratio as f64;
-        let vit = 2.0 * b * n * d * (4.0 * d + 2.0 * mlp * d + 1.0) + 4.0 * b * n * n * d;
-        2.0 * (2.0 * r * d * d + 2.0 * r * (d * h + h) + 2.0 * r * d * d + vit)
+    /// GEMM FLOPs of `φ_G`'s forward on `rows` rows.
+    fn gaussian_flops(&self, rows: usize) -> f64 {
+        let (d, h) = (self.dim as f64, self.gau_hidden as f64);
+        2.0 * rows as f64 * (d * h + h)
+    }
+
+    /// GEMM FLOPs of one training step: forward, backward (twice the forward's GEMMs, plus
+    /// the attention scores recomputed) and the adaptor (six forward products — the noisy
+    /// half of `φ_G`'s input is recomputed — and four weight gradients). Element-wise work is
+    /// not counted.
+    pub fn train_flops(&self) -> f64 {
+        let (r, d) = (self.rows() as f64, self.dim as f64);
+        let n = (self.tokens() + 1) as f64;
+        let per_path = 3.0 * (self.perlin_flops(self.batch) + self.gaussian_flops(2 * self.rows()))
+            + 2.0 * self.batch as f64 * n * n * d;
+        2.0 * per_path + 10.0 * 2.0 * r * d * d
+    }
+
+    /// GEMM FLOPs of [`Heads::scores`] on `images` images (two paths, eval).
+    pub fn infer_flops(&self, images: usize) -> f64 {
+        let rows = images * self.tokens();
+        let d = self.dim as f64;
+        2.0 * (2.0 * rows as f64 * d * d + self.gaussian_flops(rows) + self.perlin_flops(images))
     }
 }
 

@@ -1,0 +1,103 @@
+//! Heads throughput: `cargo bench --bench heads`.
+//!
+//! Prints the adapter, then one full training step of the heads (adaptor, both
+//! discriminators, losses, backward, Adam) and one inference pass (`Heads::scores`, two
+//! paths) at the paper's sizes (D 1536, H 1024, 16 heads, T 1024, S 256, batch 8): ms and
+//! GFLOP/s of the GEMM work. `DFD_BENCH_QUICK=1` uses batch 1 (same T and D) for slow
+//! software adapters. Compare with `scripts/bench_torch_heads.py`.
+
+use std::time::Instant;
+
+use dfd::heads::{Heads, HeadsConfig, LearningRates, LossConfig, TrainBatch};
+use dfd::testing::random_vec;
+use dfd::Gpu;
+
+fn main() {
+    let gpu = Gpu::shared().expect("a GPU adapter");
+    println!("adapter: {}", gpu.describe());
+    let mut cfg = HeadsConfig::paper();
+    if std::env::var("DFD_BENCH_QUICK").is_ok() {
+        cfg.batch = 1;
+    }
+    let (n, d, s, b) = (cfg.rows(), cfg.dim, cfg.image_size, cfg.batch);
+    let feat = |seed| {
+        let v: Vec<f32> = random_vec(n * d, seed)
+            .iter()
+            .map(|x| 0.5 * x + 0.2)
+            .collect();
+        gpu.upload(&v, &[n, d]).unwrap()
+    };
+    let eps = |seed| {
+        let v: Vec<f32> = random_vec(n * d, seed).iter().map(|x| 0.015 * x).collect();
+        gpu.upload(&v, &[n, d]).unwrap()
+    };
+    let (ln, la, hn, ha) = (feat(1), feat(2), feat(3), feat(4));
+    let (el, eh) = (eps(5), eps(6));
+    let mut mask = vec![0f32; b * s * s];
+    for y in 96..160 {
+        for x in 64..128 {
+            mask[y * s + x] = 1.0;
+        }
+    }
+    let mut label = vec![0f32; b];
+    label[0] = 1.0;
+    let mask = gpu.upload(&mask, &[b, s, s]).unwrap();
+    let label = gpu.upload(&label, &[b]).unwrap();
+    let mut heads = Heads::new(&gpu, &cfg, 0).unwrap();
+    let batch = TrainBatch {
+        low_normal: &ln,
+        low_anomalous: &la,
+        high_normal: &hn,
+        high_anomalous: &ha,
+        mask: &mask,
+        label: &label,
+        eps_low: &el,
+        eps_high: &eh,
+    };
+    println!(
+        "\nheads, D {d}, H {}, {} heads, T {}, S {s}, batch {b}",
+        cfg.gau_hidden,
+        cfg.heads,
+        cfg.tokens()
+    );
+    println!("{:>10} {:>12} {:>10}", "", "ms", "GFLOP/s");
+    let mut train = || {
+        let t0 = Instant::now();
+        let mut rec = gpu.recorder();
+        let loss = heads
+            .train_step(
+                &mut rec,
+                &batch,
+                &LossConfig::paper(),
+                &LearningRates::default(),
+            )
+            .unwrap();
+        rec.submit();
+        let l = loss.to_vec().unwrap();
+        (t0.elapsed().as_secs_f64() * 1e3, l[0])
+    };
+    train(); // compile + warm up
+    let (ms, loss) = train();
+    println!(
+        "{:>10} {:>12.1} {:>10.1}   (loss {loss:.4})",
+        "train",
+        ms,
+        cfg.train_flops() / ms / 1e6
+    );
+    let infer = || {
+        let t0 = Instant::now();
+        let mut rec = gpu.recorder();
+        let (sg, _sp) = heads.scores(&mut rec, &ln, &hn, b).unwrap();
+        rec.submit();
+        sg.to_vec().unwrap();
+        t0.elapsed().as_secs_f64() * 1e3
+    };
+    infer();
+    let ms = infer();
+    println!(
+        "{:>10} {:>12.1} {:>10.1}",
+        "inference",
+        ms,
+        cfg.infer_flops(b) / ms / 1e6
+    );
+}
