@@ -40,6 +40,8 @@ pub struct TrainConfig {
     pub gau_hidden: usize,
     /// Attention heads of the Perlin discriminator's transformer block (16; must divide `D`).
     pub heads: usize,
+    /// MLP width of the transformer block as a multiple of `D` (4).
+    pub mlp_ratio: usize,
 
     // --- Training set (SPEC §2) ---
     /// Samples built from each shot, `N` (80).
@@ -126,6 +128,7 @@ impl TrainConfig {
             feature_dim: 1536,
             gau_hidden: 1024,
             heads: 16,
+            mlp_ratio: 4,
             samples_per_shot: 80,
             p_anomaly: 0.7,
             beta_max: 0.8,
@@ -303,6 +306,7 @@ impl TrainConfig {
             ("feature_dim", self.feature_dim),
             ("gau_hidden", self.gau_hidden),
             ("heads", self.heads),
+            ("mlp_ratio", self.mlp_ratio),
             ("epochs", self.epochs),
             ("batch", self.batch),
             ("samples_per_shot", self.samples_per_shot),
@@ -377,6 +381,7 @@ impl TrainConfig {
             ("feature_dim", self.feature_dim),
             ("gau_hidden", self.gau_hidden),
             ("heads", self.heads),
+            ("mlp_ratio", self.mlp_ratio),
         ]
     }
 }
