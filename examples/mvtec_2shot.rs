@@ -24,7 +24,9 @@ use dfd::backbone::weights::write_random_wrn50;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::data::TextureSource;
 use dfd::detector::{Backbone, Normalization};
-use dfd::eval::{save_overlay_png, AuproVariant, CategoryResult, OverlayInput, Report, TransductiveMode};
+use dfd::eval::{
+    save_overlay_png, AuproVariant, CategoryResult, OverlayInput, Report, TransductiveMode,
+};
 use dfd::gpu::AdapterKind;
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
 use dfd::{Gpu, TrainConfig};
@@ -129,8 +131,17 @@ fn main() -> Result<()> {
         Some(d) => d.clone(),
         None => {
             let root = args.out.join("synthetic");
-            let dir = generate_category(&root, "synthetic_texture", 256, SyntheticCounts::default(), 7)?;
-            println!("no --data: generated a synthetic category in {}", dir.display());
+            let dir = generate_category(
+                &root,
+                "synthetic_texture",
+                256,
+                SyntheticCounts::default(),
+                7,
+            )?;
+            println!(
+                "no --data: generated a synthetic category in {}",
+                dir.display()
+            );
             dir
         }
     };
@@ -158,7 +169,8 @@ fn main() -> Result<()> {
         let seed = args.seed + run as u64;
         let mut cfg = config.clone();
         cfg.seed = seed;
-        let trainer = Trainer::new(&gpu, cfg, backbone.clone(), textures.clone())?.with_progress(true);
+        let trainer =
+            Trainer::new(&gpu, cfg, backbone.clone(), textures.clone())?.with_progress(true);
         for cat in &categories {
             let name = cat.name().to_string();
             let t = Instant::now();
@@ -175,7 +187,11 @@ fn main() -> Result<()> {
                  (calibration F1 {:.2}){label}",
                 shots
                     .iter()
-                    .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                    .map(|p| p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned())
                     .collect::<Vec<_>>()
                     .join(", "),
                 100.0 * ev.metrics.image_auroc,
@@ -187,14 +203,23 @@ fn main() -> Result<()> {
             );
             report.push(CategoryResult::new(&name, run, seed, ev.metrics))?;
             if run == 0 {
-                write_overlays(&args.out, &name, &test, &ev.maps, detector.threshold(), args.overlays)?;
+                write_overlays(
+                    &args.out,
+                    &name,
+                    &test,
+                    &ev.maps,
+                    detector.threshold(),
+                    args.overlays,
+                )?;
                 detector.save(&args.out.join(format!("{name}.dfd.safetensors")))?;
             }
         }
     }
     println!();
     if random {
-        println!("RESULTS ON RANDOM BACKBONE WEIGHTS (no ImageNet features; not the paper's setting)");
+        println!(
+            "RESULTS ON RANDOM BACKBONE WEIGHTS (no ImageNet features; not the paper's setting)"
+        );
     }
     println!("{}", report.table());
     let csv = args.out.join("results.csv");
@@ -208,7 +233,11 @@ fn main() -> Result<()> {
         config.to_json()?
     );
     std::fs::write(args.out.join("run_info.txt"), note)?;
-    println!("wrote {} and overlays under {}", csv.display(), args.out.join("overlays").display());
+    println!(
+        "wrote {} and overlays under {}",
+        csv.display(),
+        args.out.join("overlays").display()
+    );
     Ok(())
 }
 
@@ -230,7 +259,10 @@ fn resolve_weights(args: &Args) -> Result<(PathBuf, bool)> {
             }
             let p = args.out.join("random_wrn50.safetensors");
             if !p.is_file() {
-                println!("writing random WideResNet-50-2 weights to {} …", p.display());
+                println!(
+                    "writing random WideResNet-50-2 weights to {} …",
+                    p.display()
+                );
                 write_random_wrn50(&p)?;
             }
             println!("RUNNING ON RANDOM BACKBONE WEIGHTS: results carry no ImageNet knowledge.");

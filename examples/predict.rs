@@ -71,7 +71,11 @@ fn main() -> Result<()> {
             "{}: score {:.4} → {}  ({})",
             path.display(),
             p.score,
-            if p.is_anomalous { "FAIL (anomalous)" } else { "pass" },
+            if p.is_anomalous {
+                "FAIL (anomalous)"
+            } else {
+                "pass"
+            },
             overlay.display()
         );
     }

@@ -22,10 +22,12 @@ pub mod detector;
 pub mod error;
 pub mod eval;
 pub mod gpu;
+pub mod heads;
 pub mod image;
 pub mod kernels;
 #[doc(hidden)]
 pub mod testing;
+pub mod train;
 
 pub use config::TrainConfig;
 pub use error::{Error, Result};

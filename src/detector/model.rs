@@ -38,6 +38,12 @@ impl Backbone {
     }
 }
 
+/// Raw maps read back: `(gaussian, perlin)`, one `S × S` map per image each.
+pub type RawMapsCpu = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+/// A tensor read back: `(name, shape, values)`.
+type NamedValues = (String, Vec<usize>, Vec<f32>);
+
 /// How the two discriminators' maps are normalised before they are averaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Normalization {
@@ -65,7 +71,6 @@ pub struct Prediction {
 }
 
 /// A trained DFD detector.
-#[derive(Debug)]
 pub struct Detector {
     gpu: Gpu,
     config: TrainConfig,
@@ -73,6 +78,18 @@ pub struct Detector {
     heads: Heads,
     post: PostProcessor,
     calibration: Calibration,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("preset", &self.config.preset)
+            .field("image_size", &self.config.image_size)
+            .field("feature_dim", &self.config.feature_dim)
+            .field("backbone", &self.backbone.id)
+            .field("calibration", &self.calibration)
+            .finish()
+    }
 }
 
 impl Detector {
@@ -133,8 +150,7 @@ impl Detector {
     /// Brings an image to `3 × S × S` (bilinear, as the loader does) and checks it.
     fn prepare<'a>(&self, img: &'a Image) -> Result<std::borrow::Cow<'a, Image>> {
         let s = self.config.image_size;
-        if img.channels != 3 || img.data.len() != 3 * img.height * img.width || img.height == 0
-        {
+        if img.channels != 3 || img.data.len() != 3 * img.height * img.width || img.height == 0 {
             return Err(Error::Shape(format!(
                 "detector input must be a non-empty 3-channel image, got {}×{}×{}",
                 img.channels, img.height, img.width
@@ -180,7 +196,7 @@ impl Detector {
     /// The raw (resized, blurred, not normalised) maps of both discriminators for each image:
     /// `(gaussian, perlin)`, `S × S` each. The input of calibration and of the transductive
     /// normalisation.
-    pub fn raw_maps(&self, images: &[Image]) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    pub fn raw_maps(&self, images: &[Image]) -> Result<RawMapsCpu> {
         let n = self.config.image_size * self.config.image_size;
         let (mut g, mut p) = (Vec::new(), Vec::new());
         for chunk in images.chunks(self.chunk_len()) {
@@ -246,7 +262,7 @@ impl Detector {
     }
 
     /// The heads' tensors read back as `(name, shape, values)`.
-    fn tensor_values(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    fn tensor_values(&self) -> Result<Vec<NamedValues>> {
         self.heads
             .tensors()
             .into_iter()

@@ -54,7 +54,7 @@ impl Range {
             lo = lo.min(v);
             hi = hi.max(v);
         }
-        if !(hi > lo) {
+        if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
             return Err(Error::Training(format!(
                 "calibration: the {what} maps are constant or empty, cannot normalise"
             )));

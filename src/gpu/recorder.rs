@@ -251,9 +251,9 @@ impl Recorder {
         if src.dtype() != dst.dtype()
             || src_start + len > src.numel()
             || dst_start + len > dst.numel()
-            || (src_start * size) % 4 != 0
-            || (dst_start * size) % 4 != 0
-            || (len * size) % 4 != 0
+            || !(src_start * size).is_multiple_of(4)
+            || !(dst_start * size).is_multiple_of(4)
+            || !(len * size).is_multiple_of(4)
         {
             return Err(Error::Shape(format!(
                 "copy_elems: {len} elements from {src_start} of {:?} {:?} to {dst_start} of \

@@ -238,7 +238,11 @@ impl Trainer {
             }
             let input = self.gpu.upload(&data, &[2 * n, 3, s, s])?;
             let mut rec = self.gpu.recorder();
-            let (l2, l3) = self.backbone.extractor.backbone().forward(&mut rec, &input)?;
+            let (l2, l3) = self
+                .backbone
+                .extractor
+                .backbone()
+                .forward(&mut rec, &input)?;
             let patches = patch_features(&mut rec, &l2, &l3, cfg.patch_dims())?;
             for (k, &(i, anom)) in chunk.iter().enumerate() {
                 let out = self.gpu.empty(&[2 * t, d], DType::F32);
@@ -300,7 +304,9 @@ impl Trainer {
             let sum = self.gpu.zeros(&[6], DType::F32);
             let mut since_check = 0usize;
             for step in 0..steps {
-                let idx: Vec<usize> = (0..b).map(|_| rng.random_range(0..features.len())).collect();
+                let idx: Vec<usize> = (0..b)
+                    .map(|_| rng.random_range(0..features.len()))
+                    .collect();
                 let mut rec = self.gpu.recorder();
                 let [ln, la, hn, ha] =
                     std::array::from_fn(|_| self.gpu.empty(&[rows, d], DType::F32));
@@ -374,7 +380,12 @@ impl Trainer {
     /// the training set (SPEC §2) on a disjoint seed stream with `p_anomaly = 1`, so that each
     /// gives a normal image (the rotated shot) and, when its mask is not empty, a
     /// pseudo-anomaly. Never a test image.
-    fn calibrate(&self, detector: &Detector, shots: &[Image], category: &str) -> Result<Calibration> {
+    fn calibrate(
+        &self,
+        detector: &Detector,
+        shots: &[Image],
+        category: &str,
+    ) -> Result<Calibration> {
         let cfg = &self.config;
         let mut tcfg = cfg.trainset();
         tcfg.p_anomaly = 1.0;
