@@ -50,8 +50,8 @@ const RES_MODE: u32 = {{RES_MODE}}u;
 // (strided by THREADS so neighbouring invocations read neighbouring pixels).
 const SHARED: bool = {{SHARED}};
 
-var<workgroup> tile_a: array<f32, BK * BM>; // [k][m]
-var<workgroup> tile_b: array<f32, BK * BN>; // [k][n]
+var<workgroup> tile_a: array<vec4<f32>, BK * BM / 4u>; // [k][m / 4]
+var<workgroup> tile_b: array<vec4<f32>, BK * BN / 4u>; // [k][n / 4]
 
 fn epilogue(m: u32, n: u32, acc: f32) {
     let ohw = p.oh * p.ow;
@@ -120,91 +120,75 @@ fn direct(lid: u32, wg: vec3<u32>) {
     }
 }
 
+// Bounds-checked epilogue for the tiled variant's register block.
+fn store(m: u32, n: u32, acc: f32) {
+    if (m < p.c_out && n < p.n) { epilogue(m, n, acc); }
+}
+
+// One output pixel's place in the input: image base offset, top-left input coordinate.
+struct Pixel { ok: bool, base: u32, iy0: i32, ix0: i32, pix: u32 }
+
+fn pixel(n: u32) -> Pixel {
+    let ohw = p.oh * p.ow;
+    let img = n / ohw;
+    let pix = n % ohw;
+    return Pixel(n < p.n, p.off_in + img * p.c_in * p.h * p.w,
+                 i32((pix / p.ow) * STRIDE) - PAD, i32((pix % p.ow) * STRIDE) - PAD, pix);
+}
+
+// Input value for reduction index k (= (ci, ky, kx)) of a pixel; 0 in the padding.
+fn gather(px: Pixel, k: u32) -> f32 {
+    if (!px.ok || k >= p.k) { return 0.0; }
+    let hw = p.h * p.w;
+    if (POINTWISE) { return f32(inp[px.base + k * hw + px.pix]); }
+    let ci = k / KK;
+    let r = k % KK;
+    let iy = px.iy0 + i32(r / KW);
+    let ix = px.ix0 + i32(r % KW);
+    if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) { return 0.0; }
+    return f32(inp[px.base + ci * hw + u32(iy) * p.w + u32(ix)]);
+}
+
+fn weight(m: u32, k: u32) -> f32 {
+    if (m >= p.c_out || k >= p.k) { return 0.0; }
+    return f32(wt[m * p.k + k]);
+}
+
 @compute @workgroup_size({{THREADS}})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     if (!SHARED) {
         direct(lid, wg);
         return;
     }
+    // Tiled variant: like shaders/gemm.wgsl, BK-deep vec4 slices in workgroup memory and an
+    // unrolled TM × TN register block; the B slice is gathered from the input directly.
     let row0 = wg.y * BM;
     let col0 = wg.x * BN;
     let tx = lid % TX;
     let ty = lid / TX;
-    let ohw = p.oh * p.ow;
-    let hw = p.h * p.w;
-
-    // The output pixel whose input column this invocation gathers into the B-tile.
-    let nn = lid % BN;
-    let n_glob = col0 + nn;
-    let n_ok = n_glob < p.n;
-    let img = n_glob / ohw;
-    let pix = n_glob % ohw;
-    let oy = pix / p.ow;
-    let ox = pix % p.ow;
-    let iy0 = i32(oy * STRIDE) - PAD;
-    let ix0 = i32(ox * STRIDE) - PAD;
-    let in_base = p.off_in + img * p.c_in * hw;
-
-    var acc: array<array<f32, TN>, TM>;
-    var ra: array<f32, TM>;
-    var rb: array<f32, TN>;
-
+    // The four consecutive output pixels whose input columns this invocation gathers.
+    let quad = lid % (BN / 4u);
+    let p0 = pixel(col0 + quad * 4u);
+    let p1 = pixel(col0 + quad * 4u + 1u);
+    let p2 = pixel(col0 + quad * 4u + 2u);
+    let p3 = pixel(col0 + quad * 4u + 3u);
+{{DECLARE}}
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        for (var i = lid; i < BK * BM; i += THREADS) {
-            let mm = i / BK;
-            let kk = i % BK;
-            let m = row0 + mm;
+        for (var i = lid; i < BK * BM / 4u; i += THREADS) {
+            let kk = i / (BM / 4u);
+            let m4 = row0 + (i % (BM / 4u)) * 4u;
             let k = k0 + kk;
-            var v = 0.0;
-            if (m < p.c_out && k < p.k) { v = f32(wt[m * p.k + k]); }
-            tile_a[kk * BM + mm] = v;
+            tile_a[i] = vec4(weight(m4, k), weight(m4 + 1u, k), weight(m4 + 2u, k), weight(m4 + 3u, k));
         }
-        for (var kk = lid / BN; kk < BK; kk += THREADS / BN) {
+        for (var kk = lid / (BN / 4u); kk < BK; kk += THREADS / (BN / 4u)) {
             let k = k0 + kk;
-            var v = 0.0;
-            if (n_ok && k < p.k) {
-                if (POINTWISE) {
-                    v = f32(inp[in_base + k * hw + pix]);
-                } else {
-                    let ci = k / KK;
-                    let r = k % KK;
-                    let iy = iy0 + i32(r / KW);
-                    let ix = ix0 + i32(r % KW);
-                    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                        v = f32(inp[in_base + ci * hw + u32(iy) * p.w + u32(ix)]);
-                    }
-                }
-            }
-            tile_b[kk * BN + nn] = v;
+            tile_b[kk * (BN / 4u) + quad] = vec4(gather(p0, k), gather(p1, k), gather(p2, k), gather(p3, k));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            for (var i = 0u; i < TM; i++) { ra[i] = tile_a[kk * BM + ty + i * TY]; }
-            for (var j = 0u; j < TN; j++) { rb[j] = tile_b[kk * BN + tx + j * TX]; }
-            for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TN; j++) {
-                    acc[i][j] = fma(ra[i], rb[j], acc[i][j]);
-                }
-            }
+{{BODY}}
         }
         workgroupBarrier();
     }
-
-    for (var j = 0u; j < TN; j++) {
-        let n = col0 + tx + j * TX;
-        if (n >= p.n) { continue; }
-        let b = n / ohw;
-        let q = n % ohw;
-        for (var i = 0u; i < TM; i++) {
-            let m = row0 + ty + i * TY;
-            if (m >= p.c_out) { continue; }
-            let o = (b * p.c_out + m) * ohw + q;
-            var v = acc[i][j];
-            if (HAS_BIAS) { v += f32(bias[m]); }
-            if (RES_MODE == 1u) { v += f32(res[p.off_res + o]); }
-            if (RELU) { v = max(v, 0.0); }
-            if (RES_MODE == 2u) { v += f32(res[p.off_res + o]); }
-            outp[p.off_out + o] = {{T}}(v);
-        }
-    }
+{{STORE}}
 }

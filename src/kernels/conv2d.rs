@@ -149,15 +149,26 @@ impl ConvTiling {
         let n = spec.batch * oh * ow;
         let small = spec.c_out < 64 || n < 64;
         if kind == AdapterKind::Cpu {
-            // lavapipe: no workgroup memory, uniform weight loads (1.3–3× the tiled variant
-            // in `cargo bench --bench backbone`, still below 1 GFLOP/s on 2 cores).
-            return ConvTiling {
-                bm: 8,
-                bn: if n < 256 { 64 } else { 256 },
-                bk: 1,
-                tm: 8,
-                tn: if n < 256 { 1 } else { 4 },
-                shared: false,
+            // lavapipe (Mesa 25): the vec4 workgroup tiles with big unrolled register blocks,
+            // as for the GEMM (`cargo bench --bench backbone`).
+            return if spec.c_out >= 128 && n >= 128 {
+                ConvTiling {
+                    bm: 128,
+                    bn: 128,
+                    bk: 8,
+                    tm: 16,
+                    tn: 8,
+                    shared: true,
+                }
+            } else {
+                ConvTiling {
+                    bm: 64,
+                    bn: 64,
+                    bk: 8,
+                    tm: 8,
+                    tn: 8,
+                    shared: true,
+                }
             };
         }
         if small {
@@ -193,11 +204,15 @@ impl ConvTiling {
         } else {
             0
         };
-        let spread = !self.shared || threads.is_multiple_of(self.bn);
+        let spread = !self.shared
+            || (self.tm.is_multiple_of(4)
+                && self.tn.is_multiple_of(4)
+                && threads.is_multiple_of(self.bn / 4));
         if !ok || threads == 0 || !spread || threads > 256 {
             return Err(Error::Config(format!(
                 "conv tiling {self:?}: needs bm % tm = bn % tn = 0, a thread count that is a \
-                 multiple of bn (shared) or bm = tm (direct), at most 256 invocations"
+                 multiple of bn / 4 and tm, tn multiples of 4 (shared) or bm = tm (direct), at most 256 \
+                 invocations"
             )));
         }
         Ok(threads)
@@ -351,6 +366,20 @@ pub fn conv2d_with(
         ResidualMode::BeforeActivation => 1,
         ResidualMode::AfterActivation => 2,
     };
+    // The tiled variant's unrolled register block (unused by the direct variant).
+    let block = if tiling.shared {
+        super::RegisterBlock::new(
+            tiling.tm,
+            tiling.tn,
+            "store(row0 + {row}, col0 + {col}, {acc});",
+        )
+    } else {
+        super::RegisterBlock {
+            declare: String::new(),
+            body: String::new(),
+            store: String::new(),
+        }
+    };
     let source = ShaderSource::new("conv2d", SHADER)
         .define("T", dtype.wgsl())
         .define("KH", spec.kh)
@@ -368,6 +397,9 @@ pub fn conv2d_with(
         .define("RELU", spec.relu)
         .define("RES_MODE", res_mode)
         .define("SHARED", tiling.shared)
+        .define("DECLARE", block.declare)
+        .define("BODY", block.body)
+        .define("STORE", block.store)
         .storage(&[
             Access::Read,
             Access::Read,

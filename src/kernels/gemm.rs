@@ -259,46 +259,12 @@ impl Tiling {
     fn source(self) -> ShaderSource<'static> {
         match self {
             Tiling::Tiled { bm, bn, bk, tm, tn } => {
-                // Unrolled register block: TM rows of TN/4 vec4 accumulators.
-                let (tm4, tn4) = (tm / 4, tn / 4);
-                let mut declare = String::new();
-                let mut body = String::new();
-                let mut store = String::new();
-                for i in 0..tm {
-                    for j in 0..tn4 {
-                        declare += &format!("    var acc{i}_{j} = vec4<f32>();\n");
-                    }
-                }
-                for i in 0..tm4 {
-                    body += &format!(
-                        "            let a{i} = tile_a[kk * (BM / 4u) + ty * (TM / 4u) + {i}u];\n"
-                    );
-                }
-                for j in 0..tn4 {
-                    body += &format!(
-                        "            let b{j} = tile_b[kk * (BN / 4u) + tx * (TN / 4u) + {j}u];\n"
-                    );
-                }
-                let lane = ["x", "y", "z", "w"];
-                for i in 0..tm {
-                    for j in 0..tn4 {
-                        body += &format!(
-                            "            acc{i}_{j} += a{}.{} * b{j};\n",
-                            i / 4,
-                            lane[(i % 4) as usize]
-                        );
-                    }
-                }
-                for i in 0..tm {
-                    for j in 0..tn4 {
-                        for (l, name) in lane.iter().enumerate() {
-                            store += &format!(
-                                "    store(batch, row0 + ty * TM + {i}u, col0 + tx * TN + {}u, acc{i}_{j}.{name});\n",
-                                j * 4 + l as u32
-                            );
-                        }
-                    }
-                }
+                let block = super::RegisterBlock::new(
+                    tm,
+                    tn,
+                    "store(batch, row0 + {row}, col0 + {col}, {acc});",
+                );
+                let (declare, body, store) = (block.declare, block.body, block.store);
                 ShaderSource::new("gemm", SHADER)
                     .define("BM", bm)
                     .define("BN", bn)

@@ -47,3 +47,69 @@ pub(crate) fn grid_1d(n: usize, size: u32) -> [u32; 3] {
     let y = groups.div_ceil(x);
     [x as u32, y as u32, 1]
 }
+
+/// WGSL for a fully unrolled `tm × tn` register block reading vec4 slices `tile_a`
+/// (`[k][m / 4]`) and `tile_b` (`[k][n / 4]`) from workgroup memory, as used by the tiled
+/// GEMM and convolution kernels (`tm` and `tn` multiples of 4). Unrolling here rather than
+/// leaving loops to the driver guarantees the accumulators live in registers.
+///
+/// `store` is a WGSL call with `{row}`, `{col}` and `{acc}` placeholders, emitted once per
+/// accumulator in the epilogue.
+pub(crate) struct RegisterBlock {
+    /// Accumulator declarations (before the K loop).
+    pub declare: String,
+    /// One K step (inside the loop over `kk`).
+    pub body: String,
+    /// The epilogue: one `store` per accumulator.
+    pub store: String,
+}
+
+impl RegisterBlock {
+    pub(crate) fn new(tm: u32, tn: u32, store: &str) -> RegisterBlock {
+        let (tm4, tn4) = (tm / 4, tn / 4);
+        let lane = ["x", "y", "z", "w"];
+        let mut out = RegisterBlock {
+            declare: String::new(),
+            body: String::new(),
+            store: String::new(),
+        };
+        for i in 0..tm {
+            for j in 0..tn4 {
+                out.declare += &format!("    var acc{i}_{j} = vec4<f32>();\n");
+            }
+        }
+        for i in 0..tm4 {
+            out.body += &format!(
+                "            let a{i} = tile_a[kk * (BM / 4u) + ty * (TM / 4u) + {i}u];\n"
+            );
+        }
+        for j in 0..tn4 {
+            out.body += &format!(
+                "            let b{j} = tile_b[kk * (BN / 4u) + tx * (TN / 4u) + {j}u];\n"
+            );
+        }
+        for i in 0..tm {
+            for j in 0..tn4 {
+                out.body += &format!(
+                    "            acc{i}_{j} += a{}.{} * b{j};\n",
+                    i / 4,
+                    lane[(i % 4) as usize]
+                );
+            }
+        }
+        for i in 0..tm {
+            for j in 0..tn4 {
+                for (l, name) in lane.iter().enumerate() {
+                    out.store += &format!(
+                        "    {}\n",
+                        store
+                            .replace("{row}", &format!("ty * TM + {i}u"))
+                            .replace("{col}", &format!("tx * TN + {}u", j * 4 + l as u32))
+                            .replace("{acc}", &format!("acc{i}_{j}.{name}"))
+                    );
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Self-contained benchmark run for a machine with a real GPU: builds in release, runs every
+# benchmark on the best adapter (or the one DFD_ADAPTER names), and writes one table file.
+# Finishes within a few minutes on a GPU.
+#
+#   scripts/bench_gpu.sh [OUT_FILE]          (default: bench-results.txt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-bench-results.txt}"
+cargo build --release --benches >/dev/null
+{
+  echo "# dfd benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -srm)"
+  for bench in $(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | tail -n +2); do
+    echo
+    echo "## cargo bench --bench $bench"
+    cargo bench --bench "$bench" 2>/dev/null
+  done
+  if command -v python3 >/dev/null && python3 -c "import torch" 2>/dev/null; then
+    dev=$(python3 -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+    echo
+    echo "## PyTorch on $dev, same shapes"
+    python3 scripts/bench_torch_gemm.py --device "$dev"
+  fi
+} | tee "$out"
+echo "wrote $out"

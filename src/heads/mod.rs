@@ -1,0 +1,640 @@
+//! The trainable heads of DFD (SPEC §1.5–1.9, §3): the adaptor `ψ_A`, the Gaussian
+//! discriminator `φ_G`, the Perlin discriminator `φ_P` (with its one-block ViT), the training
+//! losses and the Adam update, with hand-written backward passes built from
+//! [`crate::kernels`].
+//!
+//! Conventions follow the reference code and `tests/fixtures/README.md` ("DFD heads"): feature
+//! rows are `b·T + y·w + x`, `Linear` weights are `[out, in]`, the qkv split is timm's.
+
+pub mod attention;
+mod gaussian;
+mod init;
+mod linear;
+pub mod losses;
+pub mod optim;
+mod perlin;
+mod tokens;
+
+pub use attention::{attention_backward, attention_forward, AttentionDims};
+pub use losses::LossConfig;
+pub use optim::{CosineSchedule, LearningRates};
+
+use crate::gpu::{DType, Gpu, Recorder, Tensor};
+use crate::kernels::adam::adam_step;
+use crate::kernels::gemm::{Epilogue, GemmSpec, Mat};
+use crate::kernels::resize::{resize_bilinear_backward_into, resize_bilinear_into};
+use crate::{Error, Result};
+use losses::{LossDims, LossScratch};
+use optim::Group;
+
+/// BatchNorm1d eps (PyTorch default, SPEC §1.8).
+const BN_EPS: f32 = 1e-5;
+/// BatchNorm1d momentum (PyTorch default).
+const BN_MOMENTUM: f32 = 0.1;
+/// LayerNorm eps of the ViT (SPEC §1.8).
+const LN_EPS: f32 = 1e-6;
+/// LeakyReLU slope of both discriminators.
+const LEAKY: f32 = 0.2;
+
+/// Dimensions of the heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadsConfig {
+    /// Feature width `D` (paper 1536).
+    pub dim: usize,
+    /// Hidden width `H` of `φ_G` (paper 1024).
+    pub gau_hidden: usize,
+    /// Attention heads of `φ_P`'s block (paper 16).
+    pub heads: usize,
+    /// Feature grid height `h` (paper 32).
+    pub grid_h: usize,
+    /// Feature grid width `w` (paper 32).
+    pub grid_w: usize,
+    /// Image size `S` the Perlin scores are upsampled to (paper 256).
+    pub image_size: usize,
+    /// Images per training batch (paper 8).
+    pub batch: usize,
+    /// MLP hidden width as a multiple of `D` (4).
+    pub mlp_ratio: usize,
+}
+
+impl HeadsConfig {
+    /// The paper's sizes: D 1536, H 1024, 16 heads, 32×32 grid, S 256, batch 8.
+    pub fn paper() -> Self {
+        HeadsConfig {
+            dim: 1536,
+            gau_hidden: 1024,
+            heads: 16,
+            grid_h: 32,
+            grid_w: 32,
+            image_size: 256,
+            batch: 8,
+            mlp_ratio: 4,
+        }
+    }
+
+    /// Tokens per image `T = h·w`.
+    pub fn tokens(&self) -> usize {
+        self.grid_h * self.grid_w
+    }
+
+    /// Feature rows of a batch `B·T`.
+    pub fn rows(&self) -> usize {
+        self.batch * self.tokens()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = self.dim == 0
+            || self.gau_hidden == 0
+            || self.heads == 0
+            || self.dim % self.heads != 0
+            || self.grid_h == 0
+            || self.grid_w == 0
+            || self.batch == 0
+            || self.mlp_ratio == 0
+            || self.image_size % self.grid_h != 0
+            || self.image_size % self.grid_w != 0
+            || self.image_size < self.grid_h.max(self.grid_w);
+        if bad {
+            return Err(Error::Config(format!(
+                "heads config {self:?}: dim must divide into heads, the image size must be a \
+                 multiple of the grid, and every size must be positive"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Floating-point operations of one training step (forward + backward of every GEMM;
+    /// element-wise work not counted).
+    pub fn train_flops(&self) -> f64 {
+        let (d, h, n, r) = (
+            self.dim as f64,
+            self.gau_hidden as f64,
+            (self.tokens() + 1) as f64,
+            self.rows() as f64,
+        );
+        let b = self.batch as f64;
+        let rn = b * n;
+        let mlp = self.mlp_ratio as f64;
+        let adaptor = 4.0 * 2.0 * r * d * d; // 4 feature sets
+        let gau = 2.0 * r * (2.0 * d * h + 2.0 * h); // 2n rows
+        let vit = 2.0 * rn * d * (3.0 * d + d + 2.0 * mlp * d + 1.0) + 4.0 * b * n * n * d;
+        let per = 2.0 * r * d * d + vit;
+        // forward once, backward ≈ twice the forward (attention recomputes its scores).
+        2.0 * (adaptor + 3.0 * (gau + per)) + 2.0 * 2.0 * b * n * n * d
+    }
+
+    /// Floating-point operations of [`Heads::scores`] (two paths, eval).
+    pub fn infer_flops(&self) -> f64 {
+        let (d, h, n, r) = (
+            self.dim as f64,
+            self.gau_hidden as f64,
+            (self.tokens() + 1) as f64,
+            self.rows() as f64,
+        );
+        let b = self.batch as f64;
+        let mlp = self.mlp_ratio as f64;
+        let vit = 2.0 * b * n * d * (4.0 * d + 2.0 * mlp * d + 1.0) + 4.0 * b * n * n * d;
+        2.0 * (2.0 * r * d * d + 2.0 * r * (d * h + h) + 2.0 * r * d * d + vit)
+    }
+}
+
+/// One training batch of backbone features (SPEC §3), each `[B·T, D]` with row `b·T + y·w + x`.
+pub struct TrainBatch<'a> {
+    /// Low-frequency features of the normal images.
+    pub low_normal: &'a Tensor,
+    /// Low-frequency features of the pseudo-anomalous images.
+    pub low_anomalous: &'a Tensor,
+    /// High-frequency features of the normal images.
+    pub high_normal: &'a Tensor,
+    /// High-frequency features of the pseudo-anomalous images.
+    pub high_anomalous: &'a Tensor,
+    /// Pixel masks `[B, S, S]` (0/1).
+    pub mask: &'a Tensor,
+    /// Image labels `[B]` (1 iff the mask has a pixel).
+    pub label: &'a Tensor,
+    /// Gaussian feature noise ε of the low path `[B·T, D]` (SPEC §1.6).
+    pub eps_low: &'a Tensor,
+    /// Gaussian feature noise ε of the high path `[B·T, D]`.
+    pub eps_high: &'a Tensor,
+}
+
+/// A parameter with its gradient and Adam moments.
+pub(crate) struct Param {
+    name: &'static str,
+    shape: Vec<usize>,
+    value: Tensor,
+    grad: Tensor,
+    m: Tensor,
+    v: Tensor,
+    group: Group,
+}
+
+/// The adaptor and both discriminators, their optimiser state and scratch buffers.
+pub struct Heads {
+    cfg: HeadsConfig,
+    gpu: Gpu,
+    params: Vec<Param>,
+    running: Vec<(&'static str, Tensor)>,
+    step: u32,
+    ones: Tensor,
+    scratch: LossScratch,
+}
+
+/// Parameter names, shapes, groups and initialisations, in the fixture's order.
+fn layout(c: &HeadsConfig) -> Vec<(&'static str, Vec<usize>, Group, InitKind)> {
+    use Group::*;
+    use InitKind::*;
+    let (d, h, t) = (c.dim, c.gau_hidden, c.tokens());
+    let m = c.mlp_ratio * d;
+    vec![
+        ("adaptor.weight", vec![d, d], Adaptor, Xavier),
+        ("adaptor.bias", vec![d], Adaptor, FanIn(d)),
+        ("gau.fc1.weight", vec![h, d], Gaussian, Xavier),
+        ("gau.fc1.bias", vec![h], Gaussian, FanIn(d)),
+        ("gau.bn.weight", vec![h], Gaussian, Const(1.0)),
+        ("gau.bn.bias", vec![h], Gaussian, Const(0.0)),
+        ("gau.fc2.weight", vec![1, h], Gaussian, Xavier),
+        ("per.fc1.weight", vec![d, d], Perlin, FanIn(d)),
+        ("per.fc1.bias", vec![d], Perlin, FanIn(d)),
+        ("per.bn.weight", vec![d], Perlin, Const(1.0)),
+        ("per.bn.bias", vec![d], Perlin, Const(0.0)),
+        ("per.cls_token", vec![1, 1, d], Perlin, Const(0.0)),
+        ("per.pos_embed", vec![1, t + 1, d], Perlin, Trunc),
+        ("per.block.norm1.weight", vec![d], Perlin, Const(1.0)),
+        ("per.block.norm1.bias", vec![d], Perlin, Const(0.0)),
+        ("per.block.attn.qkv.weight", vec![3 * d, d], Perlin, Trunc),
+        ("per.block.attn.qkv.bias", vec![3 * d], Perlin, Const(0.0)),
+        ("per.block.attn.proj.weight", vec![d, d], Perlin, Trunc),
+        ("per.block.attn.proj.bias", vec![d], Perlin, Const(0.0)),
+        ("per.block.norm2.weight", vec![d], Perlin, Const(1.0)),
+        ("per.block.norm2.bias", vec![d], Perlin, Const(0.0)),
+        ("per.block.mlp.fc1.weight", vec![m, d], Perlin, Trunc),
+        ("per.block.mlp.fc1.bias", vec![m], Perlin, Const(0.0)),
+        ("per.block.mlp.fc2.weight", vec![d, m], Perlin, Trunc),
+        ("per.block.mlp.fc2.bias", vec![d], Perlin, Const(0.0)),
+        ("per.norm.weight", vec![d], Perlin, Const(1.0)),
+        ("per.norm.bias", vec![d], Perlin, Const(0.0)),
+        ("per.head.weight", vec![1, d], Perlin, FanIn(d)),
+    ]
+}
+
+#[derive(Clone, Copy)]
+enum InitKind {
+    Xavier,
+    FanIn(usize),
+    Const(f32),
+    Trunc,
+}
+
+fn running_layout(c: &HeadsConfig) -> Vec<(&'static str, usize, f32)> {
+    vec![
+        ("gau.bn.running_mean", c.gau_hidden, 0.0),
+        ("gau.bn.running_var", c.gau_hidden, 1.0),
+        ("per.bn.running_mean", c.dim, 0.0),
+        ("per.bn.running_var", c.dim, 1.0),
+    ]
+}
+
+impl Heads {
+    /// New heads with the initialisation of SPEC §3, seeded: Xavier-normal adaptor and `φ_G`
+    /// linears, PyTorch-default `U(±1/√fan_in)` elsewhere outside the ViT, ViT linears and
+    /// the position embedding `trunc_normal(0.02)`, ViT biases 0, norms 1/0, class token 0.
+    pub fn new(gpu: &Gpu, cfg: &HeadsConfig, seed: u64) -> Result<Heads> {
+        cfg.validate()?;
+        let mut rng = init::Init::new(seed);
+        let mut params = Vec::new();
+        for (name, shape, group, kind) in layout(cfg) {
+            let n: usize = shape.iter().product();
+            let data = match kind {
+                InitKind::Xavier => rng.xavier_normal(shape[0], shape[1]),
+                InitKind::FanIn(f) => rng.uniform_fan_in(n, f),
+                InitKind::Const(c) => vec![c; n],
+                InitKind::Trunc => rng.trunc_normal(n, 0.02),
+            };
+            params.push(Param {
+                name,
+                value: gpu.upload(&data, &shape)?,
+                grad: gpu.zeros(&shape, DType::F32),
+                m: gpu.zeros(&shape, DType::F32),
+                v: gpu.zeros(&shape, DType::F32),
+                shape,
+                group,
+            });
+        }
+        let mut running = Vec::new();
+        for (name, n, v) in running_layout(cfg) {
+            running.push((name, gpu.upload(&vec![v; n], &[n])?));
+        }
+        let rows = (2 * cfg.rows()).max(cfg.batch * (cfg.tokens() + 1));
+        let ones = gpu.upload(&vec![1.0; rows], &[rows])?;
+        let scratch = LossScratch::new(gpu, &loss_dims(cfg));
+        Ok(Heads {
+            cfg: *cfg,
+            gpu: gpu.clone(),
+            params,
+            running,
+            step: 0,
+            ones,
+            scratch,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HeadsConfig {
+        &self.cfg
+    }
+
+    /// Adam steps taken so far.
+    pub fn steps(&self) -> u32 {
+        self.step
+    }
+
+    fn param(&self, name: &str) -> &Param {
+        // Names come from `layout`, so the lookup cannot fail for internal callers.
+        self.params
+            .iter()
+            .find(|p| p.name == name)
+            .expect("parameter name from the layout")
+    }
+
+    pub(crate) fn w(&self, name: &str) -> &Tensor {
+        &self.param(name).value
+    }
+
+    pub(crate) fn g(&self, name: &str) -> &Tensor {
+        &self.param(name).grad
+    }
+
+    pub(crate) fn running(&self, name: &str) -> &Tensor {
+        &self
+            .running
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("running-stat name from the layout")
+            .1
+    }
+
+    /// Every parameter and running statistic by its fixture name (Adam moments are not
+    /// included: a loaded model starts a fresh optimiser).
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self
+            .params
+            .iter()
+            .map(|p| (p.name.to_string(), p.value.clone()))
+            .collect();
+        v.extend(self.running.iter().map(|(n, t)| (n.to_string(), t.clone())));
+        v
+    }
+
+    /// The gradients of the last [`Heads::train_step`] by parameter name (before weight decay;
+    /// the analytically-zero ones — the BatchNorm-fed biases and the key third of the qkv
+    /// bias — are exact zeros).
+    pub fn gradients(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .map(|p| (p.name.to_string(), p.grad.clone()))
+            .collect()
+    }
+
+    /// The per-path loss terms of the last step `[gau_l, gau_h, pix_l, pix_h, cls_l, cls_h,
+    /// sim_l, sim_h]`.
+    pub fn loss_parts(&self) -> &Tensor {
+        &self.scratch.parts
+    }
+
+    /// Replaces every parameter and running statistic; strict: a missing, unknown or
+    /// mis-shaped tensor is an error naming it. Resets the optimiser state.
+    pub fn load_tensors(&mut self, named: &[(String, Vec<f32>)]) -> Result<()> {
+        let mut expected: Vec<(&str, usize, String)> = self
+            .params
+            .iter()
+            .map(|p| (p.name, p.value.numel(), format!("{:?}", p.shape)))
+            .collect();
+        expected.extend(
+            self.running
+                .iter()
+                .map(|(n, t)| (*n, t.numel(), format!("{:?}", t.shape()))),
+        );
+        for (name, data) in named {
+            match expected.iter().find(|e| e.0 == name) {
+                None => {
+                    return Err(Error::Shape(format!(
+                        "load_tensors: unknown tensor `{name}`"
+                    )))
+                }
+                Some((_, n, s)) if *n != data.len() => {
+                    return Err(Error::Shape(format!(
+                        "load_tensors: `{name}` has {} values, expected shape {s}",
+                        data.len()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        for (name, _, _) in &expected {
+            let count = named.iter().filter(|(n, _)| n == name).count();
+            if count != 1 {
+                return Err(Error::Shape(format!(
+                    "load_tensors: tensor `{name}` given {count} times (expected once)"
+                )));
+            }
+        }
+        for (name, data) in named {
+            if let Some(p) = self.params.iter().find(|p| p.name == name) {
+                p.value.write(data)?;
+            } else if let Some((_, t)) = self.running.iter().find(|(n, _)| n == name) {
+                t.write(data)?;
+            }
+        }
+        let mut rec = self.gpu.recorder();
+        for p in &self.params {
+            rec.clear(&p.m);
+            rec.clear(&p.v);
+            rec.clear(&p.grad);
+        }
+        rec.submit();
+        self.step = 0;
+        Ok(())
+    }
+
+    /// One training step (SPEC §3) recorded on `rec`: forward of the four feature sets,
+    /// losses, hand-written backward, Adam. Returns `[total, gau, pix, cls, per, sim]` as a
+    /// GPU tensor. BatchNorm calls (running statistics) follow the reference code's order:
+    /// `φ_P` on the high path, then the low path; `φ_G` on low, then high.
+    pub fn train_step(
+        &mut self,
+        rec: &mut Recorder,
+        batch: &TrainBatch,
+        loss: &LossConfig,
+        lr: &LearningRates,
+    ) -> Result<Tensor> {
+        let c = self.cfg;
+        let (n, d) = (c.rows(), c.dim);
+        let s = c.image_size;
+        for (what, t, want) in [
+            ("low_normal", batch.low_normal, n * d),
+            ("low_anomalous", batch.low_anomalous, n * d),
+            ("high_normal", batch.high_normal, n * d),
+            ("high_anomalous", batch.high_anomalous, n * d),
+            ("eps_low", batch.eps_low, n * d),
+            ("eps_high", batch.eps_high, n * d),
+            ("mask", batch.mask, c.batch * s * s),
+            ("label", batch.label, c.batch),
+        ] {
+            if t.numel() != want || t.dtype() != DType::F32 {
+                return Err(Error::Shape(format!(
+                    "train_step: {what} is {:?} {:?}, expected {want} f32 values",
+                    t.shape(),
+                    t.dtype()
+                )));
+            }
+        }
+        let gpu = self.gpu.clone();
+        for p in &self.params {
+            rec.clear(&p.grad);
+        }
+        let ld = loss_dims(&c);
+        // ψ_A on the four feature sets; φ_G's input cat[q^n, q^n + ε] is written directly.
+        let paths = [
+            (batch.low_normal, batch.low_anomalous, batch.eps_low),
+            (batch.high_normal, batch.high_anomalous, batch.eps_high),
+        ];
+        let mut qa = Vec::new();
+        let mut xg = Vec::new();
+        for (fnrm, fanom, eps) in paths {
+            let a = gpu.empty(&[n, d], DType::F32);
+            self.adaptor(rec, fanom, Mat::dense(&a, n, d), None)?;
+            let x = gpu.empty(&[2 * n, d], DType::F32);
+            self.adaptor(rec, fnrm, Mat::dense(&x, n, d), None)?;
+            let lower = Mat {
+                offset: n * d,
+                ..Mat::dense(&x, n, d)
+            };
+            self.adaptor(rec, fnrm, lower, Some(Mat::dense(eps, n, d)))?;
+            qa.push(a);
+            xg.push(x);
+        }
+        // L_Sim first: it initialises the adaptor-output gradients.
+        let mut dqa = Vec::new();
+        let mut dqn = Vec::new();
+        for f in 0..2 {
+            let ga = gpu.empty(&[n, d], DType::F32);
+            let gn = gpu.empty(&[n, d], DType::F32);
+            losses::similarity(
+                rec,
+                &ld,
+                loss,
+                f,
+                &qa[f],
+                &xg[f],
+                batch.mask,
+                &ga,
+                &gn,
+                &self.scratch,
+            )?;
+            dqa.push(ga);
+            dqn.push(gn);
+        }
+        // φ_P: high path, then low path (forward, L_pix/L_cls, backward).
+        for f in [1, 0] {
+            let saved = self.perlin_forward(rec, &qa[f], true, None)?;
+            let up = gpu.empty(&[c.batch, s, s], DType::F32);
+            let scores = saved.scores.reshape(&[c.batch, c.grid_h, c.grid_w])?;
+            resize_bilinear_into(rec, &scores, &up)?;
+            let du = gpu.empty(&[c.batch, s, s], DType::F32);
+            losses::perlin(
+                rec,
+                &ld,
+                loss,
+                f,
+                &up,
+                batch.mask,
+                batch.label,
+                &du,
+                &self.scratch,
+            )?;
+            let ds = gpu.empty(&[c.batch, c.grid_h, c.grid_w], DType::F32);
+            resize_bilinear_backward_into(rec, &du, &ds)?;
+            self.perlin_backward(rec, &qa[f], &saved, &ds, &dqa[f])?;
+        }
+        // φ_G: low path, then high path.
+        for f in [0, 1] {
+            let saved = self.gaussian_forward(rec, &xg[f], true, None)?;
+            let dg = gpu.empty(&[2 * n], DType::F32);
+            losses::gaussian(rec, &ld, loss, f, &saved.out, &dg, &self.scratch)?;
+            self.gaussian_backward(rec, &xg[f], &saved, &dg, &dqn[f])?;
+        }
+        // ψ_A backward.
+        let (aw, ab) = (self.g("adaptor.weight"), self.g("adaptor.bias"));
+        for (f, (fnrm, fanom, _)) in paths.iter().enumerate() {
+            for (dq, x) in [(&dqa[f], *fanom), (&dqn[f], *fnrm)] {
+                linear::backward(
+                    rec,
+                    &self.ones,
+                    x,
+                    dq,
+                    self.w("adaptor.weight"),
+                    aw,
+                    Some(ab),
+                    None,
+                    n,
+                    d,
+                    d,
+                )?;
+            }
+        }
+        let out = gpu.empty(&[6], DType::F32);
+        losses::combine(rec, &ld, loss, &out, &self.scratch)?;
+        // Adam (torch.optim.Adam, L2 decay on the discriminators).
+        self.step += 1;
+        for p in &self.params {
+            adam_step(
+                rec,
+                &p.group.adam(),
+                self.step,
+                p.group.lr(lr),
+                &p.value,
+                &p.grad,
+                &p.m,
+                &p.v,
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// `ψ_A(x)` (`[B·T, D]` rows) into `y`, plus an optional residual.
+    fn adaptor(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        y: Mat<'_>,
+        residual: Option<Mat<'_>>,
+    ) -> Result<()> {
+        let (n, d) = (x.numel() / self.cfg.dim, self.cfg.dim);
+        linear::forward(
+            rec,
+            x,
+            self.w("adaptor.weight"),
+            Some(self.w("adaptor.bias")),
+            y,
+            residual,
+            n,
+            d,
+            d,
+        )
+    }
+
+    /// Eval-mode anomaly scores per patch (SPEC §4): `S_G = −φ_G(q_l) − φ_G(q_h)` and
+    /// `S_P = −φ_P(q_l) − φ_P(q_h)` with `q_f = ψ_A(features_f)`; `low`, `high` are backbone
+    /// features `[batch·T, D]`. Returns two `[batch, T]` tensors. BatchNorm uses the running
+    /// statistics.
+    pub fn scores(
+        &self,
+        rec: &mut Recorder,
+        low: &Tensor,
+        high: &Tensor,
+        batch: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let c = self.cfg;
+        let (t, d) = (c.tokens(), c.dim);
+        for (what, x) in [("low", low), ("high", high)] {
+            if batch == 0 || x.numel() != batch * t * d {
+                return Err(Error::Shape(format!(
+                    "scores: {what} features are {:?}, expected [{batch}·{t}, {d}]",
+                    x.shape()
+                )));
+            }
+        }
+        let gpu = self.gpu.clone();
+        let sg = gpu.empty(&[batch, t], DType::F32);
+        let sp = gpu.empty(&[batch, t], DType::F32);
+        for (i, x) in [low, high].into_iter().enumerate() {
+            let q = gpu.empty(&[batch * t, d], DType::F32);
+            self.adaptor(rec, x, Mat::dense(&q, batch * t, d), None)?;
+            let acc = if i == 0 { None } else { Some(1.0) };
+            self.gaussian_forward(rec, &q, false, Some((&sg, acc)))?;
+            self.perlin_forward(rec, &q, false, Some((&sp, acc)))?;
+        }
+        Ok((sg, sp))
+    }
+}
+
+fn loss_dims(c: &HeadsConfig) -> LossDims {
+    LossDims {
+        batch: c.batch,
+        grid_h: c.grid_h,
+        grid_w: c.grid_w,
+        size: c.image_size,
+        dim: c.dim,
+    }
+}
+
+/// `y = −x·w` (`x` `[rows, k]`, `w` `[1, k]`) into `y` (`accumulate` adds) — the negated
+/// score head of eval mode.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn neg_head(
+    rec: &mut Recorder,
+    x: Mat<'_>,
+    w: &Tensor,
+    y: Mat<'_>,
+    rows: usize,
+    k: usize,
+    batch: usize,
+    acc: Option<f32>,
+) -> Result<()> {
+    let mut spec = GemmSpec::new(rows, 1, k)
+        .transpose(false, true)
+        .batched(batch)
+        .alpha(-1.0);
+    if let Some(b) = acc {
+        spec = spec.accumulate(b);
+    }
+    crate::kernels::gemm::gemm(
+        rec,
+        &spec,
+        x,
+        Mat::dense(w, 1, k).broadcast(),
+        y,
+        Epilogue::default(),
+    )
+}
