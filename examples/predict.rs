@@ -53,8 +53,14 @@ fn main() -> Result<()> {
         .collect::<dfd::Result<Vec<_>>>()?;
     let predictions = detector.predict_batch(&images)?;
     for ((path, img), p) in args.images.iter().zip(&images).zip(&predictions) {
+        // `<parent folder>_<name>_overlay.png`: test sets reuse names across folders.
         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-        let overlay = args.out.join(format!("{stem}_overlay.png"));
+        let parent = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let overlay = args.out.join(format!("{parent}_{stem}_overlay.png"));
         save_overlay_png(
             &overlay,
             &OverlayInput {

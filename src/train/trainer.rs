@@ -405,3 +405,71 @@ impl Trainer {
         Calibration::fit(&ng, &np, &ag, &ap)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gpu;
+
+    #[test]
+    fn copy_elems_gathers_rows_and_checks_ranges() {
+        let gpu = gpu();
+        let src = gpu
+            .upload(&(0..12).map(|i| i as f32).collect::<Vec<_>>(), &[4, 3])
+            .unwrap();
+        let dst = gpu.zeros(&[2, 3], DType::F32);
+        let mut rec = gpu.recorder();
+        rec.copy_elems(&src, 9, &dst, 0, 3).unwrap();
+        rec.copy_elems(&src, 3, &dst, 3, 3).unwrap();
+        assert!(rec.copy_elems(&src, 10, &dst, 0, 3).is_err());
+        assert!(rec.copy_elems(&src, 0, &dst, 4, 3).is_err());
+        rec.submit();
+        assert_eq!(dst.to_vec().unwrap(), [9.0, 10.0, 11.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn schedule_and_heads_config_follow_the_config() {
+        let cfg = TrainConfig::paper();
+        let hc = heads_config(&cfg);
+        assert_eq!(
+            (hc.dim, hc.grid_h, hc.image_size, hc.batch),
+            (1536, 32, 256, 8)
+        );
+        let lr0 = learning_rates(&cfg, 0);
+        assert_eq!((lr0.adaptor, lr0.gaussian, lr0.perlin), (5e-4, 2e-4, 1e-4));
+        let lr = learning_rates(&cfg, 76);
+        assert_eq!(lr.adaptor, 5e-4);
+        assert!((lr.gaussian - 0.4e-4).abs() < 1e-10 && (lr.perlin - 0.4e-4).abs() < 1e-10);
+        // The heads' own schedule agrees.
+        let sched = crate::heads::CosineSchedule {
+            t_max: cfg.cosine_t_max as u32,
+            eta_min: f64::from(cfg.cosine_eta_min),
+        };
+        let theirs = sched.rates(&crate::heads::LearningRates::default(), 30);
+        let ours = learning_rates(&cfg, 30);
+        assert!((theirs.gaussian - ours.gaussian).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_weight_decay_is_refused() {
+        let gpu = gpu();
+        let dir = std::env::temp_dir().join(format!("dfd-trainer-{}", std::process::id()));
+        let w = dir.join("w.safetensors");
+        crate::backbone::weights::write_random_wrn50(&w).unwrap();
+        let cfg = TrainConfig::tiny();
+        let bb = Backbone::load(&gpu, &w, &cfg).unwrap();
+        let bad = TrainConfig {
+            weight_decay: 1e-3,
+            ..cfg.clone()
+        };
+        let e = Trainer::new(&gpu, bad, bb.clone(), TextureSource::procedural()).unwrap_err();
+        assert!(e.to_string().contains("weight_decay"), "{e}");
+        let other = TrainConfig {
+            feature_dim: 32,
+            pre_dim: 32,
+            ..cfg
+        };
+        assert!(Trainer::new(&gpu, other, bb, TextureSource::procedural()).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
