@@ -15,8 +15,10 @@
 #![warn(missing_docs)]
 
 pub mod backbone;
+pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod detector;
 pub mod error;
 pub mod eval;
 pub mod gpu;
@@ -25,6 +27,8 @@ pub mod image;
 pub mod kernels;
 #[doc(hidden)]
 pub mod testing;
+pub mod train;
 
+pub use config::TrainConfig;
 pub use error::{Error, Result};
 pub use gpu::{DType, Gpu, Recorder, Tensor};

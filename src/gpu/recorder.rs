@@ -236,6 +236,49 @@ impl Recorder {
         Ok(())
     }
 
+    /// Records a copy of `len` elements of `src` starting at element `src_start` into `dst`
+    /// at element `dst_start` (same dtype; both ranges must lie inside their tensors). Used
+    /// to gather feature rows into a batch without a host round trip.
+    pub fn copy_elems(
+        &mut self,
+        src: &Tensor,
+        src_start: usize,
+        dst: &Tensor,
+        dst_start: usize,
+        len: usize,
+    ) -> Result<()> {
+        let size = src.dtype().size();
+        if src.dtype() != dst.dtype()
+            || src_start + len > src.numel()
+            || dst_start + len > dst.numel()
+            || !(src_start * size).is_multiple_of(4)
+            || !(dst_start * size).is_multiple_of(4)
+            || !(len * size).is_multiple_of(4)
+        {
+            return Err(Error::Shape(format!(
+                "copy_elems: {len} elements from {src_start} of {:?} {:?} to {dst_start} of \
+                 {:?} {:?} (ranges must fit, dtypes match, byte offsets be multiples of 4)",
+                src.shape(),
+                src.dtype(),
+                dst.shape(),
+                dst.dtype()
+            )));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        self.encoder.copy_buffer_to_buffer(
+            src.buffer(),
+            (src_start * size) as u64,
+            dst.buffer(),
+            (dst_start * size) as u64,
+            (len * size) as u64,
+        );
+        self.keep_alive.push(src.buf.clone());
+        self.keep_alive.push(dst.buf.clone());
+        Ok(())
+    }
+
     /// Records zero-filling of a tensor.
     pub fn clear(&mut self, t: &Tensor) {
         self.encoder.clear_buffer(t.buffer(), 0, None);

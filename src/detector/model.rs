@@ -1,0 +1,336 @@
+//! [`Detector`]: the frozen feature extractor, the trained heads and the calibration —
+//! image in, anomaly map, score and pass/fail out (SPEC §4, §7).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::model_file::{BackboneId, ModelFile};
+use super::postprocess::{Calibration, PostProcessor};
+use crate::backbone::weights::WeightFile;
+use crate::backbone::{FeatureExtractor, WideResNet50};
+use crate::config::TrainConfig;
+use crate::eval::{combine_transductive, TransductiveMode};
+use crate::gpu::{DType, Gpu, Tensor};
+use crate::heads::Heads;
+use crate::image::{resize_bilinear, Image};
+use crate::{Error, Result};
+
+/// The frozen backbone with its identity, shared by trainers and detectors.
+#[derive(Debug)]
+pub struct Backbone {
+    /// The feature extractor (with the configuration's patch dimensions).
+    pub extractor: FeatureExtractor,
+    /// Which weights it holds.
+    pub id: BackboneId,
+}
+
+impl Backbone {
+    /// Loads WideResNet-50-2 from a safetensors weight file (SPEC §1.3) with the patch
+    /// aggregation dimensions of `cfg`.
+    pub fn load(gpu: &Gpu, weights: &Path, cfg: &TrainConfig) -> Result<Arc<Backbone>> {
+        let file = WeightFile::open(weights)?;
+        let id = BackboneId::of_weight_file(&file)?;
+        let net = WideResNet50::from_weight_file(gpu, &file)?;
+        Ok(Arc::new(Backbone {
+            extractor: FeatureExtractor::with_dims(net, cfg.patch_dims()),
+            id,
+        }))
+    }
+}
+
+/// Raw maps read back: `(gaussian, perlin)`, one `S × S` map per image each.
+pub type RawMapsCpu = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+/// A tensor read back: `(name, shape, values)`.
+type NamedValues = (String, Vec<usize>, Vec<f32>);
+
+/// How the two discriminators' maps are normalised before they are averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Normalization {
+    /// The library's default: statistics calibrated at training time on held-out samples
+    /// built from the shots (SPEC §4); one image's score depends on nothing else.
+    #[default]
+    Calibrated,
+    /// The paper's transductive normalisation over the **whole test set** (for comparison
+    /// with the paper only; a score then depends on the other test images).
+    Transductive(TransductiveMode),
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Image score (max of the map).
+    pub score: f32,
+    /// Anomaly map, `S × S` row-major (calibrated: roughly `[0, 1]` on calibration data,
+    /// not clipped).
+    pub map: Vec<f32>,
+    /// Side `S` of the map.
+    pub size: usize,
+    /// `score > threshold` (the calibrated pass/fail decision).
+    pub is_anomalous: bool,
+}
+
+/// A trained DFD detector.
+pub struct Detector {
+    gpu: Gpu,
+    config: TrainConfig,
+    backbone: Arc<Backbone>,
+    heads: Heads,
+    post: PostProcessor,
+    calibration: Calibration,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("preset", &self.config.preset)
+            .field("image_size", &self.config.image_size)
+            .field("feature_dim", &self.config.feature_dim)
+            .field("backbone", &self.backbone.id)
+            .field("calibration", &self.calibration)
+            .finish()
+    }
+}
+
+impl Detector {
+    /// Assembles a detector (used by the trainer and by [`Detector::load`]).
+    pub fn from_parts(
+        config: TrainConfig,
+        backbone: Arc<Backbone>,
+        heads: Heads,
+        calibration: Calibration,
+    ) -> Result<Detector> {
+        let gpu = backbone.extractor.backbone().gpu().clone();
+        let post = PostProcessor::new(&gpu, &config)?;
+        Ok(Detector {
+            gpu,
+            config,
+            backbone,
+            heads,
+            post,
+            calibration,
+        })
+    }
+
+    /// The configuration the detector was trained with.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The calibration (normalisation statistics and threshold).
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    /// Replaces the calibration (the trainer calibrates after training).
+    pub fn set_calibration(&mut self, calibration: Calibration) {
+        self.calibration = calibration;
+    }
+
+    /// The pass/fail threshold on the image score.
+    pub fn threshold(&self) -> f32 {
+        self.calibration.threshold
+    }
+
+    /// The backbone.
+    pub fn backbone(&self) -> &Arc<Backbone> {
+        &self.backbone
+    }
+
+    /// The trained heads.
+    pub fn heads(&self) -> &Heads {
+        &self.heads
+    }
+
+    /// Image size `S`.
+    pub fn image_size(&self) -> usize {
+        self.config.image_size
+    }
+
+    /// Brings an image to `3 × S × S` (bilinear, as the loader does) and checks it.
+    fn prepare<'a>(&self, img: &'a Image) -> Result<std::borrow::Cow<'a, Image>> {
+        let s = self.config.image_size;
+        if img.channels != 3 || img.data.len() != 3 * img.height * img.width || img.height == 0 {
+            return Err(Error::Shape(format!(
+                "detector input must be a non-empty 3-channel image, got {}×{}×{}",
+                img.channels, img.height, img.width
+            )));
+        }
+        Ok(if img.height == s && img.width == s {
+            std::borrow::Cow::Borrowed(img)
+        } else {
+            std::borrow::Cow::Owned(resize_bilinear(img, s, s))
+        })
+    }
+
+    /// Records features → per-patch scores → raw maps for a chunk of images; returns the
+    /// raw maps (GPU) of the chunk.
+    fn raw_chunk(&self, images: &[Image]) -> Result<(super::RawMaps, crate::Recorder)> {
+        let gpu = self.gpu.clone();
+        let (s, t, d) = (
+            self.config.image_size,
+            self.config.tokens(),
+            self.config.feature_dim,
+        );
+        let b = images.len();
+        let mut data = Vec::with_capacity(b * 3 * s * s);
+        for img in images {
+            data.extend_from_slice(&self.prepare(img)?.data);
+        }
+        let input = gpu.upload(&data, &[b, 3, s, s])?;
+        let mut rec = gpu.recorder();
+        let f = self.backbone.extractor.extract(&mut rec, &input)?;
+        let low = gpu.empty(&[b * t, d], DType::F32);
+        let high = gpu.empty(&[b * t, d], DType::F32);
+        rec.copy_elems(&f.patches, 0, &low, 0, b * t * d)?;
+        rec.copy_elems(&f.patches, b * t * d, &high, 0, b * t * d)?;
+        let (sg, sp) = self.heads.scores(&mut rec, &low, &high, b)?;
+        let raw = self.post.raw_maps(&mut rec, &sg, &sp)?;
+        Ok((raw, rec))
+    }
+
+    fn chunk_len(&self) -> usize {
+        self.config.extract_batch.max(1)
+    }
+
+    /// The raw (resized, blurred, not normalised) maps of both discriminators for each image:
+    /// `(gaussian, perlin)`, `S × S` each. The input of calibration and of the transductive
+    /// normalisation.
+    pub fn raw_maps(&self, images: &[Image]) -> Result<RawMapsCpu> {
+        let n = self.config.image_size * self.config.image_size;
+        let (mut g, mut p) = (Vec::new(), Vec::new());
+        for chunk in images.chunks(self.chunk_len()) {
+            let (raw, rec) = self.raw_chunk(chunk)?;
+            rec.submit();
+            g.extend(raw.gaussian.to_vec()?.chunks(n).map(<[f32]>::to_vec));
+            p.extend(raw.perlin.to_vec()?.chunks(n).map(<[f32]>::to_vec));
+        }
+        Ok((g, p))
+    }
+
+    /// Predicts one image (any size; it is resized to `S × S`).
+    pub fn predict(&self, image: &Image) -> Result<Prediction> {
+        let mut v = self.predict_batch(std::slice::from_ref(image))?;
+        v.pop()
+            .ok_or_else(|| Error::Shape("no prediction for one image".into()))
+    }
+
+    /// Predicts several images, in GPU batches of `extract_batch`. Each result depends only
+    /// on its own image (calibrated normalisation).
+    pub fn predict_batch(&self, images: &[Image]) -> Result<Vec<Prediction>> {
+        let size = self.config.image_size;
+        let n = size * size;
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(self.chunk_len()) {
+            let (raw, mut rec) = self.raw_chunk(chunk)?;
+            let (map, scores) = self.post.combine(&mut rec, &raw, &self.calibration)?;
+            rec.submit();
+            let (map, scores): (Vec<f32>, Vec<f32>) = (map.to_vec()?, scores.to_vec()?);
+            for (m, &score) in map.chunks(n).zip(&scores) {
+                out.push(Prediction {
+                    score,
+                    map: m.to_vec(),
+                    size,
+                    is_anomalous: score > self.calibration.threshold,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Maps and image scores of a whole test set under `normalization`. With
+    /// [`Normalization::Calibrated`] this is [`Detector::predict_batch`]; with
+    /// [`Normalization::Transductive`] the raw maps are normalised over the set
+    /// ([`combine_transductive`]), as the paper does.
+    pub fn predict_set(
+        &self,
+        images: &[Image],
+        normalization: Normalization,
+    ) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+        match normalization {
+            Normalization::Calibrated => {
+                let p = self.predict_batch(images)?;
+                let scores = p.iter().map(|p| p.score).collect();
+                Ok((p.into_iter().map(|p| p.map).collect(), scores))
+            }
+            Normalization::Transductive(mode) => {
+                let (g, p) = self.raw_maps(images)?;
+                let c = combine_transductive(&g, &p, mode)?;
+                Ok((c.maps, c.image_scores))
+            }
+        }
+    }
+
+    /// The heads' tensors read back as `(name, shape, values)`.
+    fn tensor_values(&self) -> Result<Vec<NamedValues>> {
+        self.heads
+            .tensors()
+            .into_iter()
+            .map(|(n, t): (String, Tensor)| Ok((n, t.shape().to_vec(), t.to_vec()?)))
+            .collect()
+    }
+
+    /// Saves the detector to one safetensors file (atomic; see
+    /// [`crate::detector::model_file`]).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        ModelFile {
+            config: self.config.clone(),
+            calibration: self.calibration.clone(),
+            backbone: self.backbone.id.clone(),
+            tensors: self.tensor_values()?,
+        }
+        .write(path)
+    }
+
+    /// Loads a detector from `path`, with the backbone weights at `weights` (which must be
+    /// the weights it was trained with).
+    pub fn load(gpu: &Gpu, path: &Path, weights: &Path) -> Result<Detector> {
+        let file = ModelFile::read(path)?;
+        let backbone = Backbone::load(gpu, weights, &file.config)?;
+        Self::from_file(gpu, path, file, backbone, None)
+    }
+
+    /// Like [`Detector::load`] with an already loaded backbone, and optionally a
+    /// configuration whose architecture values the file must have.
+    pub fn load_with(
+        gpu: &Gpu,
+        path: &Path,
+        backbone: Arc<Backbone>,
+        expected: Option<&TrainConfig>,
+    ) -> Result<Detector> {
+        let file = ModelFile::read(path)?;
+        Self::from_file(gpu, path, file, backbone, expected)
+    }
+
+    fn from_file(
+        gpu: &Gpu,
+        path: &Path,
+        file: ModelFile,
+        backbone: Arc<Backbone>,
+        expected: Option<&TrainConfig>,
+    ) -> Result<Detector> {
+        if let Some(want) = expected {
+            file.check_architecture(path, want)?;
+        }
+        file.check_backbone(path, &backbone.id)?;
+        if backbone.extractor.dims() != file.config.patch_dims() {
+            return Err(Error::ModelFile {
+                path: path.to_path_buf(),
+                message: format!(
+                    "made with patch dimensions {:?}, the backbone given uses {:?}",
+                    file.config.patch_dims(),
+                    backbone.extractor.dims()
+                ),
+            });
+        }
+        let mut heads = Heads::new(gpu, &crate::train::heads_config(&file.config), 0)?;
+        let expected_tensors: Vec<(String, Vec<usize>)> = heads
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
+        let named = file.take_tensors(path, &expected_tensors)?;
+        heads.load_tensors(&named)?;
+        Detector::from_parts(file.config, backbone, heads, file.calibration)
+    }
+}

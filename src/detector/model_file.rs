@@ -1,0 +1,401 @@
+//! The model file (SPEC §7): one safetensors file holding the trained heads' tensors (f32)
+//! and, in its metadata, the format tag, the whole [`TrainConfig`] (JSON), the
+//! [`Calibration`] (JSON) and the identity of the backbone the heads were trained on
+//! ([`BackboneId`], JSON). The backbone's weights are not copied into it.
+//!
+//! Writing is atomic (a temporary file in the same folder, then a rename). Reading checks
+//! everything it can and reports a problem as [`Error::ModelFile`] naming the file and the
+//! problem: not a safetensors file, another format, a missing or unparsable metadata entry,
+//! an architecture value that differs from what the caller expects, tensors missing or of
+//! the wrong shape, a backbone that is not the one the heads were trained on.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+
+use super::postprocess::Calibration;
+use crate::backbone::weights::{wrn50_state_keys, WeightFile};
+use crate::config::TrainConfig;
+use crate::{Error, Result};
+
+/// The format tag stored under the metadata key `format`.
+pub const FORMAT: &str = "dfd-model/1";
+
+/// The backbone's architecture string (what [`crate::backbone::WideResNet50`] computes).
+pub const BACKBONE_ARCHITECTURE: &str = "torchvision wide_resnet50_2, conv1..layer3, BN folded";
+
+/// Which backbone weights a model was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackboneId {
+    /// The architecture ([`BACKBONE_ARCHITECTURE`]).
+    pub architecture: String,
+    /// File name of the weights (informational: the fingerprint decides).
+    pub file_name: String,
+    /// FNV-1a 64 (hex) of the f32 values of the first and last convolution weights and of
+    /// `bn1.running_var`: equal for the same weights in any dtype-preserving copy.
+    pub fingerprint: String,
+}
+
+/// FNV-1a 64 over bytes.
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl BackboneId {
+    /// The identity of an opened weight file (reads three small-to-medium tensors).
+    pub fn of_weight_file(file: &WeightFile) -> Result<BackboneId> {
+        let keys = wrn50_state_keys(3);
+        let convs: Vec<&(String, Vec<usize>)> = keys.iter().filter(|(_, s)| s.len() == 4).collect();
+        let mut picks: Vec<&(String, Vec<usize>)> = Vec::new();
+        if let (Some(first), Some(last)) = (convs.first(), convs.last()) {
+            picks.push(first);
+            picks.push(last);
+        }
+        if let Some(k) = keys.iter().find(|(n, _)| n == "bn1.running_var") {
+            picks.push(k);
+        }
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for (name, shape) in picks {
+            h = fnv1a(h, name.as_bytes());
+            let v = file.get(name, shape)?;
+            h = fnv1a(h, bytemuck::cast_slice(&v));
+        }
+        Ok(BackboneId {
+            architecture: BACKBONE_ARCHITECTURE.into(),
+            file_name: file
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            fingerprint: format!("{h:016x}"),
+        })
+    }
+}
+
+/// The contents of a model file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    /// The configuration the model was trained with.
+    pub config: TrainConfig,
+    /// The calibration (normalisation and threshold).
+    pub calibration: Calibration,
+    /// The backbone the heads were trained on.
+    pub backbone: BackboneId,
+    /// The heads' tensors: `(name, shape, values)`.
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+fn err(path: &Path, message: impl Into<String>) -> Error {
+    Error::ModelFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+impl ModelFile {
+    /// Writes the file atomically (temporary file + rename).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = |what: &str, r: serde_json::Result<String>| {
+            r.map_err(|e| err(path, format!("cannot serialise the {what}: {e}")))
+        };
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), FORMAT.to_string());
+        meta.insert(
+            "config".into(),
+            json("config", serde_json::to_string(&self.config))?,
+        );
+        meta.insert(
+            "calibration".into(),
+            json("calibration", serde_json::to_string(&self.calibration))?,
+        );
+        meta.insert(
+            "backbone".into(),
+            json("backbone", serde_json::to_string(&self.backbone))?,
+        );
+        let mut views = Vec::with_capacity(self.tensors.len());
+        for (name, shape, data) in &self.tensors {
+            let n: usize = shape.iter().product();
+            if n != data.len() {
+                return Err(err(
+                    path,
+                    format!(
+                        "tensor `{name}` has {} values for shape {shape:?}",
+                        data.len()
+                    ),
+                ));
+            }
+            let view = safetensors::tensor::TensorView::new(
+                Dtype::F32,
+                shape.clone(),
+                bytemuck::cast_slice(data),
+            )
+            .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+            views.push((name.clone(), view));
+        }
+        let bytes = safetensors::serialize(views, Some(meta))
+            .map_err(|e| err(path, format!("serialising: {e}")))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        crate::eval::write_atomic(path, &bytes)
+    }
+
+    /// Reads and checks a model file (format tag, metadata, f32 tensors).
+    pub fn read(path: &Path) -> Result<ModelFile> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| err(path, format!("not a safetensors file: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| err(path, format!("unreadable header: {e}")))?;
+        let meta = header
+            .metadata()
+            .clone()
+            .ok_or_else(|| err(path, "no metadata: not a dfd model file"))?;
+        let get = |key: &str| -> Result<&String> {
+            meta.get(key)
+                .ok_or_else(|| err(path, format!("metadata entry `{key}` is missing")))
+        };
+        let format = get("format")?;
+        if format != FORMAT {
+            return Err(err(
+                path,
+                format!("format `{format}` is not `{FORMAT}` (written by another version?)"),
+            ));
+        }
+        let config: TrainConfig = serde_json::from_str(get("config")?)
+            .map_err(|e| err(path, format!("metadata `config` does not parse: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| err(path, format!("stored configuration is invalid: {e}")))?;
+        let calibration: Calibration = serde_json::from_str(get("calibration")?)
+            .map_err(|e| err(path, format!("metadata `calibration` does not parse: {e}")))?;
+        let backbone: BackboneId = serde_json::from_str(get("backbone")?)
+            .map_err(|e| err(path, format!("metadata `backbone` does not parse: {e}")))?;
+        let mut tensors = Vec::new();
+        let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+        names.sort();
+        for name in names {
+            let view = st
+                .tensor(&name)
+                .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(err(
+                    path,
+                    format!("tensor `{name}` has dtype {:?}, expected F32", view.dtype()),
+                ));
+            }
+            let data: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            tensors.push((name, view.shape().to_vec(), data));
+        }
+        Ok(ModelFile {
+            config,
+            calibration,
+            backbone,
+            tensors,
+        })
+    }
+
+    /// Checks that the stored configuration has the same architecture values
+    /// ([`TrainConfig::architecture`]) as `expected`; the error names the first that differs.
+    pub fn check_architecture(&self, path: &Path, expected: &TrainConfig) -> Result<()> {
+        for ((name, have), (_, want)) in self
+            .config
+            .architecture()
+            .into_iter()
+            .zip(expected.architecture())
+        {
+            if have != want {
+                return Err(err(
+                    path,
+                    format!("made with {name} = {have}, but {want} is expected"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the backbone is the one the model was trained on.
+    pub fn check_backbone(&self, path: &Path, backbone: &BackboneId) -> Result<()> {
+        if self.backbone.architecture != backbone.architecture {
+            return Err(err(
+                path,
+                format!(
+                    "trained on backbone `{}`, not `{}`",
+                    self.backbone.architecture, backbone.architecture
+                ),
+            ));
+        }
+        if self.backbone.fingerprint != backbone.fingerprint {
+            return Err(err(
+                path,
+                format!(
+                    "trained on other backbone weights (`{}`, fingerprint {}) than `{}` \
+                     (fingerprint {})",
+                    self.backbone.file_name,
+                    self.backbone.fingerprint,
+                    backbone.file_name,
+                    backbone.fingerprint
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the file holds exactly the tensors `expected` (`name`, `shape`) and
+    /// returns them as `(name, values)` in `expected`'s order.
+    pub fn take_tensors(
+        &self,
+        path: &Path,
+        expected: &[(String, Vec<usize>)],
+    ) -> Result<Vec<(String, Vec<f32>)>> {
+        let by_name: HashMap<&str, (&Vec<usize>, &Vec<f32>)> = self
+            .tensors
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), (s, d)))
+            .collect();
+        let mut out = Vec::with_capacity(expected.len());
+        for (name, shape) in expected {
+            let (s, d) = by_name
+                .get(name.as_str())
+                .ok_or_else(|| err(path, format!("tensor `{name}` is missing")))?;
+            if *s != shape {
+                return Err(err(
+                    path,
+                    format!("tensor `{name}` has shape {s:?}, expected {shape:?}"),
+                ));
+            }
+            out.push((name.clone(), (*d).clone()));
+        }
+        if let Some((extra, _, _)) = self
+            .tensors
+            .iter()
+            .find(|(n, _, _)| !expected.iter().any(|(e, _)| e == n))
+        {
+            return Err(err(path, format!("unexpected tensor `{extra}`")));
+        }
+        Ok(out)
+    }
+}
+
+/// A path for temporary files of tests and examples: `<dir>/<name>`.
+pub fn model_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.dfd.safetensors"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::postprocess::Range;
+
+    fn sample() -> ModelFile {
+        ModelFile {
+            config: TrainConfig::tiny(),
+            calibration: Calibration {
+                gaussian: Range { lo: -1.0, hi: 2.0 },
+                perlin: Range { lo: 0.0, hi: 1.5 },
+                threshold: 0.4,
+                f1: 0.9,
+                normals: 8,
+                anomalies: 6,
+            },
+            backbone: BackboneId {
+                architecture: BACKBONE_ARCHITECTURE.into(),
+                file_name: "w.safetensors".into(),
+                fingerprint: "0123456789abcdef".into(),
+            },
+            tensors: vec![
+                (
+                    "a.weight".into(),
+                    vec![2, 3],
+                    (0..6).map(|i| i as f32).collect(),
+                ),
+                ("b".into(), vec![4], vec![1.0, -2.0, 3.5, f32::MIN_POSITIVE]),
+            ],
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dfd-model-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        model_path(&dir, name)
+    }
+
+    #[test]
+    fn round_trip_and_checks() {
+        let m = sample();
+        let path = tmp("round_trip");
+        m.write(&path).unwrap();
+        let back = ModelFile::read(&path).unwrap();
+        assert_eq!(back, m);
+        back.check_architecture(&path, &TrainConfig::tiny())
+            .unwrap();
+        let other = TrainConfig::fast();
+        let e = back.check_architecture(&path, &other).unwrap_err();
+        assert!(matches!(e, Error::ModelFile { .. }));
+        assert!(e.to_string().contains("image_size = 32"), "{e}");
+        back.check_backbone(&path, &m.backbone).unwrap();
+        let mut b = m.backbone.clone();
+        b.fingerprint = "ffffffffffffffff".into();
+        let e = back.check_backbone(&path, &b).unwrap_err();
+        assert!(e.to_string().contains("other backbone weights"), "{e}");
+        let want = vec![
+            ("b".to_string(), vec![4]),
+            ("a.weight".to_string(), vec![2, 3]),
+        ];
+        let t = back.take_tensors(&path, &want).unwrap();
+        assert_eq!(t[0].0, "b");
+        assert_eq!(t[1].1, m.tensors[0].2);
+        let e = back
+            .take_tensors(
+                &path,
+                &[("a.weight".into(), vec![3, 2]), ("b".into(), vec![4])],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("has shape [2, 3]"), "{e}");
+        let e = back.take_tensors(&path, &want[..1]).unwrap_err();
+        assert!(
+            e.to_string().contains("unexpected tensor `a.weight`"),
+            "{e}"
+        );
+        let e = back
+            .take_tensors(&path, &[("c".into(), vec![1])])
+            .unwrap_err();
+        assert!(e.to_string().contains("`c` is missing"), "{e}");
+        // No temporary file is left behind.
+        let dir = path.parent().unwrap();
+        assert!(std::fs::read_dir(dir).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp")));
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let path = tmp("garbage");
+        std::fs::write(&path, b"not a model").unwrap();
+        let e = ModelFile::read(&path).unwrap_err();
+        assert!(matches!(e, Error::ModelFile { .. }) && e.to_string().contains("garbage"));
+        // A weight file (no dfd metadata) is refused.
+        let path = tmp("no_meta");
+        let data = [1.0f32, 2.0];
+        let view =
+            safetensors::tensor::TensorView::new(Dtype::F32, vec![2], bytemuck::cast_slice(&data))
+                .unwrap();
+        std::fs::write(&path, safetensors::serialize([("x", view)], None).unwrap()).unwrap();
+        let e = ModelFile::read(&path).unwrap_err();
+        assert!(e.to_string().contains("no metadata"), "{e}");
+        assert!(matches!(
+            ModelFile::read(&tmp("missing")),
+            Err(Error::Io { .. })
+        ));
+    }
+}

@@ -1,0 +1,475 @@
+//! [`Trainer`]: shots → training set → frozen features (once) → heads training → calibration
+//! → [`Detector`] (SPEC §2–§4).
+
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use crate::config::TrainConfig;
+use crate::data::textures::TextureSource;
+use crate::data::trainset::{build_training_set, make_pseudo_sample, sample_rng, TrainSample};
+use crate::detector::model::{Backbone, Detector};
+use crate::detector::postprocess::{Calibration, Range};
+use crate::gpu::{DType, Gpu, Tensor};
+use crate::heads::{Heads, HeadsConfig, LearningRates, LossConfig};
+use crate::image::{resize_bilinear, Image};
+use crate::kernels::elementwise::axpby;
+use crate::kernels::patch::patch_features;
+use crate::{Error, Result};
+
+/// Salt of the calibration samples' seed (a stream family disjoint from the training set's).
+const CALIBRATION_SALT: u64 = 0xCA11_B4A7_E000_0001;
+/// Salt of the batch draws and feature noise.
+const BATCH_SALT: u64 = 0xBA7C_4000_0000_0002;
+/// The heads' fixed L2 weight decay of the discriminators (SPEC §3).
+const HEADS_WEIGHT_DECAY: f32 = 1e-5;
+/// Names of the loss terms returned by a training step.
+pub const LOSS_TERMS: [&str; 6] = ["total", "gau", "pix", "cls", "per", "sim"];
+
+/// The heads' dimensions for a configuration.
+pub fn heads_config(cfg: &TrainConfig) -> HeadsConfig {
+    HeadsConfig {
+        dim: cfg.feature_dim,
+        gau_hidden: cfg.gau_hidden,
+        heads: cfg.heads,
+        grid_h: cfg.grid(),
+        grid_w: cfg.grid(),
+        image_size: cfg.image_size,
+        batch: cfg.batch,
+        mlp_ratio: cfg.mlp_ratio,
+    }
+}
+
+/// The loss weights of a configuration.
+pub fn loss_config(cfg: &TrainConfig) -> LossConfig {
+    LossConfig {
+        margin: cfg.margin,
+        lambda_per: cfg.lambda_per,
+        lambda_sim: cfg.lambda_sim,
+    }
+}
+
+/// The learning rates at `epoch` (0-based): the adaptor's is constant, the discriminators'
+/// follow the cosine schedule (SPEC §3).
+pub fn learning_rates(cfg: &TrainConfig, epoch: usize) -> LearningRates {
+    LearningRates {
+        adaptor: cfg.lr_adaptor,
+        gaussian: cfg.cosine_lr(cfg.lr_gaussian, epoch),
+        perlin: cfg.cosine_lr(cfg.lr_perlin, epoch),
+    }
+}
+
+/// The mean loss terms of one epoch (in the order of [`LOSS_TERMS`]).
+pub type EpochLoss = [f32; 6];
+
+/// Backbone features of one training sample, computed once.
+struct SampleFeatures {
+    /// Normal image, `[2T, D]`: low-frequency rows then high-frequency rows.
+    normal: Tensor,
+    /// Pseudo-anomalous image (`None` when it equals the normal one: a normal sample).
+    anomalous: Option<Tensor>,
+    /// Mask `S × S`, 0/1.
+    mask: Vec<f32>,
+    /// 0 or 1.
+    label: f32,
+}
+
+/// Trains DFD detectors with one configuration and one frozen backbone.
+#[derive(Debug)]
+pub struct Trainer {
+    gpu: Gpu,
+    config: TrainConfig,
+    backbone: Arc<Backbone>,
+    textures: TextureSource,
+    progress: bool,
+}
+
+impl Trainer {
+    /// A trainer for `config` (validated) with a loaded backbone (whose patch dimensions must
+    /// be the configuration's) and a texture source for the pseudo-anomalies.
+    pub fn new(
+        gpu: &Gpu,
+        config: TrainConfig,
+        backbone: Arc<Backbone>,
+        textures: TextureSource,
+    ) -> Result<Trainer> {
+        config.validate()?;
+        if (config.weight_decay - HEADS_WEIGHT_DECAY).abs() > f32::EPSILON * HEADS_WEIGHT_DECAY {
+            return Err(Error::Config(format!(
+                "weight_decay = {}: the heads implement the reference value {HEADS_WEIGHT_DECAY} \
+                 only",
+                config.weight_decay
+            )));
+        }
+        if backbone.extractor.dims() != config.patch_dims() {
+            return Err(Error::Config(format!(
+                "the backbone aggregates to {:?} but the configuration asks for {:?}",
+                backbone.extractor.dims(),
+                config.patch_dims()
+            )));
+        }
+        Ok(Trainer {
+            gpu: gpu.clone(),
+            config,
+            backbone,
+            textures,
+            progress: false,
+        })
+    }
+
+    /// Shows progress bars (training set, features, epochs with loss terms) on stderr.
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Trains on the `shots` (RGB images in `[0, 1]`, any size: they are resized to `S × S`)
+    /// of `category` (which picks the foreground rule) and returns the calibrated detector.
+    pub fn fit(&self, shots: &[Image], category: &str) -> Result<Detector> {
+        Ok(self.fit_logged(shots, category)?.0)
+    }
+
+    /// [`Trainer::fit`], also returning the mean loss terms of every epoch.
+    pub fn fit_logged(
+        &self,
+        shots: &[Image],
+        category: &str,
+    ) -> Result<(Detector, Vec<EpochLoss>)> {
+        let cfg = &self.config;
+        let s = cfg.image_size;
+        let shots: Vec<Image> = shots
+            .iter()
+            .map(|img| {
+                if img.channels != 3 || img.height == 0 || img.width == 0 {
+                    Err(Error::Shape(format!(
+                        "a shot must be a non-empty RGB image, got {}×{}×{}",
+                        img.channels, img.height, img.width
+                    )))
+                } else if img.height == s && img.width == s {
+                    Ok(img.clone())
+                } else {
+                    Ok(resize_bilinear(img, s, s))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let samples = build_training_set(
+            &shots,
+            category,
+            &cfg.trainset(),
+            &self.textures,
+            cfg.seed,
+            self.progress,
+        )?;
+        let features = self.features(&samples)?;
+        drop(samples);
+        let mut heads = Heads::new(&self.gpu, &heads_config(cfg), cfg.seed)?;
+        let losses = self.train(&mut heads, &features, shots.len())?;
+        drop(features);
+        let placeholder = Calibration {
+            gaussian: Range { lo: 0.0, hi: 1.0 },
+            perlin: Range { lo: 0.0, hi: 1.0 },
+            threshold: 0.0,
+            f1: 0.0,
+            normals: 0,
+            anomalies: 0,
+        };
+        let mut detector =
+            Detector::from_parts(cfg.clone(), self.backbone.clone(), heads, placeholder)?;
+        let calibration = self.calibrate(&detector, &shots, category)?;
+        detector.set_calibration(calibration);
+        Ok((detector, losses))
+    }
+
+    fn bar(&self, len: usize, template: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let b = ProgressBar::new(len as u64);
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            b.set_style(style);
+        }
+        b
+    }
+
+    /// Frozen backbone features of every sample's normal and (when it differs) anomalous
+    /// image, both paths, computed once (SPEC §6).
+    fn features(&self, samples: &[TrainSample]) -> Result<Vec<SampleFeatures>> {
+        let cfg = &self.config;
+        let (s, t, d) = (cfg.image_size, cfg.tokens(), cfg.feature_dim);
+        // (sample, anomalous?) for every image to run.
+        let jobs: Vec<(usize, bool)> = samples
+            .iter()
+            .enumerate()
+            .flat_map(|(i, smp)| {
+                let mut v = vec![(i, false)];
+                if smp.label > 0.0 {
+                    v.push((i, true));
+                }
+                v
+            })
+            .collect();
+        let bar = self.bar(
+            jobs.len(),
+            "backbone features {bar:30} {pos}/{len} [{elapsed}<{eta}]",
+        );
+        let mut normal: Vec<Option<Tensor>> = vec![None; samples.len()];
+        let mut anomalous: Vec<Option<Tensor>> = vec![None; samples.len()];
+        for chunk in jobs.chunks(cfg.extract_batch) {
+            let n = chunk.len();
+            let mut data = vec![0.0f32; 2 * n * 3 * s * s];
+            let img = 3 * s * s;
+            for (k, &(i, anom)) in chunk.iter().enumerate() {
+                let smp = &samples[i];
+                let (lo, hi) = if anom {
+                    (&smp.anomalous_low, &smp.anomalous_high)
+                } else {
+                    (&smp.normal_low, &smp.normal_high)
+                };
+                data[k * img..(k + 1) * img].copy_from_slice(&lo.data);
+                data[(n + k) * img..(n + k + 1) * img].copy_from_slice(&hi.data);
+            }
+            let input = self.gpu.upload(&data, &[2 * n, 3, s, s])?;
+            let mut rec = self.gpu.recorder();
+            let (l2, l3) = self
+                .backbone
+                .extractor
+                .backbone()
+                .forward(&mut rec, &input)?;
+            let patches = patch_features(&mut rec, &l2, &l3, cfg.patch_dims())?;
+            for (k, &(i, anom)) in chunk.iter().enumerate() {
+                let out = self.gpu.empty(&[2 * t, d], DType::F32);
+                rec.copy_elems(&patches, k * t * d, &out, 0, t * d)?;
+                rec.copy_elems(&patches, (n + k) * t * d, &out, t * d, t * d)?;
+                if anom {
+                    anomalous[i] = Some(out);
+                } else {
+                    normal[i] = Some(out);
+                }
+            }
+            rec.submit();
+            // Bound the work in flight (and the memory it holds) on slow adapters.
+            self.gpu.wait()?;
+            bar.inc(n as u64);
+        }
+        bar.finish_and_clear();
+        samples
+            .iter()
+            .zip(normal.into_iter().zip(anomalous))
+            .map(|(smp, (n, a))| {
+                Ok(SampleFeatures {
+                    normal: n.ok_or_else(|| Error::Training("a sample has no features".into()))?,
+                    anomalous: a,
+                    mask: smp.mask.data.clone(),
+                    label: smp.label,
+                })
+            })
+            .collect()
+    }
+
+    /// The training loop (SPEC §3). Returns the mean loss terms per epoch.
+    fn train(
+        &self,
+        heads: &mut Heads,
+        features: &[SampleFeatures],
+        shots: usize,
+    ) -> Result<Vec<EpochLoss>> {
+        let cfg = &self.config;
+        let (s, t, d, b) = (cfg.image_size, cfg.tokens(), cfg.feature_dim, cfg.batch);
+        let steps = cfg.steps_per_epoch(shots);
+        let loss_cfg = loss_config(cfg);
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ BATCH_SALT);
+        let noise = Normal::new(0.0f32, cfg.noise_std)
+            .map_err(|e| Error::Config(format!("noise_std: {e}")))?;
+        let bar = self.bar(
+            cfg.epochs * steps,
+            "training {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}",
+        );
+        let check_every = if cfg.loss_check_every == 0 {
+            steps
+        } else {
+            cfg.loss_check_every.min(steps)
+        };
+        let mut history = Vec::with_capacity(cfg.epochs);
+        let rows = b * t;
+        for epoch in 0..cfg.epochs {
+            let lr = learning_rates(cfg, epoch);
+            let sum = self.gpu.zeros(&[6], DType::F32);
+            let mut since_check = 0usize;
+            for step in 0..steps {
+                let idx: Vec<usize> = (0..b)
+                    .map(|_| rng.random_range(0..features.len()))
+                    .collect();
+                let mut rec = self.gpu.recorder();
+                let [ln, la, hn, ha] =
+                    std::array::from_fn(|_| self.gpu.empty(&[rows, d], DType::F32));
+                let mut mask = Vec::with_capacity(b * s * s);
+                let mut label = Vec::with_capacity(b);
+                for (k, &i) in idx.iter().enumerate() {
+                    let f = &features[i];
+                    let a = f.anomalous.as_ref().unwrap_or(&f.normal);
+                    rec.copy_elems(&f.normal, 0, &ln, k * t * d, t * d)?;
+                    rec.copy_elems(&f.normal, t * d, &hn, k * t * d, t * d)?;
+                    rec.copy_elems(a, 0, &la, k * t * d, t * d)?;
+                    rec.copy_elems(a, t * d, &ha, k * t * d, t * d)?;
+                    mask.extend_from_slice(&f.mask);
+                    label.push(f.label);
+                }
+                let mask = self.gpu.upload(&mask, &[b, s, s])?;
+                let label = self.gpu.upload(&label, &[b])?;
+                let eps: Vec<f32> = (0..2 * rows * d).map(|_| noise.sample(&mut rng)).collect();
+                let eps_low = self.gpu.upload(&eps[..rows * d], &[rows, d])?;
+                let eps_high = self.gpu.upload(&eps[rows * d..], &[rows, d])?;
+                let batch = crate::heads::TrainBatch {
+                    low_normal: &ln,
+                    low_anomalous: &la,
+                    high_normal: &hn,
+                    high_anomalous: &ha,
+                    mask: &mask,
+                    label: &label,
+                    eps_low: &eps_low,
+                    eps_high: &eps_high,
+                };
+                let loss = heads.train_step(&mut rec, &batch, &loss_cfg, &lr)?;
+                axpby(&mut rec, 1.0, &loss.reshape(&[6])?, 1.0, &sum)?;
+                rec.submit();
+                since_check += 1;
+                bar.inc(1);
+                if since_check == check_every || step + 1 == steps {
+                    since_check = 0;
+                    let v = sum.to_vec()?;
+                    if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
+                        bar.abandon();
+                        return Err(Error::Training(format!(
+                            "loss term `{}` became {} in epoch {} (step {} of {steps}); lower \
+                             the learning rates or check the inputs",
+                            LOSS_TERMS[bad],
+                            v[bad],
+                            epoch + 1,
+                            step + 1
+                        )));
+                    }
+                    let n = (step + 1) as f32;
+                    bar.set_message(format!(
+                        "epoch {}/{} loss {:.4} (gau {:.4} per {:.4} sim {:.4})",
+                        epoch + 1,
+                        cfg.epochs,
+                        v[0] / n,
+                        v[1] / n,
+                        v[4] / n,
+                        v[5] / n
+                    ));
+                    if step + 1 == steps {
+                        history.push(std::array::from_fn(|i| v[i] / n));
+                    }
+                }
+            }
+        }
+        bar.finish_and_clear();
+        Ok(history)
+    }
+
+    /// Calibration (SPEC §4): `calibration_per_shot` held-out samples per shot, built like
+    /// the training set (SPEC §2) on a disjoint seed stream with `p_anomaly = 1`, so that each
+    /// gives a normal image (the rotated shot) and, when its mask is not empty, a
+    /// pseudo-anomaly. Never a test image.
+    fn calibrate(
+        &self,
+        detector: &Detector,
+        shots: &[Image],
+        category: &str,
+    ) -> Result<Calibration> {
+        let cfg = &self.config;
+        let mut tcfg = cfg.trainset();
+        tcfg.p_anomaly = 1.0;
+        let rule = tcfg.foreground.resolve(category);
+        let (mut normals, mut anomalies) = (Vec::new(), Vec::new());
+        for j in 0..shots.len() * cfg.calibration_per_shot {
+            let shot = &shots[j / cfg.calibration_per_shot];
+            let mut rng = sample_rng(cfg.seed ^ CALIBRATION_SALT, j as u64);
+            let p = make_pseudo_sample(shot, rule, &tcfg, &self.textures, &mut rng)?;
+            normals.push(p.normal);
+            if p.label > 0.0 {
+                anomalies.push(p.anomalous);
+            }
+        }
+        let (ng, np) = detector.raw_maps(&normals)?;
+        let (ag, ap) = detector.raw_maps(&anomalies)?;
+        Calibration::fit(&ng, &np, &ag, &ap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gpu;
+
+    #[test]
+    fn copy_elems_gathers_rows_and_checks_ranges() {
+        let gpu = gpu();
+        let src = gpu
+            .upload(&(0..12).map(|i| i as f32).collect::<Vec<_>>(), &[4, 3])
+            .unwrap();
+        let dst = gpu.zeros(&[2, 3], DType::F32);
+        let mut rec = gpu.recorder();
+        rec.copy_elems(&src, 9, &dst, 0, 3).unwrap();
+        rec.copy_elems(&src, 3, &dst, 3, 3).unwrap();
+        assert!(rec.copy_elems(&src, 10, &dst, 0, 3).is_err());
+        assert!(rec.copy_elems(&src, 0, &dst, 4, 3).is_err());
+        rec.submit();
+        assert_eq!(dst.to_vec().unwrap(), [9.0, 10.0, 11.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn schedule_and_heads_config_follow_the_config() {
+        let cfg = TrainConfig::paper();
+        let hc = heads_config(&cfg);
+        assert_eq!(
+            (hc.dim, hc.grid_h, hc.image_size, hc.batch),
+            (1536, 32, 256, 8)
+        );
+        let lr0 = learning_rates(&cfg, 0);
+        assert_eq!((lr0.adaptor, lr0.gaussian, lr0.perlin), (5e-4, 2e-4, 1e-4));
+        let lr = learning_rates(&cfg, 76);
+        assert_eq!(lr.adaptor, 5e-4);
+        assert!((lr.gaussian - 0.4e-4).abs() < 1e-10 && (lr.perlin - 0.4e-4).abs() < 1e-10);
+        // The heads' own schedule agrees.
+        let sched = crate::heads::CosineSchedule {
+            t_max: cfg.cosine_t_max as u32,
+            eta_min: f64::from(cfg.cosine_eta_min),
+        };
+        let theirs = sched.rates(&crate::heads::LearningRates::default(), 30);
+        let ours = learning_rates(&cfg, 30);
+        assert!((theirs.gaussian - ours.gaussian).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bad_weight_decay_is_refused() {
+        let gpu = gpu();
+        let dir = std::env::temp_dir().join(format!("dfd-trainer-{}", std::process::id()));
+        let w = dir.join("w.safetensors");
+        crate::backbone::weights::write_random_wrn50(&w).unwrap();
+        let cfg = TrainConfig::tiny();
+        let bb = Backbone::load(&gpu, &w, &cfg).unwrap();
+        let bad = TrainConfig {
+            weight_decay: 1e-3,
+            ..cfg.clone()
+        };
+        let e = Trainer::new(&gpu, bad, bb.clone(), TextureSource::procedural()).unwrap_err();
+        assert!(e.to_string().contains("weight_decay"), "{e}");
+        let other = TrainConfig {
+            feature_dim: 32,
+            pre_dim: 32,
+            ..cfg
+        };
+        assert!(Trainer::new(&gpu, other, bb, TextureSource::procedural()).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
