@@ -15,13 +15,17 @@ use dfd::testing::gpu;
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
 use dfd::{Error, TrainConfig};
 
-/// Image AUROC the tiny run must exceed. Measured on seed 0: 1.000 with this test's
+/// Image AUROC the tiny run (seed 0) must exceed. Measured on seed 0: 1.000 with this test's
 /// configuration, 0.953 with the `tiny` preset in the example (8 samples per shot, more test
-/// images); set below both with a safety margin.
+/// images). KNOWN WEAKNESS (issue 6 stays open for it): a sweep over seeds 0–5 of this exact
+/// configuration gave image AUROC 1.00, 0.13, 0.34, 0.94, 0.75, 0.31 — at S = 32 with random
+/// backbone weights and 10 test images the tiny preset does not learn reliably, so this bound
+/// holds for seed 0 only and is not yet a statement about the method. It needs a larger
+/// preset (S = 64) and thresholds set from such a sweep with a margin.
 const MIN_IMAGE_AUROC: f64 = 0.80;
-/// Pixel AUROC the tiny run must reach. Measured: 0.534 here, 0.505 in the example — on a 4×4
-/// feature grid with a random backbone localisation is barely above chance, so this is only
-/// a sanity bound (a sign flip or a scrambled map falls below it).
+/// Pixel AUROC the tiny run must reach. Measured: 0.534 here, 0.505 in the example (seeds 0–5:
+/// 0.53, 0.44, 0.50, 0.45, 0.43, 0.69) — on a 4×4 feature grid with a random backbone
+/// localisation is at chance level, so this is only a sanity bound for seed 0.
 const MIN_PIXEL_AUROC: f64 = 0.50;
 
 fn work_dir() -> PathBuf {
