@@ -47,20 +47,12 @@ fn main() {
             .split(';')
             .map(|v| {
                 let x: Vec<u32> = v.split(',').map(|x| x.parse().unwrap()).collect();
-                if x.len() == 3 {
-                    Tiling::Broadcast {
-                        wg: x[0],
-                        tm: x[1],
-                        tn: x[2],
-                    }
-                } else {
-                    Tiling::Tiled {
-                        bm: x[0],
-                        bn: x[1],
-                        bk: x[2],
-                        tm: x[3],
-                        tn: x[4],
-                    }
+                Tiling {
+                    bm: x[0],
+                    bn: x[1],
+                    bk: x[2],
+                    tm: x[3],
+                    tn: x[4],
                 }
             })
             .collect(),

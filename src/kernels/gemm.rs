@@ -12,7 +12,6 @@ use crate::gpu::{Access, AdapterKind, BindRange, Gpu, Recorder, ShaderSource, Te
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/gemm.wgsl");
-const SHADER_BROADCAST: &str = include_str!("../../shaders/gemm_broadcast.wgsl");
 
 /// Activation applied in a fused epilogue.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -180,34 +179,21 @@ impl GemmSpec {
     }
 }
 
-/// Which GEMM kernel and tile shape to run.
+/// Tile shape of the GEMM kernel (`shaders/gemm.wgsl`): BM × BN workgroup tiles staged
+/// through workgroup memory in BK-deep vec4 slices, a TM × TN register block per invocation
+/// (TM and TN multiples of 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tiling {
-    /// `shaders/gemm.wgsl`: BM × BN workgroup tiles staged through workgroup memory in
-    /// BK-deep slices, TM × TN register blocks per invocation. For GPUs.
-    Tiled {
-        /// Rows of C per workgroup.
-        bm: u32,
-        /// Columns of C per workgroup.
-        bn: u32,
-        /// K-depth of a staged slice.
-        bk: u32,
-        /// Rows per invocation.
-        tm: u32,
-        /// Columns per invocation.
-        tn: u32,
-    },
-    /// `shaders/gemm_broadcast.wgsl`: invocations map to columns, rows are uniform across
-    /// the workgroup so A is read with broadcast loads; no workgroup memory. For software
-    /// adapters that run invocations as SIMD lanes on CPU cores.
-    Broadcast {
-        /// Invocations per workgroup (columns per register column).
-        wg: u32,
-        /// Rows per workgroup (and per invocation).
-        tm: u32,
-        /// Columns per invocation (strided by `wg`).
-        tn: u32,
-    },
+pub struct Tiling {
+    /// Rows of C per workgroup.
+    pub bm: u32,
+    /// Columns of C per workgroup.
+    pub bn: u32,
+    /// K-depth of a staged slice.
+    pub bk: u32,
+    /// Rows per invocation.
+    pub tm: u32,
+    /// Columns per invocation.
+    pub tn: u32,
 }
 
 impl Tiling {
@@ -216,28 +202,28 @@ impl Tiling {
         match kind {
             // Measured on lavapipe (Mesa 25, 2 cores): big register blocks win because every
             // workgroup-memory load costs far more than the arithmetic it feeds.
-            AdapterKind::Cpu if m.min(n) >= 128 => Tiling::Tiled {
+            AdapterKind::Cpu if m.min(n) >= 128 => Tiling {
                 bm: 128,
                 bn: 128,
                 bk: 8,
                 tm: 16,
                 tn: 8,
             },
-            AdapterKind::Cpu => Tiling::Tiled {
+            AdapterKind::Cpu => Tiling {
                 bm: 64,
                 bn: 64,
                 bk: 8,
                 tm: 8,
                 tn: 8,
             },
-            AdapterKind::Gpu if m.min(n) < 64 => Tiling::Tiled {
+            AdapterKind::Gpu if m.min(n) < 64 => Tiling {
                 bm: 32,
                 bn: 32,
                 bk: 16,
                 tm: 4,
                 tn: 4,
             },
-            AdapterKind::Gpu => Tiling::Tiled {
+            AdapterKind::Gpu => Tiling {
                 bm: 64,
                 bn: 64,
                 bk: 16,
@@ -247,76 +233,20 @@ impl Tiling {
         }
     }
 
-    /// (rows, columns) of C covered by one workgroup.
-    fn block(self) -> (u32, u32) {
-        match self {
-            Tiling::Tiled { bm, bn, .. } => (bm, bn),
-            Tiling::Broadcast { wg, tm, tn } => (tm, wg * tn),
-        }
-    }
-
     /// The shader of this variant with its tile substitutions.
     fn source(self) -> ShaderSource<'static> {
-        match self {
-            Tiling::Tiled { bm, bn, bk, tm, tn } => {
-                let block = super::RegisterBlock::new(
-                    tm,
-                    tn,
-                    "store(batch, row0 + {row}, col0 + {col}, {acc});",
-                );
-                let (declare, body, store) = (block.declare, block.body, block.store);
-                ShaderSource::new("gemm", SHADER)
-                    .define("BM", bm)
-                    .define("BN", bn)
-                    .define("BK", bk)
-                    .define("TM", tm)
-                    .define("TN", tn)
-                    .define("DECLARE", declare)
-                    .define("BODY", body)
-                    .define("STORE", store)
-            }
-            Tiling::Broadcast { wg, tm, tn } => {
-                // The register block is unrolled here rather than left to the driver's loop
-                // unroller, so the accumulators are guaranteed to live in registers.
-                let mut declare = String::new();
-                let mut body = String::new();
-                let mut store = String::new();
-                for i in 0..tm {
-                    declare += &format!("    let r{i} = min(row0 + {i}u, last_row);\n");
-                }
-                for j in 0..tn {
-                    declare += &format!("    let c{j} = min(col0 + lid + {j}u * WG, last_col);\n");
-                    for i in 0..tm {
-                        declare += &format!("    var acc{i}_{j} = 0.0;\n");
-                    }
-                }
-                for j in 0..tn {
-                    body +=
-                        &format!("        let b{j} = f32(b[base_b + k * sb_k + c{j} * sb_c]);\n");
-                }
-                for i in 0..tm {
-                    body +=
-                        &format!("        let a{i} = f32(a[base_a + r{i} * sa_r + k * sa_k]);\n");
-                    for j in 0..tn {
-                        body += &format!("        acc{i}_{j} += a{i} * b{j};\n");
-                    }
-                }
-                for i in 0..tm {
-                    for j in 0..tn {
-                        store += &format!(
-                            "    store(batch, row0 + {i}u, col0 + lid + {j}u * WG, acc{i}_{j});\n"
-                        );
-                    }
-                }
-                ShaderSource::new("gemm_broadcast", SHADER_BROADCAST)
-                    .define("WG", wg)
-                    .define("TM", tm)
-                    .define("TN", tn)
-                    .define("DECLARE", declare)
-                    .define("BODY", body)
-                    .define("STORE", store)
-            }
-        }
+        let Tiling { bm, bn, bk, tm, tn } = self;
+        let block =
+            super::RegisterBlock::new(tm, tn, "store(batch, row0 + {row}, col0 + {col}, {acc});");
+        ShaderSource::new("gemm", SHADER)
+            .define("BM", bm)
+            .define("BN", bn)
+            .define("BK", bk)
+            .define("TM", tm)
+            .define("TN", tn)
+            .define("DECLARE", block.declare)
+            .define("BODY", block.body)
+            .define("STORE", block.store)
     }
 }
 
@@ -655,14 +585,11 @@ fn dispatch_piece(
         &kernel,
         &params,
         &[a_bind, b_bind, c_bind, bias_bind, r_bind],
-        {
-            let (rows, cols) = t.block();
-            [
-                (n as u32).div_ceil(cols),
-                (m as u32).div_ceil(rows),
-                (b1 - b0) as u32,
-            ]
-        },
+        [
+            (n as u32).div_ceil(t.bn),
+            (m as u32).div_ceil(t.bm),
+            (b1 - b0) as u32,
+        ],
     )
 }
 
@@ -786,29 +713,19 @@ mod tests {
     #[test]
     fn every_kernel_variant_on_ragged_shapes() {
         for t in [
-            Tiling::Tiled {
+            Tiling {
                 bm: 64,
                 bn: 64,
                 bk: 16,
                 tm: 4,
                 tn: 4,
             },
-            Tiling::Tiled {
+            Tiling {
                 bm: 32,
                 bn: 32,
                 bk: 16,
                 tm: 4,
                 tn: 4,
-            },
-            Tiling::Broadcast {
-                wg: 64,
-                tm: 8,
-                tn: 2,
-            },
-            Tiling::Broadcast {
-                wg: 32,
-                tm: 4,
-                tn: 1,
             },
         ] {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
