@@ -161,6 +161,14 @@ impl Gpu {
             .min(self.inner.limits.max_buffer_size)
     }
 
+    /// Elements of `dtype` one piece of a split operation may span so that its binding fits
+    /// the device limit even after [`Tensor::bind_elems`] moves the start down to an aligned
+    /// offset. Every kernel wrapper splits its work by this.
+    pub fn max_binding_elems(&self, dtype: DType) -> usize {
+        let align = self.inner.limits.min_storage_buffer_offset_alignment as usize / dtype.size();
+        (self.max_binding_bytes() as usize / dtype.size()).saturating_sub(align + 1)
+    }
+
     /// Starts recording a batch of GPU work.
     pub fn recorder(&self) -> Recorder {
         Recorder::new(self.clone())

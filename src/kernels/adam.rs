@@ -7,7 +7,7 @@
 //! learning rate follows a cosine schedule). Tensors larger than one storage binding take
 //! several dispatches.
 
-use super::elementwise::{binding_elems, check_same, pieces};
+use super::elementwise::{check_same, pieces};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -112,7 +112,7 @@ pub fn adam_step(
     m: &Tensor,
     v: &Tensor,
 ) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), DType::F32);
+    let limit = rec.gpu().max_binding_elems(DType::F32);
     adam_with_limit(rec, cfg, step, lr, param, grad, m, v, limit)
 }
 
@@ -222,7 +222,7 @@ mod tests {
         let vt = g.zeros(&[n], DType::F32);
         let gt = g.empty(&[n], DType::F32);
         let p0 = p.clone();
-        let lim = limit.unwrap_or(crate::kernels::elementwise::binding_elems(&g, DType::F32));
+        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         for t in 1..=5u32 {
             let grad = random_vec(n, 100 * t as u64 + n as u64);
             gt.write(&grad).unwrap();

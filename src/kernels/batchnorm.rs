@@ -14,9 +14,7 @@
 //! The column statistics are a two-pass reduction over blocks of rows (no atomics): per block
 //! and column a partial result, then one invocation per column combines the blocks in order.
 
-use super::layernorm::{
-    binding_elems, check_like, check_vec, row_pieces, rows_cols, GradTargets, NormGrads,
-};
+use super::layernorm::{check_like, check_vec, row_pieces, rows_cols, GradTargets, NormGrads};
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -184,7 +182,7 @@ impl<'a> BatchNorm1d<'a> {
 
     /// [`BatchNorm1d::train`] into existing tensors.
     pub fn train_into(&self, rec: &mut Recorder, x: &Tensor, out: &BatchNormOut) -> Result<()> {
-        let max = binding_elems(rec);
+        let max = rec.gpu().max_binding_elems(DType::F32);
         self.train_impl(rec, x, out, max)
     }
 
@@ -283,7 +281,7 @@ impl<'a> BatchNorm1d<'a> {
 
     /// [`BatchNorm1d::eval`] into an existing tensor shaped like `x`.
     pub fn eval_into(&self, rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
-        let max = binding_elems(rec);
+        let max = rec.gpu().max_binding_elems(DType::F32);
         self.eval_impl(rec, x, y, max)
     }
 
@@ -344,7 +342,7 @@ impl<'a> BatchNorm1d<'a> {
         dy: &Tensor,
         out: GradTargets<'_>,
     ) -> Result<()> {
-        let max = binding_elems(rec);
+        let max = rec.gpu().max_binding_elems(DType::F32);
         self.backward_impl(rec, x, saved, dy, out, max)
     }
 

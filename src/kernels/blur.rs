@@ -8,7 +8,7 @@
 //! All leading dimensions are independent maps; work on tensors larger than one storage
 //! binding is split into groups of whole maps.
 
-use super::layernorm::{binding_elems, row_pieces};
+use super::layernorm::row_pieces;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -78,7 +78,7 @@ pub fn sep_conv2d_into(
     border: Border,
     y: &Tensor,
 ) -> Result<()> {
-    let max = binding_elems(rec);
+    let max = rec.gpu().max_binding_elems(DType::F32);
     run(rec, x, kernel, border, y, max)
 }
 

@@ -6,7 +6,7 @@
 //! buffer with an input (use [`axpby`] for in-place accumulation); aliasing is reported as an
 //! [`Error::Shape`] rather than left to a GPU validation failure.
 
-use crate::gpu::{Access, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const UNARY: &str = include_str!("../../shaders/unary.wgsl");
@@ -14,13 +14,6 @@ const BINARY: &str = include_str!("../../shaders/binary.wgsl");
 
 /// Invocations per workgroup of the element-wise kernels.
 const WG: u32 = 256;
-
-/// Elements of `dtype` that a piece may span so that its binding fits the device limit even
-/// after [`Tensor::bind_elems`] moves the start down to an aligned offset.
-pub(crate) fn binding_elems(gpu: &Gpu, dtype: DType) -> usize {
-    let align = gpu.limits().min_storage_buffer_offset_alignment as usize / dtype.size();
-    (gpu.max_binding_bytes() as usize / dtype.size()).saturating_sub(align + 1)
-}
 
 /// Consecutive `(start, len)` pieces of at most `limit` elements covering `0..n`.
 pub(crate) fn pieces(n: usize, limit: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -172,7 +165,7 @@ fn unary(
 
 /// `y = act(x)` element-wise; `x` and `y` have one shape.
 pub fn activation(rec: &mut Recorder, act: Act, x: &Tensor, y: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), y.dtype());
+    let limit = rec.gpu().max_binding_elems(y.dtype());
     activation_with_limit(rec, act, x, y, limit)
 }
 
@@ -199,7 +192,7 @@ pub fn activation_backward(
     dy: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), dx.dtype());
+    let limit = rec.gpu().max_binding_elems(dx.dtype());
     activation_backward_with_limit(rec, act, s, dy, dx, limit)
 }
 
@@ -230,7 +223,7 @@ fn activation_backward_with_limit(
 
 /// `y = alpha · x + beta` element-wise (a scaled copy when `beta = 0`).
 pub fn affine(rec: &mut Recorder, alpha: f32, x: &Tensor, beta: f32, y: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), y.dtype());
+    let limit = rec.gpu().max_binding_elems(y.dtype());
     affine_with_limit(rec, alpha, x, beta, y, limit)
 }
 
@@ -264,7 +257,7 @@ pub fn scale(rec: &mut Recorder, alpha: f32, x: &Tensor, y: &Tensor) -> Result<(
 
 /// Sets every element of `t` to `value`.
 pub fn fill(rec: &mut Recorder, t: &Tensor, value: f32) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), t.dtype());
+    let limit = rec.gpu().max_binding_elems(t.dtype());
     fill_with_limit(rec, t, value, limit)
 }
 
@@ -311,7 +304,7 @@ pub fn binary(
     b: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), out.dtype());
+    let limit = rec.gpu().max_binding_elems(out.dtype());
     binary_with_limit(rec, op, a, b, out, limit)
 }
 
@@ -398,7 +391,7 @@ pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<(
 /// `y = alpha · x + beta · y` in place (gradient accumulation, SGD-style updates).
 /// With `beta = 0`, `y` is not read (so it may be uninitialised).
 pub fn axpby(rec: &mut Recorder, alpha: f32, x: &Tensor, beta: f32, y: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), y.dtype());
+    let limit = rec.gpu().max_binding_elems(y.dtype());
     axpby_with_limit(rec, alpha, x, beta, y, limit)
 }
 
@@ -485,7 +478,7 @@ mod tests {
         let yt = g.empty(&[n], DType::F32);
         let dxt = g.empty(&[n], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         activation_with_limit(&mut rec, act, &xt, &yt, lim).unwrap();
         activation_backward_with_limit(&mut rec, act, &st, &dyt, &dxt, lim).unwrap();
         if limit.is_some() {
@@ -557,7 +550,7 @@ mod tests {
         };
         let out = g.empty(shape, DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         binary_with_limit(&mut rec, op, &at, &bt, &out, lim).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 1, "the split path was not taken");
@@ -605,7 +598,7 @@ mod tests {
     fn axpby_affine_fill_and_zero() {
         let g = gpu();
         for (n, limit) in [(1, None), (1000, None), (4099, Some(SPLIT))] {
-            let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+            let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
             let x = random_vec(n, 31);
             let y = random_vec(n, 32);
             let xt = g.upload(&x, &[n]).unwrap();

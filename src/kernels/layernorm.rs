@@ -117,11 +117,6 @@ pub(crate) fn row_pieces(
         .collect())
 }
 
-/// Largest storage binding in f32 elements.
-pub(crate) fn binding_elems(rec: &Recorder) -> usize {
-    (rec.gpu().max_binding_bytes() / 4) as usize
-}
-
 /// Workgroup size of the row kernels: enough invocations for the row, at most 256.
 fn row_wg(cols: usize) -> u32 {
     (cols.next_power_of_two() as u32).clamp(32, 256)
@@ -186,7 +181,7 @@ pub fn layer_norm_into(
     eps: f32,
     out: &LayerNormOut,
 ) -> Result<()> {
-    let max = binding_elems(rec);
+    let max = rec.gpu().max_binding_elems(DType::F32);
     forward_impl(rec, x, gamma, beta, eps, out, max)
 }
 
@@ -299,7 +294,7 @@ pub fn layer_norm_backward_into(
     dy: &Tensor,
     out: GradTargets<'_>,
 ) -> Result<()> {
-    let max = binding_elems(rec);
+    let max = rec.gpu().max_binding_elems(DType::F32);
     backward_impl(rec, x, gamma, mean, rstd, dy, out, max)
 }
 

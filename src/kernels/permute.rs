@@ -8,7 +8,7 @@
 //! batched transpose `[B, C, HW] → [B, HW, C]`). Tensors larger than one storage binding
 //! are processed in boxes whose input and output spans both fit.
 
-use super::elementwise::{binding_elems, check_distinct};
+use super::elementwise::check_distinct;
 use crate::gpu::{Access, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -103,7 +103,7 @@ fn plan(shape: &[usize], perm: &[usize]) -> Plan {
 /// dimension `perm[k]`). `out` must have the permuted shape. Any rank whose simplified
 /// permutation has at most four dimensions (every permutation of up to four).
 pub fn permute(rec: &mut Recorder, x: &Tensor, perm: &[usize], out: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), x.dtype());
+    let limit = rec.gpu().max_binding_elems(x.dtype());
     permute_with_limit(rec, x, perm, out, limit)
 }
 
@@ -346,7 +346,7 @@ mod tests {
         let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
         let xt = g.upload(&x, shape).unwrap();
         let out = g.empty(&out_shape, DType::F32);
-        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         let mut rec = g.recorder();
         permute_with_limit(&mut rec, &xt, perm, &out, lim).unwrap();
         if limit.is_some() {

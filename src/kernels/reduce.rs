@@ -13,7 +13,7 @@
 //! Inputs larger than one storage binding are processed in pieces of whole segments / row
 //! blocks.
 
-use super::elementwise::{binding_elems, check_distinct, check_float};
+use super::elementwise::{check_distinct, check_float};
 use crate::gpu::{Access, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -91,7 +91,7 @@ fn check_out(what: &str, x: &Tensor, out: &Tensor, len: usize) -> Result<()> {
 /// Reduces each row of `x` (`[.., C]`, seen as `[R, C]`) into `out` (`R` elements, e.g.
 /// shape `[..]` or `[R, 1]`).
 pub fn reduce_rows(rec: &mut Recorder, op: ReduceOp, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), x.dtype());
+    let limit = rec.gpu().max_binding_elems(x.dtype());
     reduce_rows_with_limit(rec, op, x, out, limit)
 }
 
@@ -109,7 +109,7 @@ fn reduce_rows_with_limit(
 
 /// Reduces all elements of `x` into `out` (one element, e.g. shape `[1]`).
 pub fn reduce_all(rec: &mut Recorder, op: ReduceOp, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), x.dtype());
+    let limit = rec.gpu().max_binding_elems(x.dtype());
     reduce_all_with_limit(rec, op, x, out, limit)
 }
 
@@ -213,13 +213,13 @@ fn rows_pass(
 /// `out[c] = Σ_r x[r, c]` for `x` `[.., C]` seen as `[R, C]`; `out` holds `C` values
 /// (bias gradients of a `Linear` layer).
 pub fn sum_cols(rec: &mut Recorder, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), x.dtype());
+    let limit = rec.gpu().max_binding_elems(x.dtype());
     cols_with_limit(rec, x, out, false, limit)
 }
 
 /// `out[c] = (1/R) Σ_r x[r, c]`, like [`sum_cols`].
 pub fn mean_cols(rec: &mut Recorder, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), x.dtype());
+    let limit = rec.gpu().max_binding_elems(x.dtype());
     cols_with_limit(rec, x, out, true, limit)
 }
 
@@ -320,7 +320,7 @@ mod tests {
         let xt = g.upload(&x, &[rows, cols]).unwrap();
         let out = g.empty(&[rows], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         reduce_rows_with_limit(&mut rec, op, &xt, &out, lim).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
@@ -361,7 +361,7 @@ mod tests {
             // Shifted so that the maximum is negative (checks the −∞ identity).
             let x: Vec<f32> = random_vec(n, n as u64).iter().map(|v| v - 2.0).collect();
             let xt = g.upload(&x, &[n]).unwrap();
-            let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+            let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
             for op in OPS {
                 let out = g.empty(&[1], DType::F32);
                 let mut rec = g.recorder();
@@ -386,7 +386,7 @@ mod tests {
         let xt = g.upload(&x, &[rows, cols]).unwrap();
         let out = g.empty(&[cols], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         cols_with_limit(&mut rec, &xt, &out, mean, lim).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");

@@ -9,7 +9,7 @@
 //! pixel, without atomics. All leading dimensions are independent maps; work on tensors larger
 //! than one storage binding is split into groups of whole maps.
 
-use super::layernorm::{binding_elems, row_pieces};
+use super::layernorm::row_pieces;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -69,7 +69,7 @@ pub fn resize_bilinear(rec: &mut Recorder, x: &Tensor, size: (usize, usize)) -> 
 /// [`resize_bilinear`] into `y`, whose last two dimensions give the output size and whose
 /// leading dimensions hold as many elements as `x`'s.
 pub fn resize_bilinear_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
-    let max = binding_elems(rec);
+    let max = rec.gpu().max_binding_elems(DType::F32);
     run(rec, x, y, false, max)
 }
 
@@ -96,7 +96,7 @@ pub fn resize_bilinear_backward(
 /// [`resize_bilinear_backward`] into `dx` (overwritten), whose last two dimensions give the
 /// input size.
 pub fn resize_bilinear_backward_into(rec: &mut Recorder, dy: &Tensor, dx: &Tensor) -> Result<()> {
-    let max = binding_elems(rec);
+    let max = rec.gpu().max_binding_elems(DType::F32);
     run(rec, dx, dy, true, max)
 }
 

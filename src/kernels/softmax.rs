@@ -5,7 +5,7 @@
 //! The backward is `dx = y ⊙ (dy − rowsum(dy ⊙ y))` (`torch._softmax_backward_data`).
 //! Tensors larger than one storage binding are processed in pieces of whole rows.
 
-use super::elementwise::{binding_elems, check_distinct, check_float, check_same};
+use super::elementwise::{check_distinct, check_float, check_same};
 use crate::gpu::{Access, BindRange, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -27,7 +27,7 @@ struct Params {
 
 /// `y = softmax(x)` over the last dimension; `x` and `y` have one shape.
 pub fn softmax(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), x.dtype());
+    let limit = rec.gpu().max_binding_elems(x.dtype());
     softmax_with_limit(rec, x, y, limit)
 }
 
@@ -41,7 +41,7 @@ fn softmax_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) 
 /// `dx = y ⊙ (dy − rowsum(dy ⊙ y))`, the gradient of [`softmax`] given its output `y` and
 /// the output gradient `dy`; all three have one shape.
 pub fn softmax_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
-    let limit = binding_elems(rec.gpu(), y.dtype());
+    let limit = rec.gpu().max_binding_elems(y.dtype());
     softmax_backward_with_limit(rec, y, dy, dx, limit)
 }
 
@@ -156,7 +156,7 @@ mod tests {
         let y_ref = g.upload(&y_want, &[rows, cols]).unwrap();
         let dyt = g.upload(&dy, &[rows, cols]).unwrap();
         let dxt = g.empty(&[rows, cols], DType::F32);
-        let lim = limit.unwrap_or(binding_elems(&g, DType::F32));
+        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         let mut rec = g.recorder();
         softmax_with_limit(&mut rec, &xt, &yt, lim).unwrap();
         softmax_backward_with_limit(&mut rec, &y_ref, &dyt, &dxt, lim).unwrap();
