@@ -59,3 +59,13 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
         );
     }
 }
+
+/// Widens f32 values to f64 (inputs of the f64 CPU references).
+pub fn wide(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Narrows f64 values to f32 (CPU-reference results compared with GPU output).
+pub fn narrow(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}

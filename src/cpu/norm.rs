@@ -197,16 +197,13 @@ pub fn batchnorm_backward(
 mod tests {
     use super::*;
     use crate::testing::random_vec;
+    use crate::testing::wide;
 
     /// Central differences with step 1e-6 on f64 functions whose third derivatives are O(1)
     /// leave an error ~1e-12 plus cancellation ~1e-16/1e-6 = 1e-10; 1e-7 relative is far
     /// below any formula error (which is O(1)).
     const FD_TOL: f64 = 1e-7;
     const FD_STEP: f64 = 1e-6;
-
-    fn wide(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&x| x as f64).collect()
-    }
 
     /// Relative L2 error between two f64 vectors.
     fn rel(a: &[f64], b: &[f64]) -> f64 {

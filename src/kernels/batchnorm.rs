@@ -581,19 +581,12 @@ mod tests {
     use super::*;
     use crate::cpu::norm as cpu;
     use crate::testing::{assert_close, gpu, random_vec};
+    use crate::testing::{narrow, wide};
 
     /// f32 column reductions over ≤ ~2000 rows (blocks, then Chan merges / block sums)
     /// against f64: relative error ~1e-6; 1e-5 leaves a margin and still catches any
     /// indexing error (O(1)).
     const TOL: f64 = 1e-5;
-
-    fn wide(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&x| x as f64).collect()
-    }
-
-    fn narrow(v: &[f64]) -> Vec<f32> {
-        v.iter().map(|&x| x as f32).collect()
-    }
 
     /// Training forward, eval forward with the updated running statistics and backward, on
     /// the GPU with bindings limited to `max_elems`, against the CPU reference.

@@ -179,19 +179,12 @@ mod tests {
     use super::*;
     use crate::cpu::blur as cpu;
     use crate::testing::{assert_close, gpu, random_vec};
+    use crate::testing::{narrow, wide};
     use safetensors::SafeTensors;
 
     /// Sums of ≤ 2·33 f32 products against f64: relative error ~1e-7..1e-6; a wrong border
     /// index or tap gives errors ≥ 1e-3.
     const TOL: f64 = 2e-6;
-
-    fn wide(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&x| x as f64).collect()
-    }
-
-    fn narrow(v: &[f64]) -> Vec<f32> {
-        v.iter().map(|&x| x as f32).collect()
-    }
 
     fn check(maps: usize, h: usize, w: usize, taps: &[f32], border: Border, max_elems: usize) {
         let g = gpu();

@@ -311,8 +311,9 @@ pub fn gemm_with_tiling(
         return Ok(());
     }
     let gpu = rec.gpu().clone();
-    let limit = (gpu.max_binding_bytes() / 4) as usize; // elements (f32)
-                                                        // Stored extents of each operand.
+    // Elements per binding, alignment slack already taken off (see `Gpu::max_binding_elems`).
+    let limit = gpu.max_binding_elems(c.tensor.dtype());
+    // Stored extents of each operand.
     let (ar, ac) = if spec.trans_a {
         (spec.k, spec.m)
     } else {
@@ -406,8 +407,7 @@ fn fits_all(
 ) -> bool {
     let fits = |mat: &Mat<'_>, r: Range, cc: Range| {
         let (lo, hi) = mat.span(b0, b1, r.0, r.1, cc.0, cc.1);
-        // The binding starts at an aligned offset up to 64 elements before `lo`.
-        hi - lo + 64 <= limit
+        hi - lo <= limit
     };
     let a_ok = if spec.trans_a {
         fits(a, kr, mr)

@@ -365,20 +365,13 @@ mod tests {
     use super::*;
     use crate::cpu::norm as cpu;
     use crate::testing::{assert_close, gpu, random_vec};
+    use crate::testing::{narrow, wide};
 
     /// f32 row reductions over ≤ ~1500 values against f64: relative error ~1e-6; 1e-5 leaves
     /// a margin and still catches any indexing error (O(1)).
     const TOL: f64 = 1e-5;
     /// dγ/dβ sum over all rows in f32 (block partials then blocks): same order of error.
     const GRAD_TOL: f64 = 1e-5;
-
-    fn wide(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&x| x as f64).collect()
-    }
-
-    fn narrow(v: &[f64]) -> Vec<f32> {
-        v.iter().map(|&x| x as f32).collect()
-    }
 
     /// Runs forward and backward on the GPU (with bindings limited to `max_elems`) and
     /// compares with the CPU reference.

@@ -175,19 +175,12 @@ mod tests {
     use super::*;
     use crate::cpu::resize as cpu;
     use crate::testing::{assert_close, gpu, random_vec};
+    use crate::testing::{narrow, wide};
     use safetensors::SafeTensors;
 
     /// f32 weights and sums of ≤ 4 terms (forward) or a few hundred (backward) against the
     /// f64 reference: relative error ~1e-7..1e-6; any wrong tap is O(1).
     const TOL: f64 = 2e-6;
-
-    fn wide(v: &[f32]) -> Vec<f64> {
-        v.iter().map(|&x| x as f64).collect()
-    }
-
-    fn narrow(v: &[f64]) -> Vec<f32> {
-        v.iter().map(|&x| x as f32).collect()
-    }
 
     fn check(maps: usize, inp: (usize, usize), out: (usize, usize), max_elems: usize) {
         let g = gpu();
