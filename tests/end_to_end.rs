@@ -250,3 +250,30 @@ fn data_path_reads_mvtec_and_visa_layouts() {
     let e = open_categories(&root, None).err().unwrap();
     assert!(matches!(e, Error::Dataset { .. }), "{e}");
 }
+
+#[test]
+fn training_stops_with_a_clear_error_on_a_non_finite_loss() {
+    // Noise of standard deviation ~1e38 overflows the discriminators' inputs to ±inf in the
+    // first step, so the loss is not finite; the trainer must stop there with a message that
+    // names the term and the step, not run on and return a detector of NaNs.
+    let (_, cat_dir) = fixtures();
+    let cfg = TrainConfig {
+        noise_std: 1e38,
+        loss_check_every: 1,
+        epochs: 1,
+        ..config(0)
+    };
+    let trainer = Trainer::new(&gpu(), cfg.clone(), backbone(&cfg), TextureSource::procedural())
+        .unwrap();
+    let cats = open_categories(cat_dir, None).unwrap();
+    let e = match train_category(&trainer, cats[0].as_ref(), 1, 0) {
+        Err(e) => e,
+        Ok(_) => panic!("training with a non-finite loss returned a detector"),
+    };
+    let msg = e.to_string();
+    println!("{msg}");
+    assert!(
+        matches!(e, Error::Training(_)) && msg.contains("became") && msg.contains("step 1 of"),
+        "{msg}"
+    );
+}

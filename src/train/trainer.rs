@@ -17,6 +17,7 @@ use crate::gpu::{DType, Gpu, Tensor};
 use crate::heads::{Heads, HeadsConfig, LearningRates, LossConfig};
 use crate::image::{resize_bilinear, Image};
 use crate::kernels::elementwise::axpby;
+use crate::kernels::reduce::{reduce_all, ReduceOp};
 use crate::kernels::patch::patch_features;
 use crate::{Error, Result};
 
@@ -345,13 +346,19 @@ impl Trainer {
                 if since_check == check_every || step + 1 == steps {
                     since_check = 0;
                     let v = sum.to_vec()?;
-                    if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
+                    let bad_loss = v
+                        .iter()
+                        .position(|x| !x.is_finite())
+                        .map(|i| (format!("loss term `{}`", LOSS_TERMS[i]), v[i]));
+                    let bad = match bad_loss {
+                        Some(b) => Some(b),
+                        None => self.first_non_finite_parameter(heads)?,
+                    };
+                    if let Some((what, value)) = bad {
                         bar.abandon();
                         return Err(Error::Training(format!(
-                            "loss term `{}` became {} in epoch {} (step {} of {steps}); lower \
+                            "{what} became {value} in epoch {} (step {} of {steps}); lower \
                              the learning rates or check the inputs",
-                            LOSS_TERMS[bad],
-                            v[bad],
                             epoch + 1,
                             step + 1
                         )));
@@ -374,6 +381,29 @@ impl Trainer {
         }
         bar.finish_and_clear();
         Ok(history)
+    }
+
+    /// The first parameter or running statistic of the heads holding a NaN or an infinity,
+    /// with the sum of its elements. The loss alone does not reveal every failure: its hinge
+    /// and clamp terms go through WGSL `max`/`min`, which may return the other operand for a
+    /// NaN, so the loss can stay finite while the weights are not. One GPU sum per tensor,
+    /// read back together (only at the loss checks).
+    fn first_non_finite_parameter(&self, heads: &Heads) -> Result<Option<(String, f32)>> {
+        let tensors = heads.tensors();
+        let sums = self.gpu.zeros(&[tensors.len()], DType::F32);
+        let mut rec = self.gpu.recorder();
+        for (i, (_, t)) in tensors.iter().enumerate() {
+            let one = self.gpu.empty(&[1], DType::F32);
+            reduce_all(&mut rec, ReduceOp::Sum, &t.reshape(&[t.numel()])?, &one)?;
+            rec.copy_elems(&one, 0, &sums, i, 1)?;
+        }
+        rec.submit();
+        let sums = sums.to_vec()?;
+        Ok(tensors
+            .iter()
+            .zip(sums)
+            .find(|(_, s)| !s.is_finite())
+            .map(|((name, _), s)| (format!("heads parameter `{name}`"), s)))
     }
 
     /// Calibration (SPEC §4): `calibration_per_shot` held-out samples per shot, built like
