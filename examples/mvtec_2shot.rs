@@ -181,10 +181,17 @@ fn main() -> Result<()> {
             let t = Instant::now();
             let ev = evaluate(&detector, &test, normalization, AuproVariant::Official)?;
             let eval_s = t.elapsed().as_secs_f64();
+            let decisions = match ev.decisions {
+                Some(d) => format!(
+                    ": {}/{} good images flagged, {}/{} defective caught",
+                    d.false_alarms, d.normals, d.detected, d.anomalies
+                ),
+                None => String::new(),
+            };
             println!(
                 "{name} run {run} (seed {seed}, shots {}): image AUROC {:.1}  pixel AUROC {:.1}  \
                  AUPRO {:.1}  | train {train_s:.1} s, test {:.2} s/image, threshold {:.3} \
-                 (calibration F1 {:.2}){label}",
+                 (calibration F1 {:.2}){decisions}{label}",
                 shots
                     .iter()
                     .map(|p| p

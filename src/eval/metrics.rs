@@ -630,9 +630,106 @@ pub fn evaluate_set(
     })
 }
 
+/// How a fixed pass/fail threshold does on a labelled test set, an image being flagged as
+/// anomalous when `score > threshold` (the [`crate::detector::Detector`]'s rule). Reported
+/// next to the AUROCs because a ranking metric says nothing about whether the threshold
+/// chosen at calibration time (without test images) lands in the right place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThresholdOutcome {
+    /// Normal (good) images in the set.
+    pub normals: usize,
+    /// Normal images flagged as anomalous.
+    pub false_alarms: usize,
+    /// Anomalous images in the set.
+    pub anomalies: usize,
+    /// Anomalous images flagged as anomalous.
+    pub detected: usize,
+}
+
+impl ThresholdOutcome {
+    /// Counts the decisions of `threshold` on `scores` against `labels` (`true` = anomalous).
+    /// Errors when the lengths differ or a score or the threshold is not finite.
+    pub fn of(scores: &[f32], labels: &[bool], threshold: f32) -> Result<ThresholdOutcome> {
+        if scores.len() != labels.len() {
+            return Err(Error::Eval(format!(
+                "threshold outcome: {} scores but {} labels",
+                scores.len(),
+                labels.len()
+            )));
+        }
+        if !threshold.is_finite() {
+            return Err(Error::Eval(format!("threshold {threshold} is not finite")));
+        }
+        let mut out = ThresholdOutcome {
+            normals: 0,
+            false_alarms: 0,
+            anomalies: 0,
+            detected: 0,
+        };
+        for (&s, &anomalous) in scores.iter().zip(labels) {
+            if !s.is_finite() {
+                return Err(Error::Eval(format!("an image score is {s}")));
+            }
+            let flagged = s > threshold;
+            if anomalous {
+                out.anomalies += 1;
+                out.detected += usize::from(flagged);
+            } else {
+                out.normals += 1;
+                out.false_alarms += usize::from(flagged);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fraction of normal images flagged; `None` without normal images.
+    pub fn false_alarm_rate(&self) -> Option<f64> {
+        (self.normals > 0).then(|| self.false_alarms as f64 / self.normals as f64)
+    }
+
+    /// Fraction of anomalous images flagged (recall); `None` without anomalous images.
+    pub fn detection_rate(&self) -> Option<f64> {
+        (self.anomalies > 0).then(|| self.detected as f64 / self.anomalies as f64)
+    }
+
+    /// F1 with the anomalies as positives; `None` when nothing is flagged and nothing is
+    /// anomalous (undefined).
+    pub fn f1(&self) -> Option<f64> {
+        let denom = 2 * self.detected + self.false_alarms + (self.anomalies - self.detected);
+        (denom > 0).then(|| 2.0 * self.detected as f64 / denom as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threshold_outcome_by_hand() {
+        let scores = [0.1, 0.6, 0.5, 0.9, 0.4];
+        let labels = [false, false, true, true, true];
+        let o = ThresholdOutcome::of(&scores, &labels, 0.5).unwrap();
+        // 0.6 is a false alarm; 0.9 is caught; 0.5 is not above the threshold; 0.4 is missed.
+        assert_eq!(
+            o,
+            ThresholdOutcome {
+                normals: 2,
+                false_alarms: 1,
+                anomalies: 3,
+                detected: 1
+            }
+        );
+        assert_eq!(o.false_alarm_rate(), Some(0.5));
+        assert_eq!(o.detection_rate(), Some(1.0 / 3.0));
+        // precision 1/2, recall 1/3 → F1 = 2/5.
+        assert!((o.f1().unwrap() - 0.4).abs() < 1e-12);
+        let none = ThresholdOutcome::of(&[0.1], &[false], 0.5).unwrap();
+        assert_eq!(none.f1(), None);
+        assert_eq!(none.detection_rate(), None);
+        assert!(ThresholdOutcome::of(&[0.1], &[false, true], 0.5).is_err());
+        assert!(ThresholdOutcome::of(&[f32::NAN], &[false], 0.5).is_err());
+        assert!(ThresholdOutcome::of(&[0.1], &[false], f32::INFINITY).is_err());
+    }
 
     #[test]
     fn roc_auc_by_hand() {

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Trainer;
 use crate::data::datasets::{Category, MvtecCategory, TestItem, Visa};
 use crate::detector::model::{Detector, Normalization};
-use crate::eval::{evaluate_set, AuproVariant, PixelSet, SetMetrics};
+use crate::eval::{evaluate_set, AuproVariant, PixelSet, SetMetrics, ThresholdOutcome};
 use crate::image::{load_rgb, Image};
 use crate::{Error, Result};
 
@@ -137,6 +137,9 @@ pub struct Evaluation {
     pub scores: Vec<f32>,
     /// Image AUROC, pixel AUROC, AUPRO.
     pub metrics: SetMetrics,
+    /// How the detector's stored pass/fail threshold does on this set; `None` under the
+    /// transductive normalisation, whose scores live on another scale than the threshold.
+    pub decisions: Option<ThresholdOutcome>,
 }
 
 /// Scores `test` with `detector` under `normalization` and computes the metrics (SPEC §5).
@@ -149,11 +152,21 @@ pub fn evaluate(
     let (maps, scores) = detector.predict_set(&test.images, normalization)?;
     let s = detector.image_size();
     let set = PixelSet::new(&maps, &test.masks, s, s)?;
-    let metrics = evaluate_set(&scores, &test.labels(), &set, variant)?;
+    let labels = test.labels();
+    let metrics = evaluate_set(&scores, &labels, &set, variant)?;
+    let decisions = match normalization {
+        Normalization::Calibrated => Some(ThresholdOutcome::of(
+            &scores,
+            &labels,
+            detector.threshold(),
+        )?),
+        Normalization::Transductive(_) => None,
+    };
     Ok(Evaluation {
         maps,
         scores,
         metrics,
+        decisions,
     })
 }
 
