@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod norm;
 pub mod patch;
 pub mod permute;
+pub mod random;
 pub mod reduce;
 pub mod resize;
 pub mod softmax;

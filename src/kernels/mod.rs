@@ -15,6 +15,7 @@ pub mod maxpool;
 pub mod patch;
 pub mod permute;
 pub mod pyramid;
+pub mod random;
 pub mod reduce;
 pub mod resize;
 pub mod softmax;
