@@ -6,7 +6,6 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
 use crate::config::TrainConfig;
 use crate::data::textures::TextureSource;
@@ -17,14 +16,17 @@ use crate::gpu::{DType, Gpu, Tensor};
 use crate::heads::{Heads, HeadsConfig, LearningRates, LossConfig};
 use crate::image::{resize_bilinear, Image};
 use crate::kernels::elementwise::axpby;
-use crate::kernels::reduce::{reduce_all, ReduceOp};
 use crate::kernels::patch::patch_features;
+use crate::kernels::random::fill_normal;
+use crate::kernels::reduce::{reduce_all, ReduceOp};
 use crate::{Error, Result};
 
 /// Salt of the calibration samples' seed (a stream family disjoint from the training set's).
 const CALIBRATION_SALT: u64 = 0xCA11_B4A7_E000_0001;
-/// Salt of the batch draws and feature noise.
+/// Salt of the batch draws.
 const BATCH_SALT: u64 = 0xBA7C_4000_0000_0002;
+/// Salt of the feature noise's Philox key (streams are `2·step` and `2·step + 1`).
+const NOISE_SALT: u64 = 0x0015_E000_0000_0003;
 /// The heads' fixed L2 weight decay of the discriminators (SPEC §3).
 const HEADS_WEIGHT_DECAY: f32 = 1e-5;
 /// Names of the loss terms returned by a training step.
@@ -287,8 +289,6 @@ impl Trainer {
         let steps = cfg.steps_per_epoch(shots);
         let loss_cfg = loss_config(cfg);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ BATCH_SALT);
-        let noise = Normal::new(0.0f32, cfg.noise_std)
-            .map_err(|e| Error::Config(format!("noise_std: {e}")))?;
         let bar = self.bar(
             cfg.epochs * steps,
             "training {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}",
@@ -325,9 +325,22 @@ impl Trainer {
                 }
                 let mask = self.gpu.upload(&mask, &[b, s, s])?;
                 let label = self.gpu.upload(&label, &[b])?;
-                let eps: Vec<f32> = (0..2 * rows * d).map(|_| noise.sample(&mut rng)).collect();
-                let eps_low = self.gpu.upload(&eps[..rows * d], &[rows, d])?;
-                let eps_high = self.gpu.upload(&eps[rows * d..], &[rows, d])?;
+                // The feature noise ε ~ N(0, noise_std²) (SPEC §3) is drawn on the GPU from a
+                // counter-based generator: no host work or upload per step, and the values
+                // depend only on (seed, step, element).
+                let [eps_low, eps_high] =
+                    std::array::from_fn(|_| self.gpu.empty(&[rows, d], DType::F32));
+                let global_step = (epoch * steps + step) as u64;
+                for (path, eps) in [&eps_low, &eps_high].into_iter().enumerate() {
+                    fill_normal(
+                        &mut rec,
+                        eps,
+                        0.0,
+                        cfg.noise_std,
+                        cfg.seed ^ NOISE_SALT,
+                        2 * global_step + path as u64,
+                    )?;
+                }
                 let batch = crate::heads::TrainBatch {
                     low_normal: &ln,
                     low_anomalous: &la,
