@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use dfd::backbone::weights::write_random_wrn50;
+use dfd::backbone::weights::write_random_wrn50_calibrated;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::data::TextureSource;
 use dfd::detector::{Backbone, Normalization};
@@ -120,7 +120,7 @@ fn main() -> Result<()> {
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let (weights, random) = resolve_weights(&args)?;
+    let (weights, random) = resolve_weights(&args, &gpu)?;
     let label = if random {
         " [RANDOM BACKBONE WEIGHTS: not comparable to the paper]"
     } else {
@@ -249,7 +249,7 @@ fn main() -> Result<()> {
 }
 
 /// The weight file to use and whether it is random.
-fn resolve_weights(args: &Args) -> Result<(PathBuf, bool)> {
+fn resolve_weights(args: &Args, gpu: &Gpu) -> Result<(PathBuf, bool)> {
     let given = args
         .weights
         .clone()
@@ -264,13 +264,14 @@ fn resolve_weights(args: &Args) -> Result<(PathBuf, bool)> {
                 eprintln!("{WEIGHTS_HELP}");
                 std::process::exit(2);
             }
-            let p = args.out.join("random_wrn50.safetensors");
+            let p = args.out.join("random_wrn50_calibrated.safetensors");
             if !p.is_file() {
                 println!(
-                    "writing random WideResNet-50-2 weights to {} …",
+                    "writing random WideResNet-50-2 weights (BatchNorm statistics estimated on \
+                     procedural textures) to {} …",
                     p.display()
                 );
-                write_random_wrn50(&p)?;
+                write_random_wrn50_calibrated(gpu, &p)?;
             }
             println!("RUNNING ON RANDOM BACKBONE WEIGHTS: results carry no ImageNet knowledge.");
             Ok((p, true))

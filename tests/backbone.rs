@@ -298,3 +298,119 @@ fn bad_weight_files_name_the_tensor() {
         Err(Error::Io { .. })
     ));
 }
+
+/// Per-channel mean and biased variance of `[B, C, H, W]` values, in f64.
+fn channel_stats(v: &[f32], b: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = (b * hw) as f64;
+    (0..c)
+        .map(|ch| {
+            let vals = || (0..b).flat_map(move |i| &v[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
+            let m = vals().map(|&x| x as f64).sum::<f64>() / n;
+            let var = vals().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n;
+            (m, var)
+        })
+        .unzip()
+}
+
+#[test]
+fn batchnorm_statistics_are_estimated_layer_by_layer() {
+    use dfd::backbone::weights::{wrn50_convs, WeightFile};
+    use dfd::backbone::wide_resnet::{estimate_batchnorm_statistics, BN_EPS};
+    use dfd::kernels::conv2d::{Conv2dSpec, ResidualMode};
+    use dfd::kernels::maxpool::MaxPoolSpec;
+    use std::collections::HashMap;
+
+    let g = gpu();
+    let path = random_weights();
+    let file = WeightFile::open(&path).unwrap();
+    let (b, s) = (2, 32);
+    let pixels = dfd::testing::random_vec(b * 3 * s * s, 11);
+    let images = g.upload(&pixels, &[b, 3, s, s]).unwrap();
+    let stats: HashMap<String, Vec<f32>> = estimate_batchnorm_statistics(&g, &file, &images)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(stats.len(), 2 * wrn50_convs(3).len());
+    for (k, v) in &stats {
+        assert!(v.iter().all(|x| x.is_finite()), "{k}");
+        if k.ends_with("running_var") {
+            assert!(v.iter().all(|&x| x > 0.0), "{k}");
+        }
+    }
+    // The CPU twin of the first two layers. Tolerance: the GPU convolution sums in another
+    // order than the CPU reference (f32, fan-in up to 147), so statistics agree to ~1e-5.
+    const TOL: f64 = 1e-4;
+    let close = |what: &str, got: &[f32], want: &[f64]| {
+        let err = got
+            .iter()
+            .zip(want)
+            .map(|(&g, &w)| (g as f64 - w).abs() / (w.abs() + 1e-3))
+            .fold(0.0, f64::max);
+        assert!(err < TOL, "{what}: relative error {err}");
+    };
+    let conv = |x: &[f32], key: &str, shape: [usize; 4], hw: usize, stride, pad| {
+        let spec = Conv2dSpec {
+            batch: b,
+            c_in: shape[1],
+            h: hw,
+            w: hw,
+            c_out: shape[0],
+            kh: shape[2],
+            kw: shape[3],
+            stride,
+            pad,
+            relu: false,
+            residual: ResidualMode::None,
+        };
+        let w = file.get(&format!("{key}.weight"), &shape).unwrap();
+        (
+            dfd::cpu::conv::conv2d(&spec, x, &w, None, None),
+            spec.out_hw().0,
+        )
+    };
+    // Stem: conv1's raw output gives bn1's statistics.
+    let (raw, hw) = conv(&pixels, "conv1", [64, 3, 7, 7], s, 2, 3);
+    let (mean, var) = channel_stats(&raw, b, 64, hw * hw);
+    close("bn1.running_mean", &stats["bn1.running_mean"], &mean);
+    close("bn1.running_var", &stats["bn1.running_var"], &var);
+    // layer1.0.conv1 sees maxpool(relu(bn1(conv1))) normalised with the estimated statistics.
+    let gamma = file.get("bn1.weight", &[64]).unwrap();
+    let beta = file.get("bn1.bias", &[64]).unwrap();
+    let act: Vec<f32> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let ch = (i / (hw * hw)) % 64;
+            let scale = gamma[ch] as f64 / (var[ch] + BN_EPS).sqrt();
+            ((v as f64 - mean[ch]) * scale + beta[ch] as f64).max(0.0) as f32
+        })
+        .collect();
+    let pool = MaxPoolSpec {
+        planes: b * 64,
+        h: hw,
+        w: hw,
+        kernel: 3,
+        stride: 2,
+        pad: 1,
+    };
+    let pooled = dfd::cpu::conv::maxpool2d(&pool, &act);
+    let (raw, hw) = conv(
+        &pooled,
+        "layer1.0.conv1",
+        [128, 64, 1, 1],
+        pool.out_hw().0,
+        1,
+        0,
+    );
+    let (mean, var) = channel_stats(&raw, b, 128, hw * hw);
+    close(
+        "layer1.0.bn1.running_mean",
+        &stats["layer1.0.bn1.running_mean"],
+        &mean,
+    );
+    close(
+        "layer1.0.bn1.running_var",
+        &stats["layer1.0.bn1.running_var"],
+        &var,
+    );
+}

@@ -179,6 +179,61 @@ pub fn write_random_wrn50(path: &Path) -> Result<()> {
     write_safetensors(path, &tensors, None)
 }
 
+/// Procedural texture images the BatchNorm statistics of [`write_random_wrn50_calibrated`]
+/// are estimated on: with both frequency paths, 32 network inputs, so even `layer3` (4 × 4 at
+/// this size) averages 512 positions per channel; a few seconds on lavapipe.
+pub const CALIBRATION_IMAGES: usize = 16;
+/// Side of [`CALIBRATION_IMAGES`] in pixels (the CPU presets' image size).
+pub const CALIBRATION_SIZE: usize = 64;
+
+/// Writes the offline stand-in for ImageNet weights: the detweights WideResNet-50-2 of
+/// [`write_random_wrn50`] with every BatchNorm's running statistics re-estimated on
+/// [`CALIBRATION_IMAGES`] procedural textures seen through DFD's frequency split (both
+/// paths), see [`estimate_batchnorm_statistics`](super::wide_resnet::estimate_batchnorm_statistics)
+/// for why. Deterministic for a given adapter (the statistics are GPU sums); the file's
+/// metadata says how it was made. Written atomically.
+pub fn write_random_wrn50_calibrated(gpu: &crate::Gpu, path: &Path) -> Result<()> {
+    use rand::SeedableRng;
+    write_random_wrn50(path)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x00BA_7C40_A11B);
+    let mut data = Vec::with_capacity(CALIBRATION_IMAGES * 3 * CALIBRATION_SIZE.pow(2));
+    for i in 0..CALIBRATION_IMAGES {
+        let img = crate::data::textures::procedural_texture(CALIBRATION_SIZE, i as u32, &mut rng);
+        data.extend_from_slice(&img.data);
+    }
+    let shape = [CALIBRATION_IMAGES, 3, CALIBRATION_SIZE, CALIBRATION_SIZE];
+    let images = gpu.upload(&data, &shape)?;
+    let mut rec = gpu.recorder();
+    let split = crate::kernels::pyramid::frequency_split(&mut rec, &images, true)?;
+    rec.submit();
+    let inputs = split.reshape(&[2 * shape[0], 3, shape[2], shape[3]])?;
+    let stats: HashMap<String, Vec<f32>> = {
+        let file = WeightFile::open(path)?;
+        super::wide_resnet::estimate_batchnorm_statistics(gpu, &file, &inputs)?
+            .into_iter()
+            .collect()
+    };
+    let mut tensors = Vec::new();
+    for (name, shape) in wrn50_state_keys(3) {
+        let values = stats
+            .get(&name)
+            .cloned()
+            .or_else(|| det_state_tensor(&name, &shape));
+        match values {
+            Some(v) => tensors.push((name, Dtype::F32, shape, bytemuck::cast_slice(&v).to_vec())),
+            None => tensors.push((name, Dtype::I64, shape, 0i64.to_le_bytes().to_vec())),
+        }
+    }
+    let metadata = HashMap::from([(
+        "dfd.weights".to_string(),
+        format!(
+            "random (detweights) with BatchNorm statistics estimated on {CALIBRATION_IMAGES} \
+             procedural textures at {CALIBRATION_SIZE} px, both frequency paths; not ImageNet"
+        ),
+    )]);
+    write_safetensors(path, &tensors, Some(metadata))
+}
+
 /// Writes named raw tensors `(name, dtype, shape, little-endian bytes)` to a safetensors
 /// file atomically (temporary file in the same folder, then rename).
 pub fn write_safetensors(

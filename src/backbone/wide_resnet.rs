@@ -11,7 +11,7 @@ use std::path::Path;
 use super::weights::{wrn50_convs, ConvKey, WeightFile};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::conv2d::{conv2d_new, Conv2dSpec, ResidualMode};
-use crate::kernels::maxpool::maxpool2d;
+use crate::kernels::maxpool::{maxpool2d, MaxPoolSpec};
 use crate::{Error, Result};
 
 /// BatchNorm epsilon of torchvision's ResNets.
@@ -24,22 +24,27 @@ struct FoldedConv {
     bias: Tensor,
 }
 
+/// The convolution of `key` on a `[batch, _, h, w]` input, without activation or residual.
+fn conv_spec(key: &ConvKey, batch: usize, h: usize, w: usize) -> Conv2dSpec {
+    let s = key.shape;
+    Conv2dSpec {
+        batch,
+        c_in: s[1],
+        h,
+        w,
+        c_out: s[0],
+        kh: s[2],
+        kw: s[3],
+        stride: key.stride,
+        pad: key.pad,
+        relu: false,
+        residual: ResidualMode::None,
+    }
+}
+
 impl FoldedConv {
     fn spec(&self, batch: usize, h: usize, w: usize) -> Conv2dSpec {
-        let s = self.key.shape;
-        Conv2dSpec {
-            batch,
-            c_in: s[1],
-            h,
-            w,
-            c_out: s[0],
-            kh: s[2],
-            kw: s[3],
-            stride: self.key.stride,
-            pad: self.key.pad,
-            relu: false,
-            residual: ResidualMode::None,
-        }
+        conv_spec(&self.key, batch, h, w)
     }
 
     fn run(
@@ -224,36 +229,195 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey) -> Result<FoldedConv> {
     let c_out = key.shape[0];
     let w = file.get(&format!("{}.weight", key.conv), &key.shape)?;
     let get = |s: &str| file.get(&format!("{}.{s}", key.bn), &[c_out]);
-    let (gamma, beta, mean, var) = (
-        get("weight")?,
-        get("bias")?,
-        get("running_mean")?,
-        get("running_var")?,
-    );
+    let bn = BatchNormStats {
+        gamma: get("weight")?,
+        beta: get("bias")?,
+        mean: get("running_mean")?,
+        var: get("running_var")?,
+    };
+    fold_values(gpu, file.path(), key, &w, &bn)
+}
+
+/// One BatchNorm's affine parameters and running statistics.
+struct BatchNormStats {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+}
+
+/// Folds `bn` into the convolution weight `w` (in f64): `W' = s · W`, `b' = β − s · μ` with
+/// `s = γ / √(σ² + ε)`. `path` names the weight file in errors.
+fn fold_values(
+    gpu: &Gpu,
+    path: &Path,
+    key: ConvKey,
+    w: &[f32],
+    bn: &BatchNormStats,
+) -> Result<FoldedConv> {
+    let c_out = key.shape[0];
     let per_out = w.len() / c_out;
     let mut wf = Vec::with_capacity(w.len());
     let mut bf = Vec::with_capacity(c_out);
     for o in 0..c_out {
-        if var[o] < 0.0 || !var[o].is_finite() {
+        if bn.var[o] < 0.0 || !bn.var[o].is_finite() {
             return Err(Error::Weights {
-                path: file.path().to_path_buf(),
+                path: path.to_path_buf(),
                 message: format!(
                     "tensor `{}.running_var` has an invalid entry {} at {o}",
-                    key.bn, var[o]
+                    key.bn, bn.var[o]
                 ),
             });
         }
-        let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
+        let scale = bn.gamma[o] as f64 / (bn.var[o] as f64 + BN_EPS).sqrt();
         wf.extend(
             w[o * per_out..(o + 1) * per_out]
                 .iter()
                 .map(|&v| (v as f64 * scale) as f32),
         );
-        bf.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
+        bf.push((bn.beta[o] as f64 - bn.mean[o] as f64 * scale) as f32);
     }
     Ok(FoldedConv {
         weight: gpu.upload(&wf, &key.shape)?,
         bias: gpu.upload(&bf, &[c_out])?,
         key,
     })
+}
+
+/// Re-estimates every BatchNorm's running statistics of the network in `file` on a batch of
+/// (already normalised) `[B, 3, H, W]` images, the way PyTorch's BatchNorm does in training
+/// mode with cumulative averaging over one batch: layer by layer, each convolution's raw
+/// output gives its BatchNorm's per-channel mean and (biased) variance over batch and
+/// positions, and the next layer sees the output normalised with those statistics.
+///
+/// Returns `(key, values)` for every `{bn}.running_mean` and `{bn}.running_var`, in the
+/// network's order. The convolution weights and the BatchNorm affine parameters are read from
+/// `file` and left as they are.
+///
+/// Why: randomly initialised weights with arbitrary running statistics (as the offline
+/// stand-in for ImageNet weights has) leave every ReLU output with a large positive mean that
+/// the convolutions propagate identically to every position, so patch features of different
+/// positions and images point in almost the same direction (cosine > 0.99 after DFD's
+/// aggregation). Statistics estimated on images centre each layer as a trained network's
+/// BatchNorm does, and the features vary with the image again.
+pub fn estimate_batchnorm_statistics(
+    gpu: &Gpu,
+    file: &WeightFile,
+    images: &Tensor,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let s = images.shape();
+    if s.len() != 4 || s[1] != 3 || s[0] == 0 || s[2] == 0 || s[3] == 0 {
+        return Err(Error::Shape(format!(
+            "BatchNorm estimation expects [B, 3, H, W] images, got {s:?}"
+        )));
+    }
+    let mut out = Vec::new();
+    // Only the convolutions run on the GPU; the activations between them stay on the host,
+    // where the statistics, the normalisation, ReLU, residual and max-pool are cheap.
+    let mut layer = |key: ConvKey,
+                     x: &Activation,
+                     relu: bool,
+                     residual: Option<&Activation>|
+     -> Result<Activation> {
+        let c_out = key.shape[0];
+        let w = file.get(&format!("{}.weight", key.conv), &key.shape)?;
+        let spec = conv_spec(&key, x.shape[0], x.shape[2], x.shape[3]);
+        let mut rec = gpu.recorder();
+        let input = gpu.upload(&x.values, &x.shape)?;
+        let weight = gpu.upload(&w, &key.shape)?;
+        let raw = conv2d_new(&mut rec, &spec, &input, &weight, None, None)?;
+        rec.submit();
+        let mut y = Activation {
+            shape: raw.shape().to_vec(),
+            values: raw.to_vec()?,
+        };
+        let (mean, var) = channel_statistics(&y.values, &y.shape);
+        let get = |name: &str| file.get(&format!("{}.{name}", key.bn), &[c_out]);
+        let (gamma, beta) = (get("weight")?, get("bias")?);
+        let hw = y.shape[2] * y.shape[3];
+        for (i, plane) in y.values.chunks_mut(hw).enumerate() {
+            let ch = i % c_out;
+            let scale = gamma[ch] as f64 / (var[ch] as f64 + BN_EPS).sqrt();
+            let shift = beta[ch] as f64 - mean[ch] as f64 * scale;
+            for (j, v) in plane.iter_mut().enumerate() {
+                let mut t = (*v as f64 * scale + shift) as f32;
+                if let Some(r) = residual {
+                    t += r.values[i * hw + j];
+                }
+                *v = if relu { t.max(0.0) } else { t };
+            }
+        }
+        out.push((format!("{}.running_mean", key.bn), mean));
+        out.push((format!("{}.running_var", key.bn), var));
+        Ok(y)
+    };
+    let mut keys = wrn50_convs(3).into_iter();
+    let mut next = || keys.next().expect("wrn50_convs lists every convolution");
+    let images = Activation {
+        shape: s.to_vec(),
+        values: images.to_vec()?,
+    };
+    let x = layer(next(), &images, true, None)?;
+    let pool = MaxPoolSpec {
+        planes: x.shape[0] * x.shape[1],
+        h: x.shape[2],
+        w: x.shape[3],
+        kernel: 3,
+        stride: 2,
+        pad: 1,
+    };
+    let (ph, pw) = pool.out_hw();
+    let mut x = Activation {
+        shape: vec![x.shape[0], x.shape[1], ph, pw],
+        values: crate::cpu::conv::maxpool2d(&pool, &x.values),
+    };
+    for &blocks in &super::weights::BLOCKS[..3] {
+        for b in 0..blocks {
+            let (k1, k2, k3) = (next(), next(), next());
+            let t = layer(k1, &x, true, None)?;
+            let t = layer(k2, &t, true, None)?;
+            let downsampled;
+            let identity = if b == 0 {
+                downsampled = layer(next(), &x, false, None)?;
+                &downsampled
+            } else {
+                &x
+            };
+            x = layer(k3, &t, true, Some(identity))?;
+        }
+    }
+    Ok(out)
+}
+
+/// A host-side `[B, C, H, W]` activation.
+struct Activation {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+}
+
+/// Per-channel mean and biased variance (over batch and positions, in f64) of `[B, C, H, W]`.
+fn channel_statistics(values: &[f32], shape: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let (b, c, hw) = (shape[0], shape[1], shape[2] * shape[3]);
+    let n = (b * hw) as f64;
+    let mut mean = vec![0f32; c];
+    let mut var = vec![0f32; c];
+    for ch in 0..c {
+        let plane = |i: usize| &values[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+        let m = (0..b)
+            .map(|i| plane(i).iter().map(|&v| v as f64).sum::<f64>())
+            .sum::<f64>()
+            / n;
+        let v = (0..b)
+            .map(|i| {
+                plane(i)
+                    .iter()
+                    .map(|&v| (v as f64 - m).powi(2))
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / n;
+        mean[ch] = m as f32;
+        var[ch] = v as f32;
+    }
+    (mean, var)
 }
