@@ -161,7 +161,7 @@ fn find_mask(dir: &Path, stem: &str) -> Option<PathBuf> {
 
 /// One category in MVTec AD layout: `<cat>/train/good/*`, `<cat>/test/<defect>/*`,
 /// `<cat>/ground_truth/<defect>/<name>_mask.png`. Also reads VisA's MVTec-like converted
-/// layout, whose masks are `<name>.png` ([`find_mask`] accepts both names).
+/// layout, whose masks are `<name>.png` (both names are accepted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MvtecCategory {
     /// The category folder.

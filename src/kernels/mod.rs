@@ -1,5 +1,5 @@
 //! WGSL kernels, one concern per file under `shaders/`, each with a thin Rust wrapper that
-//! picks the variant, checks shapes and records the dispatch on a [`Recorder`].
+//! picks the variant, checks shapes and records the dispatch on a [`Recorder`](crate::gpu::Recorder).
 //!
 //! Every wrapper has a plain-Rust twin in [`crate::cpu`] and tests that compare the two on
 //! random inputs of several shapes, ragged ones included.

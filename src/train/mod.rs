@@ -1,6 +1,6 @@
 //! Training (SPEC §2–§3) and evaluation helpers (SPEC §5): [`Trainer`] builds the training
 //! set from the shots, computes the frozen backbone's features once, trains the heads and
-//! calibrates the [`crate::detector::Detector`]; [`evaluate`] scores a test set.
+//! calibrates the [`crate::detector::Detector`]; [`evaluate()`] scores a test set.
 
 pub mod evaluate;
 pub mod trainer;
