@@ -125,11 +125,17 @@ fn patch_features_match_reference_cases() {
     }
 }
 
-/// Writes the detweights WideResNet-50-2 (what `--write-random-weights` writes).
+/// The detweights WideResNet-50-2 (what `--write-random-weights` writes), written once per
+/// test binary: tests run in parallel, and two writers of one path would race on its
+/// temporary file.
 fn random_weights() -> PathBuf {
-    let path = temp_path("random_wrn50.safetensors");
-    write_random_wrn50(&path).unwrap();
-    path
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = temp_path("random_wrn50.safetensors");
+        write_random_wrn50(&path).unwrap();
+        path
+    })
+    .clone()
 }
 
 #[test]
