@@ -229,53 +229,32 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey) -> Result<FoldedConv> {
     let c_out = key.shape[0];
     let w = file.get(&format!("{}.weight", key.conv), &key.shape)?;
     let get = |s: &str| file.get(&format!("{}.{s}", key.bn), &[c_out]);
-    let bn = BatchNormStats {
-        gamma: get("weight")?,
-        beta: get("bias")?,
-        mean: get("running_mean")?,
-        var: get("running_var")?,
-    };
-    fold_values(gpu, file.path(), key, &w, &bn)
-}
-
-/// One BatchNorm's affine parameters and running statistics.
-struct BatchNormStats {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
-    mean: Vec<f32>,
-    var: Vec<f32>,
-}
-
-/// Folds `bn` into the convolution weight `w` (in f64): `W' = s · W`, `b' = β − s · μ` with
-/// `s = γ / √(σ² + ε)`. `path` names the weight file in errors.
-fn fold_values(
-    gpu: &Gpu,
-    path: &Path,
-    key: ConvKey,
-    w: &[f32],
-    bn: &BatchNormStats,
-) -> Result<FoldedConv> {
-    let c_out = key.shape[0];
+    let (gamma, beta, mean, var) = (
+        get("weight")?,
+        get("bias")?,
+        get("running_mean")?,
+        get("running_var")?,
+    );
     let per_out = w.len() / c_out;
     let mut wf = Vec::with_capacity(w.len());
     let mut bf = Vec::with_capacity(c_out);
     for o in 0..c_out {
-        if bn.var[o] < 0.0 || !bn.var[o].is_finite() {
+        if var[o] < 0.0 || !var[o].is_finite() {
             return Err(Error::Weights {
-                path: path.to_path_buf(),
+                path: file.path().to_path_buf(),
                 message: format!(
                     "tensor `{}.running_var` has an invalid entry {} at {o}",
-                    key.bn, bn.var[o]
+                    key.bn, var[o]
                 ),
             });
         }
-        let scale = bn.gamma[o] as f64 / (bn.var[o] as f64 + BN_EPS).sqrt();
+        let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
         wf.extend(
             w[o * per_out..(o + 1) * per_out]
                 .iter()
                 .map(|&v| (v as f64 * scale) as f32),
         );
-        bf.push((bn.beta[o] as f64 - bn.mean[o] as f64 * scale) as f32);
+        bf.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
     }
     Ok(FoldedConv {
         weight: gpu.upload(&wf, &key.shape)?,
