@@ -332,10 +332,11 @@ fn batchnorm_statistics_are_estimated_layer_by_layer() {
     let (b, s) = (2, 32);
     let pixels = dfd::testing::random_vec(b * 3 * s * s, 11);
     let images = g.upload(&pixels, &[b, 3, s, s]).unwrap();
-    let stats: HashMap<String, Vec<f32>> = estimate_batchnorm_statistics(&g, &file, &images)
-        .unwrap()
-        .into_iter()
-        .collect();
+    let stats: HashMap<String, Vec<f32>> =
+        estimate_batchnorm_statistics(&g, |k, sh| file.get(k, sh), &images)
+            .unwrap()
+            .into_iter()
+            .collect();
     assert_eq!(stats.len(), 2 * wrn50_convs(3).len());
     for (k, v) in &stats {
         assert!(v.iter().all(|x| x.is_finite()), "{k}");

@@ -168,15 +168,30 @@ pub fn wrn50_state_keys(stages: usize) -> Vec<(String, Vec<usize>)> {
 /// `path` as safetensors with torchvision's key names: f32 tensors, `num_batches_tracked`
 /// as int64 0. The file is written to a temporary name and renamed (atomic).
 pub fn write_random_wrn50(path: &Path) -> Result<()> {
-    let keys = wrn50_state_keys(3);
-    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(keys.len());
-    for (name, shape) in keys {
-        match det_state_tensor(&name, &shape) {
-            Some(v) => tensors.push((name, Dtype::F32, shape, bytemuck::cast_slice(&v).to_vec())),
-            None => tensors.push((name, Dtype::I64, shape, 0i64.to_le_bytes().to_vec())),
-        }
-    }
-    write_safetensors(path, &tensors, None)
+    write_safetensors(path, &random_wrn50_state(&HashMap::new()), None)
+}
+
+/// The detweights state dict up to `layer3` as safetensors entries, with the f32 tensors
+/// named in `replaced` taken from there instead of the generator.
+fn random_wrn50_state(
+    replaced: &HashMap<String, Vec<f32>>,
+) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
+    wrn50_state_keys(3)
+        .into_iter()
+        .map(|(name, shape)| {
+            let values = replaced
+                .get(&name)
+                .cloned()
+                .or_else(|| det_state_tensor(&name, &shape));
+            match values {
+                Some(v) => {
+                    let bytes = bytemuck::cast_slice(&v).to_vec();
+                    (name, Dtype::F32, shape, bytes)
+                }
+                None => (name, Dtype::I64, shape, 0i64.to_le_bytes().to_vec()),
+            }
+        })
+        .collect()
 }
 
 /// Procedural texture images the BatchNorm statistics of [`write_random_wrn50_calibrated`]
@@ -194,7 +209,6 @@ pub const CALIBRATION_SIZE: usize = 64;
 /// metadata says how it was made. Written atomically.
 pub fn write_random_wrn50_calibrated(gpu: &crate::Gpu, path: &Path) -> Result<()> {
     use rand::SeedableRng;
-    write_random_wrn50(path)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x00BA_7C40_A11B);
     let mut data = Vec::with_capacity(CALIBRATION_IMAGES * 3 * CALIBRATION_SIZE.pow(2));
     for i in 0..CALIBRATION_IMAGES {
@@ -207,23 +221,19 @@ pub fn write_random_wrn50_calibrated(gpu: &crate::Gpu, path: &Path) -> Result<()
     let split = crate::kernels::pyramid::frequency_split(&mut rec, &images, true)?;
     rec.submit();
     let inputs = split.reshape(&[2 * shape[0], 3, shape[2], shape[3]])?;
-    let stats: HashMap<String, Vec<f32>> = {
-        let file = WeightFile::open(path)?;
-        super::wide_resnet::estimate_batchnorm_statistics(gpu, &file, &inputs)?
-            .into_iter()
-            .collect()
+    // The weights and affine parameters come straight from the generator: no detweights file
+    // is written and read back.
+    let generated = |name: &str, shape: &[usize]| {
+        det_state_tensor(name, shape).ok_or_else(|| Error::Weights {
+            path: path.to_path_buf(),
+            message: format!("the generator has no f32 tensor `{name}`"),
+        })
     };
-    let mut tensors = Vec::new();
-    for (name, shape) in wrn50_state_keys(3) {
-        let values = stats
-            .get(&name)
-            .cloned()
-            .or_else(|| det_state_tensor(&name, &shape));
-        match values {
-            Some(v) => tensors.push((name, Dtype::F32, shape, bytemuck::cast_slice(&v).to_vec())),
-            None => tensors.push((name, Dtype::I64, shape, 0i64.to_le_bytes().to_vec())),
-        }
-    }
+    let stats: HashMap<String, Vec<f32>> =
+        super::wide_resnet::estimate_batchnorm_statistics(gpu, generated, &inputs)?
+            .into_iter()
+            .collect();
+    let tensors = random_wrn50_state(&stats);
     let metadata = HashMap::from([(
         "dfd.weights".to_string(),
         format!(

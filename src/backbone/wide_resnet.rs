@@ -270,8 +270,8 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey) -> Result<FoldedConv> {
 /// positions, and the next layer sees the output normalised with those statistics.
 ///
 /// Returns `(key, values)` for every `{bn}.running_mean` and `{bn}.running_var`, in the
-/// network's order. The convolution weights and the BatchNorm affine parameters are read from
-/// `file` and left as they are.
+/// network's order. The convolution weights and the BatchNorm affine parameters are read with
+/// `tensor(key, shape)` (e.g. [`WeightFile::get`]) and left as they are.
 ///
 /// Why: randomly initialised weights with arbitrary running statistics (as the offline
 /// stand-in for ImageNet weights has) leave every ReLU output with a large positive mean that
@@ -281,7 +281,7 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey) -> Result<FoldedConv> {
 /// BatchNorm does, and the features vary with the image again.
 pub fn estimate_batchnorm_statistics(
     gpu: &Gpu,
-    file: &WeightFile,
+    tensor: impl Fn(&str, &[usize]) -> Result<Vec<f32>>,
     images: &Tensor,
 ) -> Result<Vec<(String, Vec<f32>)>> {
     let s = images.shape();
@@ -299,7 +299,7 @@ pub fn estimate_batchnorm_statistics(
                      residual: Option<&Activation>|
      -> Result<Activation> {
         let c_out = key.shape[0];
-        let w = file.get(&format!("{}.weight", key.conv), &key.shape)?;
+        let w = tensor(&format!("{}.weight", key.conv), &key.shape)?;
         let spec = conv_spec(&key, x.shape[0], x.shape[2], x.shape[3]);
         let mut rec = gpu.recorder();
         let input = gpu.upload(&x.values, &x.shape)?;
@@ -311,7 +311,7 @@ pub fn estimate_batchnorm_statistics(
             values: raw.to_vec()?,
         };
         let (mean, var) = channel_statistics(&y.values, &y.shape);
-        let get = |name: &str| file.get(&format!("{}.{name}", key.bn), &[c_out]);
+        let get = |name: &str| tensor(&format!("{}.{name}", key.bn), &[c_out]);
         let (gamma, beta) = (get("weight")?, get("bias")?);
         let hw = y.shape[2] * y.shape[3];
         for (i, plane) in y.values.chunks_mut(hw).enumerate() {
