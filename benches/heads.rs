@@ -4,7 +4,9 @@
 //! discriminators, losses, backward, Adam) and one inference pass (`Heads::scores`, two
 //! paths) at the paper's sizes (D 1536, H 1024, 16 heads, T 1024, S 256, batch 8): ms and
 //! GFLOP/s of the GEMM work. `DFD_BENCH_QUICK=1` uses batch 1 (same T and D) for slow
-//! software adapters. Compare with `scripts/bench_torch_heads.py`.
+//! software adapters. Compare with `scripts/bench_torch_heads.py`. `DFD_PROFILE=1` then
+//! records one more training step and inference pass with GPU timestamps and prints where
+//! the time went, per kernel and per kernel and shape.
 
 use std::time::Instant;
 
@@ -99,5 +101,30 @@ fn main() {
         "inference",
         ms,
         cfg.infer_flops(b) / ms / 1e6
+    );
+    if std::env::var("DFD_PROFILE").is_ok_and(|v| v == "1") {
+        let mut rec = gpu.recorder();
+        rec.enable_profiling().expect("timestamp queries");
+        heads
+            .train_step(
+                &mut rec,
+                &batch,
+                &LossConfig::paper(),
+                &LearningRates::default(),
+            )
+            .unwrap();
+        print_profile("training step", &rec.submit_profiled().unwrap());
+        let mut rec = gpu.recorder();
+        rec.enable_profiling().expect("timestamp queries");
+        heads.scores(&mut rec, &ln, &hn, b).unwrap();
+        print_profile("inference", &rec.submit_profiled().unwrap());
+    }
+}
+
+fn print_profile(what: &str, profile: &dfd::gpu::Profile) {
+    println!("\n{what}: GPU time per kernel\n{}", profile);
+    println!(
+        "{what}: GPU time per kernel and shape (top 30)\n{}",
+        profile.table(&profile.by_kernel_and_note(), 30)
     );
 }

@@ -11,11 +11,13 @@
 mod adapter;
 mod pipeline;
 mod pool;
+mod profile;
 mod recorder;
 mod tensor;
 
 pub use adapter::{AdapterKind, ADAPTER_ENV};
 pub use pipeline::{Access, Kernel, ShaderSource};
+pub use profile::{DispatchTime, Profile, ProfileGroup};
 pub use recorder::{BindRange, Recorder};
 pub use tensor::{DType, Tensor};
 
@@ -75,7 +77,9 @@ impl Gpu {
         let adapter = adapter::choose(&instance, filter)?;
         let info = adapter.get_info();
         let adapter_limits = adapter.limits();
-        let features = adapter.features() & wgpu::Features::SHADER_F16;
+        // Timestamp queries cost nothing until a recorder asks for them (profiling).
+        let features =
+            adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("dfd"),
             required_features: features,
@@ -141,6 +145,13 @@ impl Gpu {
     /// Whether the device can use `f16` in shaders.
     pub fn supports_f16(&self) -> bool {
         self.inner.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Whether dispatches can be timed on the GPU ([`Recorder::enable_profiling`]).
+    pub fn supports_timestamps(&self) -> bool {
+        self.inner
+            .features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// The broad kind of adapter, used to pick kernel variants.

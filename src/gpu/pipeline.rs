@@ -107,7 +107,10 @@ impl<'a> ShaderSource<'a> {
 
 /// A compiled compute pipeline and its bind-group layout.
 pub struct Kernel {
+    /// The cache key (template, entry point and substitutions); names the variant in errors.
     pub(crate) name: String,
+    /// Template name, plus the entry point when it is not `main`: how profiles group it.
+    pub(crate) label: String,
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
 }
@@ -210,8 +213,14 @@ impl Gpu {
                 key
             )));
         }
+        let label = if source.entry == "main" {
+            source.name.to_string()
+        } else {
+            format!("{}:{}", source.name, source.entry)
+        };
         let kernel = Arc::new(Kernel {
             name: key.clone(),
+            label,
             pipeline,
             layout,
         });

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::pool::PooledBuffer;
+use super::profile::{self, Profile, Timestamps};
 use super::{Gpu, Kernel, Tensor};
 use crate::{Error, Result};
 
@@ -83,6 +84,10 @@ pub struct Recorder {
     chunks: Vec<UniformChunk>,
     keep_alive: Vec<Arc<PooledBuffer>>,
     dispatches: usize,
+    /// Timestamp queries when profiling (see [`Recorder::enable_profiling`]).
+    timestamps: Option<Timestamps>,
+    /// The note for the next dispatch's profile entry.
+    note: String,
 }
 
 impl Recorder {
@@ -98,6 +103,36 @@ impl Recorder {
             chunks: Vec::new(),
             keep_alive: Vec::new(),
             dispatches: 0,
+            timestamps: None,
+            note: String::new(),
+        }
+    }
+
+    /// Times every dispatch recorded from now on with GPU timestamps; read the times with
+    /// [`Recorder::submit_profiled`]. Fails on an adapter without `TIMESTAMP_QUERY`.
+    pub fn enable_profiling(&mut self) -> Result<()> {
+        if !self.gpu.supports_timestamps() {
+            return Err(Error::Gpu(format!(
+                "profiling needs timestamp queries, which {} does not offer",
+                self.gpu.adapter_info().name
+            )));
+        }
+        if self.timestamps.is_none() {
+            self.timestamps = Some(Timestamps::new());
+        }
+        Ok(())
+    }
+
+    /// Whether dispatches are being timed.
+    pub fn is_profiling(&self) -> bool {
+        self.timestamps.is_some()
+    }
+
+    /// Attaches a note (say, a GEMM's shape) to the next dispatch's profile entry. The note
+    /// is only built when profiling, so callers pay nothing otherwise.
+    pub fn note_next(&mut self, note: impl FnOnce() -> String) {
+        if self.timestamps.is_some() {
+            self.note = note();
         }
     }
 
@@ -202,12 +237,16 @@ impl Recorder {
         for t in buffers.iter().filter_map(|b| b.tensor) {
             self.keep_alive.push(t.buf.clone());
         }
+        let note = std::mem::take(&mut self.note);
         {
+            let timestamp_writes = self.timestamps.as_mut().map(|t| {
+                t.next_writes(self.gpu.device(), kernel.label.clone(), note)
+            });
             let mut pass = self
                 .encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,
-                    timestamp_writes: None,
+                    timestamp_writes,
                 });
             pass.set_pipeline(&kernel.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
@@ -303,6 +342,18 @@ impl Recorder {
         // write or dispatch on them after this submission's use.
         drop(keep_alive);
         index
+    }
+
+    /// Submits, waits for the GPU and returns the time of every dispatch recorded since
+    /// [`Recorder::enable_profiling`]. Fails if profiling was not enabled.
+    pub fn submit_profiled(mut self) -> Result<Profile> {
+        let timestamps = self.timestamps.take().ok_or_else(|| {
+            Error::Gpu("submit_profiled: enable_profiling was not called".into())
+        })?;
+        let readback = timestamps.resolve(self.gpu.device(), &mut self.encoder);
+        let gpu = self.gpu.clone();
+        self.submit();
+        profile::read_profile(gpu.device(), gpu.queue(), readback, timestamps.labels)
     }
 
     /// Submits and blocks until the GPU has finished.

@@ -581,6 +581,20 @@ fn dispatch_piece(
         beta,
         slope: act.slope(),
     };
+    rec.note_next(|| {
+        format!(
+            "{m}x{n}x{k}{}{}{} {}x{}",
+            if b1 - b0 > 1 {
+                format!(" b{}", b1 - b0)
+            } else {
+                String::new()
+            },
+            if spec.trans_a { " At" } else { "" },
+            if spec.trans_b { " Bt" } else { "" },
+            t.bm,
+            t.bn
+        )
+    });
     rec.dispatch(
         &kernel,
         &params,
