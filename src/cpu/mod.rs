@@ -2,6 +2,7 @@
 //! The GPU kernels are tested against these (SPEC §8).
 
 pub mod adam;
+pub mod attention;
 pub mod blur;
 pub mod conv;
 pub mod elementwise;

@@ -40,10 +40,7 @@ impl Timestamps {
         note: String,
     ) -> wgpu::ComputePassTimestampWrites<'_> {
         let index = self.labels.len() as u32 * 2;
-        let (set, slot) = (
-            (index / QUERIES_PER_SET) as usize,
-            index % QUERIES_PER_SET,
-        );
+        let (set, slot) = ((index / QUERIES_PER_SET) as usize, index % QUERIES_PER_SET);
         if set == self.sets.len() {
             self.sets
                 .push(device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -200,10 +197,7 @@ impl Profile {
     /// A printable table of the `top` largest groups of `groups`, with shares of the total.
     pub fn table(&self, groups: &[ProfileGroup], top: usize) -> String {
         let total = self.total_ms().max(f64::MIN_POSITIVE);
-        let mut s = format!(
-            "{:>10} {:>6} {:>7}  {}\n",
-            "ms", "calls", "share", "kernel"
-        );
+        let mut s = format!("{:>10} {:>6} {:>7}  {}\n", "ms", "calls", "share", "kernel");
         for g in groups.iter().take(top) {
             s.push_str(&format!(
                 "{:>10.1} {:>6} {:>6.1}%  {}\n",
@@ -286,7 +280,10 @@ mod tests {
         assert!(profile.dispatches[1].note.is_empty());
         assert!(profile.dispatches.iter().all(|d| d.ms >= 0.0 && d.ms < 1e4));
         assert!(profile.total_ms() > 0.0, "{profile}");
-        assert_eq!(profile.by_kernel().iter().map(|g| g.count).sum::<usize>(), 3);
+        assert_eq!(
+            profile.by_kernel().iter().map(|g| g.count).sum::<usize>(),
+            3
+        );
         // The work itself ran: e = c + 2c.
         let (cv, dv) = (c.to_vec().unwrap(), e.to_vec().unwrap());
         for (x, y) in cv.iter().zip(&dv) {
@@ -299,14 +296,19 @@ mod tests {
     #[test]
     fn profile_groups_sum_and_sort_largest_first() {
         let p = super::Profile {
-            dispatches: [("a", "x", 1.0), ("b", "", 5.0), ("a", "y", 2.0), ("a", "x", 0.5)]
-                .iter()
-                .map(|(k, n, ms)| super::DispatchTime {
-                    kernel: k.to_string(),
-                    note: n.to_string(),
-                    ms: *ms,
-                })
-                .collect(),
+            dispatches: [
+                ("a", "x", 1.0),
+                ("b", "", 5.0),
+                ("a", "y", 2.0),
+                ("a", "x", 0.5),
+            ]
+            .iter()
+            .map(|(k, n, ms)| super::DispatchTime {
+                kernel: k.to_string(),
+                note: n.to_string(),
+                ms: *ms,
+            })
+            .collect(),
         };
         let by_kernel = p.by_kernel();
         assert_eq!(by_kernel[0].key, "b");

@@ -239,9 +239,10 @@ impl Recorder {
         }
         let note = std::mem::take(&mut self.note);
         {
-            let timestamp_writes = self.timestamps.as_mut().map(|t| {
-                t.next_writes(self.gpu.device(), kernel.label.clone(), note)
-            });
+            let timestamp_writes = self
+                .timestamps
+                .as_mut()
+                .map(|t| t.next_writes(self.gpu.device(), kernel.label.clone(), note));
             let mut pass = self
                 .encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -347,9 +348,10 @@ impl Recorder {
     /// Submits, waits for the GPU and returns the time of every dispatch recorded since
     /// [`Recorder::enable_profiling`]. Fails if profiling was not enabled.
     pub fn submit_profiled(mut self) -> Result<Profile> {
-        let timestamps = self.timestamps.take().ok_or_else(|| {
-            Error::Gpu("submit_profiled: enable_profiling was not called".into())
-        })?;
+        let timestamps = self
+            .timestamps
+            .take()
+            .ok_or_else(|| Error::Gpu("submit_profiled: enable_profiling was not called".into()))?;
         let readback = timestamps.resolve(self.gpu.device(), &mut self.encoder);
         let gpu = self.gpu.clone();
         self.submit();

@@ -2,68 +2,71 @@
 //! `qkv` is `[B·N, 3D]` with output channel `s·D + head·hd + d` (`s` = q, k, v); the result is
 //! `softmax(q·kᵀ · hd^-½)·v` per image and head, heads concatenated head-major into `[B·N, D]`.
 //!
-//! Scores are materialised per image for a group of heads at a time, the group chosen so the
-//! `[heads_per_group, N, N]` score buffer fits one storage binding (16 × 1025² × 4 B = 67 MB
-//! at the paper's size). The backward pass recomputes the probabilities instead of storing
-//! them (a batch of 8 images would need 538 MB). Both sit behind these two functions so a fused
-//! (flash) kernel can replace them.
+//! Two algorithms sit behind [`attention_forward`] / [`attention_backward`]
+//! ([`AttentionAlgorithm`]):
+//! - **fused** ([`crate::kernels::flash_attention`]): FlashAttention — scores never leave
+//!   the kernel; the forward keeps each row's log-sum-exp so the backward recomputes the
+//!   probabilities exactly;
+//! - **materialised**: batched GEMMs and a softmax kernel over score buffers, per image for a
+//!   group of heads at a time, the group chosen so the `[heads_per_group, N, N]` score buffer
+//!   fits one storage binding (16 × 1025² × 4 B = 67 MB at the paper's size). Its backward
+//!   recomputes the probabilities instead of storing them (a batch of 8 images would need
+//!   538 MB).
 
-use crate::gpu::{DType, Recorder, Tensor};
+use crate::gpu::{DType, Gpu, Recorder, Tensor};
+use crate::kernels::flash_attention::{flash_attention_backward, flash_attention_forward};
 use crate::kernels::gemm::{gemm, Epilogue, GemmSpec, Mat};
 use crate::kernels::softmax::{softmax, softmax_backward};
 use crate::{Error, Result};
 
-/// Shape of one attention call.
+pub use crate::kernels::flash_attention::AttentionDims;
+
+/// Environment variable that overrides the attention algorithm: `fused` or `materialized`.
+pub const ATTENTION_ENV: &str = "DFD_ATTENTION";
+
+/// How attention is computed; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AttentionDims {
-    /// Images.
-    pub batch: usize,
-    /// Tokens per image (`N = T + 1` with the class token).
-    pub tokens: usize,
-    /// Model width `D` (`heads · head_dim`).
-    pub dim: usize,
-    /// Attention heads.
-    pub heads: usize,
+pub enum AttentionAlgorithm {
+    /// One fused kernel per pass ([`crate::kernels::flash_attention`]).
+    Fused,
+    /// Batched GEMMs and softmax over materialised score buffers.
+    Materialized,
 }
 
-impl AttentionDims {
-    fn check(&self, qkv: &Tensor, other: &Tensor, what: &str) -> Result<()> {
-        let rows = self.batch * self.tokens;
-        if self.heads == 0 || !self.dim.is_multiple_of(self.heads) || rows == 0 {
-            return Err(Error::Shape(format!(
-                "{what}: dim {} must be a positive multiple of heads {}",
-                self.dim, self.heads
-            )));
+impl AttentionAlgorithm {
+    /// The algorithm for `gpu`: [`ATTENTION_ENV`] when set, otherwise the fused kernels.
+    pub fn for_gpu(_gpu: &Gpu) -> Result<AttentionAlgorithm> {
+        match std::env::var(ATTENTION_ENV).ok().as_deref() {
+            None | Some("") => Ok(AttentionAlgorithm::Fused),
+            Some("fused") => Ok(AttentionAlgorithm::Fused),
+            Some("materialized") => Ok(AttentionAlgorithm::Materialized),
+            Some(other) => Err(Error::Config(format!(
+                "{ATTENTION_ENV}={other}: expected `fused` or `materialized`"
+            ))),
         }
-        if qkv.numel() != rows * 3 * self.dim || other.numel() != rows * self.dim {
-            return Err(Error::Shape(format!(
-                "{what}: qkv {:?} / output {:?} do not match {rows} rows of width {}",
-                qkv.shape(),
-                other.shape(),
-                self.dim
-            )));
-        }
-        Ok(())
     }
+}
 
-    /// Heads per score buffer: the largest divisor of `heads` whose `[g, N, N]` scores fit.
-    fn group(&self, max_elems: usize) -> Result<usize> {
-        let n2 = self.tokens * self.tokens;
-        (1..=self.heads)
-            .rev()
-            .find(|g| self.heads.is_multiple_of(*g) && g * n2 <= max_elems)
-            .ok_or_else(|| {
-                Error::Shape(format!(
-                    "attention: one head's {}×{} scores exceed a storage binding",
-                    self.tokens, self.tokens
-                ))
-            })
-    }
+/// What [`attention_forward`] leaves for [`attention_backward`]: the rows' log-sum-exp
+/// (`[B, heads, N]`) when the fused kernels ran.
+#[derive(Debug)]
+pub struct AttentionSaved {
+    algorithm: AttentionAlgorithm,
+    lse: Option<Tensor>,
+}
 
-    /// FLOPs of the forward pass (two batched GEMMs).
-    pub fn forward_flops(&self) -> f64 {
-        4.0 * (self.batch * self.tokens * self.tokens * self.dim) as f64
-    }
+/// Heads per score buffer: the largest divisor of `heads` whose `[g, N, N]` scores fit.
+fn group(d: &AttentionDims, max_elems: usize) -> Result<usize> {
+    let n2 = d.tokens * d.tokens;
+    (1..=d.heads)
+        .rev()
+        .find(|g| d.heads.is_multiple_of(*g) && g * n2 <= max_elems)
+        .ok_or_else(|| {
+            Error::Shape(format!(
+                "attention: one head's {}×{} scores exceed a storage binding",
+                d.tokens, d.tokens
+            ))
+        })
 }
 
 /// Views into `qkv` (`s` = 0 q, 1 k, 2 v) of image `b`, heads `h0..`: `[N, hd]` per head.
@@ -118,15 +121,28 @@ fn probabilities(
     softmax(rec, scores, probs)
 }
 
-/// `out = attention(qkv)`: `qkv` `[B·N, 3D]`, `out` `[B·N, D]` (overwritten).
+/// `out = attention(qkv)`: `qkv` `[B·N, 3D]`, `out` `[B·N, D]` (overwritten), with
+/// `algorithm`. Keep the returned [`AttentionSaved`] for [`attention_backward`].
 pub fn attention_forward(
     rec: &mut Recorder,
+    algorithm: AttentionAlgorithm,
     qkv: &Tensor,
     out: &Tensor,
     d: &AttentionDims,
-) -> Result<()> {
-    let max = (rec.gpu().max_binding_bytes() / 4) as usize;
-    forward_impl(rec, qkv, out, d, max)
+) -> Result<AttentionSaved> {
+    let lse = match algorithm {
+        AttentionAlgorithm::Fused => {
+            let lse = rec.gpu().empty(&d.stats_shape(), DType::F32);
+            flash_attention_forward(rec, qkv, out, &lse, d)?;
+            Some(lse)
+        }
+        AttentionAlgorithm::Materialized => {
+            let max = (rec.gpu().max_binding_bytes() / 4) as usize;
+            forward_impl(rec, qkv, out, d, max)?;
+            None
+        }
+    };
+    Ok(AttentionSaved { algorithm, lse })
 }
 
 pub(crate) fn forward_impl(
@@ -137,7 +153,7 @@ pub(crate) fn forward_impl(
     max_elems: usize,
 ) -> Result<()> {
     d.check(qkv, out, "attention_forward")?;
-    let g = d.group(max_elems)?;
+    let g = group(d, max_elems)?;
     let (n, hd) = (d.tokens, d.dim / d.heads);
     let gpu = rec.gpu().clone();
     let scores = gpu.empty(&[g, n, n], DType::F32);
@@ -159,17 +175,27 @@ pub(crate) fn forward_impl(
     Ok(())
 }
 
-/// Backward of [`attention_forward`]: from `qkv` and the output gradient `dout` (`[B·N, D]`)
-/// writes `dqkv` (`[B·N, 3D]`, overwritten).
+/// Backward of [`attention_forward`]: from `qkv`, the forward's output `out` and what it
+/// saved, and the output gradient `dout` (`[B·N, D]`), writes `dqkv` (`[B·N, 3D]`,
+/// overwritten), with the forward's algorithm.
 pub fn attention_backward(
     rec: &mut Recorder,
+    saved: &AttentionSaved,
     qkv: &Tensor,
+    out: &Tensor,
     dout: &Tensor,
     dqkv: &Tensor,
     d: &AttentionDims,
 ) -> Result<()> {
-    let max = (rec.gpu().max_binding_bytes() / 4) as usize;
-    backward_impl(rec, qkv, dout, dqkv, d, max)
+    match (saved.algorithm, &saved.lse) {
+        (AttentionAlgorithm::Fused, Some(lse)) => {
+            flash_attention_backward(rec, qkv, out, lse, dout, dqkv, d)
+        }
+        _ => {
+            let max = (rec.gpu().max_binding_bytes() / 4) as usize;
+            backward_impl(rec, qkv, dout, dqkv, d, max)
+        }
+    }
 }
 
 pub(crate) fn backward_impl(
@@ -188,7 +214,7 @@ pub(crate) fn backward_impl(
             qkv.shape()
         )));
     }
-    let g = d.group(max_elems)?;
+    let g = group(d, max_elems)?;
     let (n, hd) = (d.tokens, d.dim / d.heads);
     let scale = (hd as f32).powf(-0.5);
     let gpu = rec.gpu().clone();
@@ -249,63 +275,11 @@ pub(crate) fn backward_impl(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::attention::attention as cpu_attention;
     use crate::testing::{assert_close, gpu, random_vec};
 
     /// f32 GEMMs and softmax vs an f64 reference.
     const TOL: f64 = 1e-5;
-
-    /// f64 reference: out and the gradient of `Σ out ⊙ w` w.r.t. qkv.
-    fn cpu(qkv: &[f32], dout: &[f32], d: &AttentionDims) -> (Vec<f32>, Vec<f32>) {
-        let (n, dm, hd) = (d.tokens, d.dim, d.dim / d.heads);
-        let sc = (hd as f64).powf(-0.5);
-        let at = |b: usize, t: usize, s: usize, h: usize, i: usize| {
-            qkv[(b * n + t) * 3 * dm + s * dm + h * hd + i] as f64
-        };
-        let mut out = vec![0f32; d.batch * n * dm];
-        let mut dq = vec![0f64; qkv.len()];
-        for b in 0..d.batch {
-            for h in 0..d.heads {
-                let mut p = vec![0f64; n * n];
-                for i in 0..n {
-                    let s: Vec<f64> = (0..n)
-                        .map(|j| {
-                            (0..hd)
-                                .map(|e| at(b, i, 0, h, e) * at(b, j, 1, h, e))
-                                .sum::<f64>()
-                                * sc
-                        })
-                        .collect();
-                    let m = s.iter().cloned().fold(f64::MIN, f64::max);
-                    let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
-                    for j in 0..n {
-                        p[i * n + j] = (s[j] - m).exp() / z;
-                    }
-                }
-                let go = |i: usize, e: usize| dout[(b * n + i) * dm + h * hd + e] as f64;
-                for i in 0..n {
-                    for e in 0..hd {
-                        let v: f64 = (0..n).map(|j| p[i * n + j] * at(b, j, 2, h, e)).sum();
-                        out[(b * n + i) * dm + h * hd + e] = v as f32;
-                    }
-                    // dP, dS
-                    let dp: Vec<f64> = (0..n)
-                        .map(|j| (0..hd).map(|e| go(i, e) * at(b, j, 2, h, e)).sum())
-                        .collect();
-                    let dot: f64 = (0..n).map(|j| dp[j] * p[i * n + j]).sum();
-                    for j in 0..n {
-                        let ds = p[i * n + j] * (dp[j] - dot) * sc;
-                        for e in 0..hd {
-                            dq[(b * n + i) * 3 * dm + h * hd + e] += ds * at(b, j, 1, h, e);
-                            dq[(b * n + j) * 3 * dm + dm + h * hd + e] += ds * at(b, i, 0, h, e);
-                            dq[(b * n + j) * 3 * dm + 2 * dm + h * hd + e] +=
-                                p[i * n + j] * go(i, e);
-                        }
-                    }
-                }
-            }
-        }
-        (out, dq.iter().map(|v| *v as f32).collect())
-    }
 
     #[test]
     fn attention_matches_cpu_with_and_without_head_groups() {
@@ -320,7 +294,7 @@ mod tests {
         let rows = d.batch * d.tokens;
         let qkv_h = random_vec(rows * 3 * d.dim, 1);
         let dout_h = random_vec(rows * d.dim, 2);
-        let (want_o, want_g) = cpu(&qkv_h, &dout_h, &d);
+        let (want_o, want_g) = cpu_attention(&qkv_h, &dout_h, &d);
         let qkv = g.upload(&qkv_h, &[rows, 3 * d.dim]).unwrap();
         let dout = g.upload(&dout_h, &[rows, d.dim]).unwrap();
         // Full group, then groups of 3, 2 and 1 heads (a binding smaller than 6·49 scores).
@@ -334,11 +308,25 @@ mod tests {
             assert_close("attention out", &out.to_vec().unwrap(), &want_o, TOL);
             assert_close("attention dqkv", &dq.to_vec().unwrap(), &want_g, TOL);
         }
+        // Both algorithms through the public pair, the backward reading what the forward saved.
+        for algorithm in [AttentionAlgorithm::Fused, AttentionAlgorithm::Materialized] {
+            let out = g.empty(&[rows, d.dim], DType::F32);
+            let dq = g.empty(&[rows, 3 * d.dim], DType::F32);
+            let mut rec = g.recorder();
+            let saved = attention_forward(&mut rec, algorithm, &qkv, &out, &d).unwrap();
+            attention_backward(&mut rec, &saved, &qkv, &out, &dout, &dq, &d).unwrap();
+            rec.submit();
+            let what = format!("{algorithm:?}");
+            assert_close(&what, &out.to_vec().unwrap(), &want_o, TOL);
+            assert_close(&what, &dq.to_vec().unwrap(), &want_g, TOL);
+        }
         let mut rec = g.recorder();
         let out = g.empty(&[rows, d.dim], DType::F32);
         let e = forward_impl(&mut rec, &qkv, &out, &d, 48).unwrap_err();
         assert!(matches!(e, Error::Shape(_)), "{e}");
         let bad = g.empty(&[rows, d.dim + 1], DType::F32);
-        assert!(attention_forward(&mut rec, &qkv, &bad, &d).is_err());
+        for algorithm in [AttentionAlgorithm::Fused, AttentionAlgorithm::Materialized] {
+            assert!(attention_forward(&mut rec, algorithm, &qkv, &bad, &d).is_err());
+        }
     }
 }

@@ -15,7 +15,9 @@ pub mod optim;
 mod perlin;
 mod tokens;
 
-pub use attention::{attention_backward, attention_forward, AttentionDims};
+pub use attention::{
+    attention_backward, attention_forward, AttentionAlgorithm, AttentionDims, AttentionSaved,
+};
 pub use losses::LossConfig;
 pub use optim::{CosineSchedule, LearningRates};
 
@@ -186,6 +188,7 @@ pub struct Heads {
     step: u32,
     ones: Tensor,
     scratch: LossScratch,
+    attention: AttentionAlgorithm,
 }
 
 /// Parameter names, shapes, groups and initialisations, in the fixture's order.
@@ -284,7 +287,19 @@ impl Heads {
             step: 0,
             ones,
             scratch,
+            attention: AttentionAlgorithm::for_gpu(gpu)?,
         })
+    }
+
+    /// How `φ_P`'s attention is computed (from [`AttentionAlgorithm::for_gpu`] at creation).
+    pub fn attention_algorithm(&self) -> AttentionAlgorithm {
+        self.attention
+    }
+
+    /// Chooses how `φ_P`'s attention is computed from now on. Both algorithms compute the
+    /// same function; this is for benchmarks and for adapters where one is faster.
+    pub fn set_attention_algorithm(&mut self, algorithm: AttentionAlgorithm) {
+        self.attention = algorithm;
     }
 
     /// The configuration.

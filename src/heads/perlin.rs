@@ -4,7 +4,7 @@
 //! exact GELU → residual), a final LayerNorm, the class token dropped and `Linear(D→1, no
 //! bias)`; forward and hand-written backward.
 
-use super::attention::{attention_backward, attention_forward, AttentionDims};
+use super::attention::{attention_backward, attention_forward, AttentionDims, AttentionSaved};
 use super::{linear, neg_head, tokens, Heads, BN_EPS, BN_MOMENTUM, LEAKY, LN_EPS};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::{BatchNorm1d, BatchNormOut};
@@ -21,6 +21,7 @@ pub(crate) struct PerSaved {
     ln1: LayerNormOut,
     qkv: Tensor,
     att: Tensor,
+    att_saved: AttentionSaved,
     x1: Tensor,
     ln2: LayerNormOut,
     h: Tensor,
@@ -119,7 +120,7 @@ impl Heads {
             3 * d,
         )?;
         let att = gpu.empty(&[rn, d], DType::F32);
-        attention_forward(rec, &qkv, &att, &self.attn_dims(b))?;
+        let att_saved = attention_forward(rec, self.attention, &qkv, &att, &self.attn_dims(b))?;
         let x1 = gpu.empty(&[rn, d], DType::F32);
         linear::forward(
             rec,
@@ -204,6 +205,7 @@ impl Heads {
             ln1,
             qkv,
             att,
+            att_saved,
             x1,
             ln2,
             h,
@@ -346,7 +348,15 @@ impl Heads {
             d,
         )?;
         let dqkv = gpu.empty(&[rn, 3 * d], DType::F32);
-        attention_backward(rec, &s.qkv, &datt, &dqkv, &self.attn_dims(b))?;
+        attention_backward(
+            rec,
+            &s.att_saved,
+            &s.qkv,
+            &s.att,
+            &datt,
+            &dqkv,
+            &self.attn_dims(b),
+        )?;
         let dqkvm = Mat::dense(&dqkv, rn, 3 * d);
         linear::weight_grad(
             rec,

@@ -9,6 +9,7 @@ pub mod batchnorm;
 pub mod blur;
 pub mod conv2d;
 pub mod elementwise;
+pub mod flash_attention;
 pub mod gemm;
 pub mod layernorm;
 pub mod maxpool;
