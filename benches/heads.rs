@@ -57,10 +57,11 @@ fn main() {
         eps_high: &eh,
     };
     println!(
-        "\nheads, D {d}, H {}, {} heads, T {}, S {s}, batch {b}",
+        "\nheads, D {d}, H {}, {} heads, T {}, S {s}, batch {b}, {:?} attention",
         cfg.gau_hidden,
         cfg.heads,
-        cfg.tokens()
+        cfg.tokens(),
+        heads.attention_algorithm()
     );
     println!("{:>10} {:>12} {:>10}", "", "ms", "GFLOP/s");
     let mut train = || {
