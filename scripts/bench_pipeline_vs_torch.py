@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""dfd against PyTorch on this machine, end to end, in one run.
+
+Builds and runs `cargo bench --bench pipeline` (the library's public API, stage by stage:
+features, train_step, epoch, inference) with DFD_BENCH_JSON, then its PyTorch twin
+`scripts/bench_torch_pipeline.py` on the same sizes (read from that JSON) and the same
+repetitions, and prints one table: preset, stage, dfd ms, PyTorch ms and the ratio
+PyTorch / dfd (above 1: dfd is faster), with both devices named.
+
+    python scripts/bench_pipeline_vs_torch.py [--presets fast,paper] [--quick]
+        [--device auto|cpu|cuda] [--threads N] [--out table.txt]
+
+Run it with a Python that has torch and torchvision (e.g. /work/venv/bin/python); the
+twin runs under the same interpreter. Presets default to the Rust bench's choice (both on
+a GPU, `fast` only on a software adapter). The adapter follows DFD_ADAPTER as usual.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+STAGES = ("features", "train_step", "epoch", "inference")
+
+
+def table(rust, torch_):
+    lines = [
+        "dfd vs PyTorch, same machine, same work (median ms; ratio = PyTorch / dfd, "
+        "above 1: dfd faster)",
+        f"dfd:     {rust['adapter']}",
+        f"PyTorch: {torch_['device']}",
+        "",
+        f"{'preset':<8} {'stage':<12} {'dfd ms':>12} {'PyTorch ms':>12} {'ratio':>8}",
+    ]
+    for name, p in rust["presets"].items():
+        t = torch_["presets"].get(name, {}).get("stages", {})
+        for s in STAGES:
+            d, q = p["stages"].get(s), t.get(s)
+            ratio = f"{q / d:8.2f}" if d and q else f"{'-':>8}"
+            fmt = lambda v: f"{v:12.1f}" if v is not None else f"{'-':>12}"  # noqa: E731
+            lines.append(f"{name:<8} {s:<12} {fmt(d)} {fmt(q)} {ratio}")
+    for name, why in rust.get("skipped", {}).items():
+        lines.append(f"({name} skipped: {why})")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--presets", help="DFD_BENCH_PRESETS for the Rust bench, e.g. fast,paper")
+    ap.add_argument("--quick", action="store_true", help="one repetition (DFD_BENCH_QUICK=1)")
+    ap.add_argument("--device", default="auto", help="PyTorch device: auto, cpu or cuda")
+    ap.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads")
+    ap.add_argument("--out", help="also write the table to this file")
+    a = ap.parse_args()
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as e:
+        sys.exit(f"{sys.executable} cannot import torch/torchvision ({e}); run this script "
+                 "with a Python that has them")
+
+    env = dict(os.environ)
+    if a.presets:
+        env["DFD_BENCH_PRESETS"] = a.presets
+    if a.quick:
+        env["DFD_BENCH_QUICK"] = "1"
+    with tempfile.TemporaryDirectory(prefix="dfd-vs-torch-") as tmp:
+        rust_json = os.path.join(tmp, "dfd.json")
+        torch_json = os.path.join(tmp, "torch.json")
+        env["DFD_BENCH_JSON"] = rust_json
+        print("== cargo bench --bench pipeline ==", flush=True)
+        subprocess.run(["cargo", "bench", "--bench", "pipeline"], cwd=ROOT, env=env, check=True)
+        print("\n== scripts/bench_torch_pipeline.py ==", flush=True)
+        cmd = [sys.executable, os.path.join(HERE, "bench_torch_pipeline.py"),
+               "--sizes", rust_json, "--json", torch_json, "--device", a.device]
+        if a.threads:
+            cmd += ["--threads", str(a.threads)]
+        subprocess.run(cmd, cwd=ROOT, check=True)
+        with open(rust_json) as f:
+            rust = json.load(f)
+        with open(torch_json) as f:
+            torch_ = json.load(f)
+    out = table(rust, torch_)
+    print("\n" + out)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(out + "\n")
+
+
+if __name__ == "__main__":
+    main()
