@@ -26,12 +26,25 @@ ROOT = os.path.dirname(HERE)
 STAGES = ("features", "train_step", "epoch", "inference")
 
 
-def table(rust, torch_):
+def load_average():
+    """The 1-minute load average and the CPU count, to judge whether other work competed
+    with the runs (None where the platform has no load average)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    except (AttributeError, OSError):
+        return None
+
+
+def table(rust, torch_, loads=()):
     lines = [
         "dfd vs PyTorch, same machine, same work (median ms; ratio = PyTorch / dfd, "
         "above 1: dfd faster)",
         f"dfd:     {rust['adapter']}",
         f"PyTorch: {torch_['device']}",
+    ]
+    if loads and all(loads):
+        lines.append("load average at the start / between / at the end: " + " / ".join(loads))
+    lines += [
         "",
         f"{'preset':<8} {'stage':<12} {'dfd ms':>12} {'PyTorch ms':>12} {'ratio':>8}",
     ]
@@ -71,19 +84,22 @@ def main():
         rust_json = os.path.join(tmp, "dfd.json")
         torch_json = os.path.join(tmp, "torch.json")
         env["DFD_BENCH_JSON"] = rust_json
+        loads = [load_average()]
         print("== cargo bench --bench pipeline ==", flush=True)
         subprocess.run(["cargo", "bench", "--bench", "pipeline"], cwd=ROOT, env=env, check=True)
+        loads.append(load_average())
         print("\n== scripts/bench_torch_pipeline.py ==", flush=True)
         cmd = [sys.executable, os.path.join(HERE, "bench_torch_pipeline.py"),
                "--sizes", rust_json, "--json", torch_json, "--device", a.device]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
         subprocess.run(cmd, cwd=ROOT, check=True)
+        loads.append(load_average())
         with open(rust_json) as f:
             rust = json.load(f)
         with open(torch_json) as f:
             torch_ = json.load(f)
-    out = table(rust, torch_)
+    out = table(rust, torch_, loads)
     print("\n" + out)
     if a.out:
         with open(a.out, "w") as f:
