@@ -25,6 +25,10 @@ random (torchvision's initialisation; eval mode): the speed does not depend on t
 The frequency split and the blur use torch's 'reflect' padding; OpenCV's and SciPy's border
 rules differ at the edges, which changes nothing in the cost.
 
+On a CPU shared with other work, set OMP_WAIT_POLICY=PASSIVE (scripts/bench_pipeline_vs_torch.py
+does): with the default spinning barriers, any competing process makes the timings swing by
+an order of magnitude.
+
 Sizes: `--sizes bench.json` (what `DFD_BENCH_JSON` of the Rust bench writes: the presets it
 ran, their full configuration, the repetitions and the FLOP counts), or, standalone,
 `--presets fast,paper` with the copies in PRESETS below.
@@ -85,7 +89,9 @@ def device_name(dev):
                     break
     except OSError:
         pass
-    return f"torch {torch.__version__} on CPU, {model}, {torch.get_num_threads()} threads"
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    policy = f", OMP_WAIT_POLICY={policy}" if policy else ""
+    return f"torch {torch.__version__} on CPU, {model}, {torch.get_num_threads()} threads{policy}"
 
 
 def median_ms(reps, fn, sync):
