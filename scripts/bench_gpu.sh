@@ -10,7 +10,8 @@ out="${1:-bench-results.txt}"
 cargo build --release --benches >/dev/null
 {
   echo "# dfd benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -srm)"
-  for bench in $(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | tail -n +2); do
+  # Every bench but `pipeline`, which runs below (side by side with PyTorch when it can).
+  for bench in $(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | tail -n +2 | grep -vx pipeline); do
     echo
     echo "## cargo bench --bench $bench"
     cargo bench --bench "$bench" 2>/dev/null
@@ -20,6 +21,16 @@ cargo build --release --benches >/dev/null
     echo
     echo "## PyTorch on $dev, same shapes"
     python3 scripts/bench_torch_gemm.py --device "$dev"
+  fi
+  if command -v python3 >/dev/null && python3 -c "import torch, torchvision" 2>/dev/null; then
+    dev=$(python3 -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+    echo
+    echo "## end to end, dfd vs PyTorch on $dev (scripts/bench_pipeline_vs_torch.py)"
+    python3 scripts/bench_pipeline_vs_torch.py --device "$dev" 2>/dev/null
+  else
+    echo
+    echo "## cargo bench --bench pipeline (no PyTorch here for the side-by-side table)"
+    cargo bench --bench pipeline 2>/dev/null
   fi
 } | tee "$out"
 echo "wrote $out"

@@ -1,7 +1,7 @@
 //! End to end on the synthetic category with random backbone weights and a tiny preset
 //! (SPEC §8): training reaches stated AUROCs, one seed gives identical numbers twice, a
-//! saved-then-loaded model predicts the same maps, and the `--data` path reads MVTec- and
-//! VisA-layout trees.
+//! saved-then-loaded model predicts the same maps, training one epoch at a time
+//! (`Trainer::start`) is `fit`, and the `--data` path reads MVTec- and VisA-layout trees.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -223,6 +223,59 @@ fn same_seed_gives_identical_results() {
     // Another shot draw gives another detector: the scores change.
     let (det_c, _) = train_category(&trainer, cat, 2, cfg.seed + 1).unwrap();
     assert_ne!(evaluate_calibrated(&det_c, &test).scores, ev_a.scores);
+}
+
+#[test]
+fn a_training_run_driven_one_epoch_at_a_time_is_fit() {
+    // `Trainer::start` + `train_epoch` × epochs + `finish` is what `fit` does: same losses,
+    // same calibration, same configuration. Past the last epoch, or finishing before the
+    // first, is an error; stopping early gives a detector whose configuration says so.
+    let (_, cat_dir) = fixtures();
+    let cfg = TrainConfig {
+        epochs: 2,
+        ..tiny(5)
+    };
+    let trainer = Trainer::new(
+        &gpu(),
+        cfg.clone(),
+        backbone(&cfg),
+        TextureSource::procedural(),
+    )
+    .unwrap();
+    let shots: Vec<_> = (0..2)
+        .map(|i| {
+            dfd::image::load_rgb(
+                &cat_dir.join(format!("train/good/{i:03}.png")),
+                cfg.image_size,
+            )
+            .unwrap()
+        })
+        .collect();
+    let category = "synthetic_texture";
+    let (fitted, fit_history) = trainer.fit_logged(&shots, category).unwrap();
+
+    let mut run = trainer.start(&shots, category).unwrap();
+    assert_eq!(run.samples(), 2 * cfg.samples_per_shot);
+    assert!(run.feature_maps() >= run.samples() && run.feature_maps() <= 2 * run.samples());
+    assert_eq!(run.steps_per_epoch(), cfg.steps_per_epoch(2));
+    for e in 0..cfg.epochs {
+        assert_eq!(run.epochs_done(), e);
+        run.train_epoch().unwrap();
+    }
+    assert!(matches!(run.train_epoch(), Err(Error::Training(_))));
+    assert_eq!(run.history(), fit_history.as_slice());
+    let (det, history) = run.finish().unwrap();
+    assert_eq!(history, fit_history);
+    assert_eq!(det.calibration(), fitted.calibration());
+    assert_eq!(det.config(), fitted.config());
+
+    let unstarted = trainer.start(&shots, category).unwrap();
+    assert!(matches!(unstarted.finish(), Err(Error::Training(_))));
+    let mut early = trainer.start(&shots, category).unwrap();
+    early.train_epoch().unwrap();
+    let (det, history) = early.finish().unwrap();
+    assert_eq!((history.len(), det.config().epochs), (1, 1));
+    assert_eq!(history[0], fit_history[0]);
 }
 
 fn copy(from: &Path, to: &Path) {

@@ -146,6 +146,20 @@ impl Trainer {
         shots: &[Image],
         category: &str,
     ) -> Result<(Detector, Vec<EpochLoss>)> {
+        let mut run = self.start(shots, category)?;
+        for _ in 0..self.config.epochs {
+            run.train_epoch()?;
+        }
+        run.finish()
+    }
+
+    /// Starts a training run that the caller drives one epoch at a time (what
+    /// [`Trainer::fit`] does in one call): resizes the `shots` to `S × S`, builds the
+    /// training set (SPEC §2), computes the frozen backbone's features of every sample once
+    /// (SPEC §6) and initialises the heads. Then call [`TrainingRun::train_epoch`] up to
+    /// `epochs` times and [`TrainingRun::finish`]; the same seed gives the same detector as
+    /// [`Trainer::fit`].
+    pub fn start(&self, shots: &[Image], category: &str) -> Result<TrainingRun<'_>> {
         let cfg = &self.config;
         let s = cfg.image_size;
         let shots: Vec<Image> = shots
@@ -173,22 +187,17 @@ impl Trainer {
         )?;
         let features = self.features(&samples)?;
         drop(samples);
-        let mut heads = Heads::new(&self.gpu, &heads_config(cfg), cfg.seed)?;
-        let losses = self.train(&mut heads, &features, shots.len())?;
-        drop(features);
-        let placeholder = Calibration {
-            gaussian: Range { lo: 0.0, hi: 1.0 },
-            perlin: Range { lo: 0.0, hi: 1.0 },
-            threshold: 0.0,
-            f1: 0.0,
-            normals: 0,
-            anomalies: 0,
-        };
-        let mut detector =
-            Detector::from_parts(cfg.clone(), self.backbone.clone(), heads, placeholder)?;
-        let calibration = self.calibrate(&detector, &shots, category)?;
-        detector.set_calibration(calibration);
-        Ok((detector, losses))
+        let heads = Heads::new(&self.gpu, &heads_config(cfg), cfg.seed)?;
+        Ok(TrainingRun {
+            trainer: self,
+            shots,
+            category: category.to_string(),
+            features,
+            heads,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ BATCH_SALT),
+            history: Vec::with_capacity(cfg.epochs),
+            bar: None,
+        })
     }
 
     fn bar(&self, len: usize, template: &str) -> ProgressBar {
@@ -277,125 +286,6 @@ impl Trainer {
             .collect()
     }
 
-    /// The training loop (SPEC §3). Returns the mean loss terms per epoch.
-    fn train(
-        &self,
-        heads: &mut Heads,
-        features: &[SampleFeatures],
-        shots: usize,
-    ) -> Result<Vec<EpochLoss>> {
-        let cfg = &self.config;
-        let (s, t, d, b) = (cfg.image_size, cfg.tokens(), cfg.feature_dim, cfg.batch);
-        let steps = cfg.steps_per_epoch(shots);
-        let loss_cfg = loss_config(cfg);
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ BATCH_SALT);
-        let bar = self.bar(
-            cfg.epochs * steps,
-            "training {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}",
-        );
-        let check_every = if cfg.loss_check_every == 0 {
-            steps
-        } else {
-            cfg.loss_check_every.min(steps)
-        };
-        let mut history = Vec::with_capacity(cfg.epochs);
-        let rows = b * t;
-        for epoch in 0..cfg.epochs {
-            let lr = learning_rates(cfg, epoch);
-            let sum = self.gpu.zeros(&[6], DType::F32);
-            let mut since_check = 0usize;
-            for step in 0..steps {
-                let idx: Vec<usize> = (0..b)
-                    .map(|_| rng.random_range(0..features.len()))
-                    .collect();
-                let mut rec = self.gpu.recorder();
-                let [ln, la, hn, ha] =
-                    std::array::from_fn(|_| self.gpu.empty(&[rows, d], DType::F32));
-                let mut mask = Vec::with_capacity(b * s * s);
-                let mut label = Vec::with_capacity(b);
-                for (k, &i) in idx.iter().enumerate() {
-                    let f = &features[i];
-                    let a = f.anomalous.as_ref().unwrap_or(&f.normal);
-                    rec.copy_elems(&f.normal, 0, &ln, k * t * d, t * d)?;
-                    rec.copy_elems(&f.normal, t * d, &hn, k * t * d, t * d)?;
-                    rec.copy_elems(a, 0, &la, k * t * d, t * d)?;
-                    rec.copy_elems(a, t * d, &ha, k * t * d, t * d)?;
-                    mask.extend_from_slice(&f.mask);
-                    label.push(f.label);
-                }
-                let mask = self.gpu.upload(&mask, &[b, s, s])?;
-                let label = self.gpu.upload(&label, &[b])?;
-                // The feature noise ε ~ N(0, noise_std²) (SPEC §3) is drawn on the GPU from a
-                // counter-based generator: no host work or upload per step, and the values
-                // depend only on (seed, step, element).
-                let [eps_low, eps_high] =
-                    std::array::from_fn(|_| self.gpu.empty(&[rows, d], DType::F32));
-                let global_step = (epoch * steps + step) as u64;
-                for (path, eps) in [&eps_low, &eps_high].into_iter().enumerate() {
-                    fill_normal(
-                        &mut rec,
-                        eps,
-                        0.0,
-                        cfg.noise_std,
-                        cfg.seed ^ NOISE_SALT,
-                        2 * global_step + path as u64,
-                    )?;
-                }
-                let batch = crate::heads::TrainBatch {
-                    low_normal: &ln,
-                    low_anomalous: &la,
-                    high_normal: &hn,
-                    high_anomalous: &ha,
-                    mask: &mask,
-                    label: &label,
-                    eps_low: &eps_low,
-                    eps_high: &eps_high,
-                };
-                let loss = heads.train_step(&mut rec, &batch, &loss_cfg, &lr)?;
-                axpby(&mut rec, 1.0, &loss.reshape(&[6])?, 1.0, &sum)?;
-                rec.submit();
-                since_check += 1;
-                bar.inc(1);
-                if since_check == check_every || step + 1 == steps {
-                    since_check = 0;
-                    let v = sum.to_vec()?;
-                    let bad_loss = v
-                        .iter()
-                        .position(|x| !x.is_finite())
-                        .map(|i| (format!("loss term `{}`", LOSS_TERMS[i]), v[i]));
-                    let bad = match bad_loss {
-                        Some(b) => Some(b),
-                        None => self.first_non_finite_parameter(heads)?,
-                    };
-                    if let Some((what, value)) = bad {
-                        bar.abandon();
-                        return Err(Error::Training(format!(
-                            "{what} became {value} in epoch {} (step {} of {steps}); lower \
-                             the learning rates or check the inputs",
-                            epoch + 1,
-                            step + 1
-                        )));
-                    }
-                    let n = (step + 1) as f32;
-                    bar.set_message(format!(
-                        "epoch {}/{} loss {:.4} (gau {:.4} per {:.4} sim {:.4})",
-                        epoch + 1,
-                        cfg.epochs,
-                        v[0] / n,
-                        v[1] / n,
-                        v[4] / n,
-                        v[5] / n
-                    ));
-                    if step + 1 == steps {
-                        history.push(std::array::from_fn(|i| v[i] / n));
-                    }
-                }
-            }
-        }
-        bar.finish_and_clear();
-        Ok(history)
-    }
-
     /// The first parameter or running statistic of the heads holding a NaN or an infinity,
     /// with the sum of its elements. The loss alone does not reveal every failure: its hinge
     /// and clamp terms go through WGSL `max`/`min`, which may return the other operand for a
@@ -446,6 +336,251 @@ impl Trainer {
         let (ng, np) = detector.raw_maps(&normals)?;
         let (ag, ap) = detector.raw_maps(&anomalies)?;
         Calibration::fit(&ng, &np, &ag, &ap)
+    }
+}
+
+/// A training run in progress, driven one epoch at a time (made by [`Trainer::start`]).
+///
+/// It holds the training set's frozen backbone features (computed once), the heads being
+/// trained, their optimiser state and the batch-draw generator, so that epochs continue where
+/// the previous one stopped. [`Trainer::fit`] is [`Trainer::start`], `epochs` ×
+/// [`train_epoch`](Self::train_epoch) and [`finish`](Self::finish); driving the run yourself
+/// lets you time, log or stop after any epoch.
+pub struct TrainingRun<'a> {
+    trainer: &'a Trainer,
+    /// The shots at `S × S` (calibration builds its held-out samples from them).
+    shots: Vec<Image>,
+    category: String,
+    features: Vec<SampleFeatures>,
+    heads: Heads,
+    /// Batch draws, continued across epochs.
+    rng: ChaCha8Rng,
+    /// Mean loss terms of every epoch done.
+    history: Vec<EpochLoss>,
+    /// The training progress bar (created at the first epoch, over every planned step).
+    bar: Option<ProgressBar>,
+}
+
+impl std::fmt::Debug for TrainingRun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainingRun")
+            .field("category", &self.category)
+            .field("shots", &self.shots.len())
+            .field("samples", &self.features.len())
+            .field("epochs_done", &self.history.len())
+            .finish()
+    }
+}
+
+impl TrainingRun<'_> {
+    /// Training samples (`k · N` for `k` shots).
+    pub fn samples(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Backbone feature maps held, one per image (a normal sample has one, a
+    /// pseudo-anomalous sample two), each covering both frequency paths.
+    pub fn feature_maps(&self) -> usize {
+        self.features
+            .iter()
+            .map(|f| 1 + usize::from(f.anomalous.is_some()))
+            .sum()
+    }
+
+    /// Steps per epoch (`max(1, k · N / batch)`, SPEC §3).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.trainer.config.steps_per_epoch(self.shots.len())
+    }
+
+    /// Epochs done so far.
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    /// The mean loss terms of every epoch done (in the order of [`LOSS_TERMS`]).
+    pub fn history(&self) -> &[EpochLoss] {
+        &self.history
+    }
+
+    /// Trains the next epoch (SPEC §3): [`steps_per_epoch`](Self::steps_per_epoch) steps,
+    /// each drawing `batch` samples uniformly with replacement, with the epoch's learning
+    /// rates; the loss is read back every `loss_check_every` steps and at the end of the
+    /// epoch (the NaN/infinity check). Returns the epoch's mean loss terms. An error once
+    /// every configured epoch is done.
+    pub fn train_epoch(&mut self) -> Result<EpochLoss> {
+        let TrainingRun {
+            trainer,
+            features,
+            heads,
+            rng,
+            history,
+            bar,
+            shots,
+            ..
+        } = self;
+        let trainer: &Trainer = trainer;
+        let cfg = &trainer.config;
+        let (s, t, d, b) = (cfg.image_size, cfg.tokens(), cfg.feature_dim, cfg.batch);
+        let epoch = history.len();
+        if epoch >= cfg.epochs {
+            return Err(Error::Training(format!(
+                "all {} configured epochs are done",
+                cfg.epochs
+            )));
+        }
+        let steps = cfg.steps_per_epoch(shots.len());
+        let loss_cfg = loss_config(cfg);
+        let bar = bar.get_or_insert_with(|| {
+            trainer.bar(
+                cfg.epochs * steps,
+                "training {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}",
+            )
+        });
+        let check_every = if cfg.loss_check_every == 0 {
+            steps
+        } else {
+            cfg.loss_check_every.min(steps)
+        };
+        let rows = b * t;
+        let gpu = &trainer.gpu;
+        let lr = learning_rates(cfg, epoch);
+        let sum = gpu.zeros(&[6], DType::F32);
+        let mut since_check = 0usize;
+        let mut mean = None;
+        for step in 0..steps {
+            let idx: Vec<usize> = (0..b)
+                .map(|_| rng.random_range(0..features.len()))
+                .collect();
+            let mut rec = gpu.recorder();
+            let [ln, la, hn, ha] = std::array::from_fn(|_| gpu.empty(&[rows, d], DType::F32));
+            let mut mask = Vec::with_capacity(b * s * s);
+            let mut label = Vec::with_capacity(b);
+            for (k, &i) in idx.iter().enumerate() {
+                let f = &features[i];
+                let a = f.anomalous.as_ref().unwrap_or(&f.normal);
+                rec.copy_elems(&f.normal, 0, &ln, k * t * d, t * d)?;
+                rec.copy_elems(&f.normal, t * d, &hn, k * t * d, t * d)?;
+                rec.copy_elems(a, 0, &la, k * t * d, t * d)?;
+                rec.copy_elems(a, t * d, &ha, k * t * d, t * d)?;
+                mask.extend_from_slice(&f.mask);
+                label.push(f.label);
+            }
+            let mask = gpu.upload(&mask, &[b, s, s])?;
+            let label = gpu.upload(&label, &[b])?;
+            // The feature noise ε ~ N(0, noise_std²) (SPEC §3) is drawn on the GPU from a
+            // counter-based generator: no host work or upload per step, and the values
+            // depend only on (seed, step, element).
+            let [eps_low, eps_high] = std::array::from_fn(|_| gpu.empty(&[rows, d], DType::F32));
+            let global_step = (epoch * steps + step) as u64;
+            for (path, eps) in [&eps_low, &eps_high].into_iter().enumerate() {
+                fill_normal(
+                    &mut rec,
+                    eps,
+                    0.0,
+                    cfg.noise_std,
+                    cfg.seed ^ NOISE_SALT,
+                    2 * global_step + path as u64,
+                )?;
+            }
+            let batch = crate::heads::TrainBatch {
+                low_normal: &ln,
+                low_anomalous: &la,
+                high_normal: &hn,
+                high_anomalous: &ha,
+                mask: &mask,
+                label: &label,
+                eps_low: &eps_low,
+                eps_high: &eps_high,
+            };
+            let loss = heads.train_step(&mut rec, &batch, &loss_cfg, &lr)?;
+            axpby(&mut rec, 1.0, &loss.reshape(&[6])?, 1.0, &sum)?;
+            rec.submit();
+            since_check += 1;
+            bar.inc(1);
+            if since_check == check_every || step + 1 == steps {
+                since_check = 0;
+                let v = sum.to_vec()?;
+                let bad_loss = v
+                    .iter()
+                    .position(|x| !x.is_finite())
+                    .map(|i| (format!("loss term `{}`", LOSS_TERMS[i]), v[i]));
+                let bad = match bad_loss {
+                    Some(b) => Some(b),
+                    None => trainer.first_non_finite_parameter(heads)?,
+                };
+                if let Some((what, value)) = bad {
+                    bar.abandon();
+                    return Err(Error::Training(format!(
+                        "{what} became {value} in epoch {} (step {} of {steps}); lower \
+                         the learning rates or check the inputs",
+                        epoch + 1,
+                        step + 1
+                    )));
+                }
+                let n = (step + 1) as f32;
+                bar.set_message(format!(
+                    "epoch {}/{} loss {:.4} (gau {:.4} per {:.4} sim {:.4})",
+                    epoch + 1,
+                    cfg.epochs,
+                    v[0] / n,
+                    v[1] / n,
+                    v[4] / n,
+                    v[5] / n
+                ));
+                if step + 1 == steps {
+                    mean = Some(std::array::from_fn(|i| v[i] / n));
+                }
+            }
+        }
+        let mean: EpochLoss =
+            mean.ok_or_else(|| Error::Training("an epoch ran no training step".into()))?;
+        history.push(mean);
+        if history.len() == cfg.epochs {
+            bar.finish_and_clear();
+        }
+        Ok(mean)
+    }
+
+    /// Ends the run: frees the training features, calibrates the heads as trained so far
+    /// (SPEC §4, on held-out samples built from the shots) and returns the detector with the
+    /// mean loss terms of every epoch. Stopping before the configured number of epochs is
+    /// allowed; the detector's configuration then records the epochs actually trained. An
+    /// error when no epoch was trained.
+    pub fn finish(self) -> Result<(Detector, Vec<EpochLoss>)> {
+        let TrainingRun {
+            trainer,
+            shots,
+            category,
+            features,
+            heads,
+            history,
+            bar,
+            ..
+        } = self;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        drop(features);
+        if history.is_empty() {
+            return Err(Error::Training(
+                "finish: train at least one epoch first".into(),
+            ));
+        }
+        let mut config = trainer.config.clone();
+        config.epochs = history.len();
+        let placeholder = Calibration {
+            gaussian: Range { lo: 0.0, hi: 1.0 },
+            perlin: Range { lo: 0.0, hi: 1.0 },
+            threshold: 0.0,
+            f1: 0.0,
+            normals: 0,
+            anomalies: 0,
+        };
+        let mut detector =
+            Detector::from_parts(config, trainer.backbone.clone(), heads, placeholder)?;
+        let calibration = trainer.calibrate(&detector, &shots, &category)?;
+        detector.set_calibration(calibration);
+        Ok((detector, history))
     }
 }
 
