@@ -21,6 +21,9 @@
 //! uses; written to a temporary file before anything is timed). The speed does not depend on
 //! the values.
 //!
+//! `DFD_PROFILE=1` also prints where one inference spends its GPU time, per kernel
+//! ([`Detector::profile_predict`]).
+//!
 //! `DFD_BENCH_JSON=<path>` also writes the results as JSON: the adapter, and per preset the
 //! configuration (every size the PyTorch twin needs), the shots and steps per epoch, and
 //! `stages` (stage → median ms) and `gflop` (stage → GFLOP). Compare with
@@ -317,6 +320,17 @@ fn bench_preset(
         t.elapsed().as_secs_f64()
     );
     let inference_ms = bench_inference(&detector, &test, reps)?;
+    if std::env::var("DFD_PROFILE").is_ok_and(|v| v == "1") {
+        let profile = detector.profile_predict(&test)?;
+        println!(
+            "\n  inference of one image, GPU time per kernel (`{name}`):\n{}",
+            profile.table(&profile.by_kernel(), 20)
+        );
+        println!(
+            "  per kernel and shape (top 15):\n{}",
+            profile.table(&profile.by_kernel_and_note(), 15)
+        );
+    }
 
     let flops = stage_flops(&cfg, steps);
     let ms = [features_ms, train_step_ms, epoch_ms, inference_ms];

@@ -269,6 +269,17 @@ fn a_training_run_driven_one_epoch_at_a_time_is_fit() {
     assert_eq!(det.calibration(), fitted.calibration());
     assert_eq!(det.config(), fitted.config());
 
+    // A profiled inference times the whole pipeline: the backbone's convolutions, the heads'
+    // GEMMs and attention, the post-processing blur.
+    if gpu().supports_timestamps() {
+        let profile = det.profile_predict(&shots[0]).unwrap();
+        let kernels: Vec<String> = profile.by_kernel().into_iter().map(|g| g.key).collect();
+        for k in ["conv2d", "gemm", "sepconv:along_h"] {
+            assert!(kernels.iter().any(|x| x == k), "{k} missing from {kernels:?}");
+        }
+        assert!(profile.total_ms() > 0.0);
+    }
+
     let unstarted = trainer.start(&shots, category).unwrap();
     assert!(matches!(unstarted.finish(), Err(Error::Training(_))));
     let mut early = trainer.start(&shots, category).unwrap();

@@ -166,6 +166,13 @@ impl Detector {
     /// Records features → per-patch scores → raw maps for a chunk of images; returns the
     /// raw maps (GPU) of the chunk.
     fn raw_chunk(&self, images: &[Image]) -> Result<(super::RawMaps, crate::Recorder)> {
+        let mut rec = self.gpu.recorder();
+        let raw = self.record_raw(&mut rec, images)?;
+        Ok((raw, rec))
+    }
+
+    /// Records the raw maps of `images` (one GPU batch) on `rec`.
+    fn record_raw(&self, rec: &mut crate::Recorder, images: &[Image]) -> Result<super::RawMaps> {
         let gpu = self.gpu.clone();
         let (s, t, d) = (
             self.config.image_size,
@@ -178,15 +185,24 @@ impl Detector {
             data.extend_from_slice(&self.prepare(img)?.data);
         }
         let input = gpu.upload(&data, &[b, 3, s, s])?;
-        let mut rec = gpu.recorder();
-        let f = self.backbone.extractor.extract(&mut rec, &input)?;
+        let f = self.backbone.extractor.extract(rec, &input)?;
         let low = gpu.empty(&[b * t, d], DType::F32);
         let high = gpu.empty(&[b * t, d], DType::F32);
         rec.copy_elems(&f.patches, 0, &low, 0, b * t * d)?;
         rec.copy_elems(&f.patches, b * t * d, &high, 0, b * t * d)?;
-        let (sg, sp) = self.heads.scores(&mut rec, &low, &high, b)?;
-        let raw = self.post.raw_maps(&mut rec, &sg, &sp)?;
-        Ok((raw, rec))
+        let (sg, sp) = self.heads.scores(rec, &low, &high, b)?;
+        self.post.raw_maps(rec, &sg, &sp)
+    }
+
+    /// Runs [`Detector::predict`]'s GPU work for one image with every dispatch timed
+    /// ([`crate::Recorder::enable_profiling`]) and returns the times: where an inference
+    /// spends its time on this adapter. Needs timestamp queries.
+    pub fn profile_predict(&self, image: &Image) -> Result<crate::gpu::Profile> {
+        let mut rec = self.gpu.recorder();
+        rec.enable_profiling()?;
+        let raw = self.record_raw(&mut rec, std::slice::from_ref(image))?;
+        self.post.combine(&mut rec, &raw, &self.calibration)?;
+        rec.submit_profiled()
     }
 
     fn chunk_len(&self) -> usize {

@@ -436,6 +436,12 @@ pub fn conv2d_with(
             off_res,
             _pad: 0,
         };
+        rec.note_next(|| {
+            format!(
+                "{}x{} {}->{} {}x{}/{} ({}x{})",
+                spec.h, spec.w, spec.c_in, spec.c_out, spec.kh, spec.kw, spec.stride, oh, ow
+            )
+        });
         rec.dispatch(
             &kernel,
             &params,
