@@ -275,7 +275,10 @@ fn a_training_run_driven_one_epoch_at_a_time_is_fit() {
         let profile = det.profile_predict(&shots[0]).unwrap();
         let kernels: Vec<String> = profile.by_kernel().into_iter().map(|g| g.key).collect();
         for k in ["conv2d", "gemm", "sepconv:along_h"] {
-            assert!(kernels.iter().any(|x| x == k), "{k} missing from {kernels:?}");
+            assert!(
+                kernels.iter().any(|x| x == k),
+                "{k} missing from {kernels:?}"
+            );
         }
         assert!(profile.total_ms() > 0.0);
     }
