@@ -88,6 +88,7 @@ impl std::fmt::Debug for Detector {
             .field("preset", &self.config.preset)
             .field("image_size", &self.config.image_size)
             .field("feature_dim", &self.config.feature_dim)
+            .field("backbone_precision", &self.config.backbone_precision)
             .field("backbone", &self.backbone.id)
             .field("calibration", &self.calibration)
             .finish()
