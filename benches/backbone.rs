@@ -4,21 +4,30 @@
 //! one and for eight 256×256 images (ms, GFLOP/s), then every distinct convolution shape of
 //! the network at 256×256 (ms, GFLOP/s per shape). Weights: `DFD_WEIGHTS=<file>` or the
 //! deterministic random weights (written to a temporary file). `DFD_BENCH_QUICK=1` skips the
-//! batch of eight and runs one repetition. Compare with `scripts/bench_torch_backbone.py`.
+//! batch of eight and runs one repetition. `DFD_BENCH_PRECISION=f16` runs the backbone, the
+//! aggregation and the per-shape convolutions with f16 storage (f32 accumulation; the
+//! features are cast to f32 at the end, as the pipeline does); the default is f32. Compare
+//! with `scripts/bench_torch_backbone.py`.
 
 use std::time::Instant;
 
 use dfd::backbone::weights::write_random_wrn50;
-use dfd::backbone::WideResNet50;
+use dfd::backbone::{Precision, WideResNet50};
+use dfd::kernels::cast::cast_new;
 use dfd::kernels::conv2d::{conv2d_with, ConvTiling};
 use dfd::kernels::patch::{patch_features, PatchDims};
 use dfd::testing::random_vec;
-use dfd::{DType, Gpu};
+use dfd::Gpu;
 
 fn main() {
     let gpu = Gpu::shared().expect("a GPU adapter");
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
     println!("adapter: {}", gpu.describe());
+    let precision: Precision = std::env::var("DFD_BENCH_PRECISION")
+        .map(|p| p.parse().expect("DFD_BENCH_PRECISION"))
+        .unwrap_or_default();
+    let dtype = precision.dtype();
+    println!("backbone precision: {precision} (f32 accumulation)");
     let path = match std::env::var("DFD_WEIGHTS") {
         Ok(p) => p.into(),
         Err(_) => {
@@ -30,7 +39,7 @@ fn main() {
             p
         }
     };
-    let net = WideResNet50::load(&gpu, &path).expect("loading weights");
+    let net = WideResNet50::load_with(&gpu, &path, precision).expect("loading weights");
     if std::env::var("DFD_WEIGHTS").is_err() {
         std::fs::remove_file(&path).ok();
     }
@@ -54,7 +63,8 @@ fn main() {
         let run = || {
             let mut rec = gpu.recorder();
             let (l2, l3) = net.forward(&mut rec, &x).unwrap();
-            let _p = patch_features(&mut rec, &l2, &l3, PatchDims::DFD).unwrap();
+            let p = patch_features(&mut rec, &l2, &l3, PatchDims::DFD).unwrap();
+            let _p = cast_new(&mut rec, &p, dfd::DType::F32).unwrap();
             rec.submit_and_wait().unwrap();
         };
         run(); // compile + warm up
@@ -89,21 +99,23 @@ fn main() {
     for (spec, count) in shapes {
         let spec = spec.relu(true);
         let x = gpu
-            .upload(
+            .upload_as(
                 &random_vec(spec.input_shape().iter().product(), 2),
                 &spec.input_shape(),
+                dtype,
             )
             .unwrap();
         let w = gpu
-            .upload(
+            .upload_as(
                 &random_vec(spec.weight_shape().iter().product(), 3),
                 &spec.weight_shape(),
+                dtype,
             )
             .unwrap();
         let bias = gpu
-            .upload(&random_vec(spec.c_out, 4), &[spec.c_out])
+            .upload_as(&random_vec(spec.c_out, 4), &[spec.c_out], dtype)
             .unwrap();
-        let out = gpu.empty(&spec.output_shape(), DType::F32);
+        let out = gpu.empty(&spec.output_shape(), dtype);
         let chosen = ConvTiling::choose(gpu.kind(), &spec);
         let direct = ConvTiling {
             bm: 8,

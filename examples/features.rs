@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! cargo run --release --example features -- --weights weights/model.safetensors \
-//!     --image part.png --out features.safetensors [--size 256]
+//!     --image part.png --out features.safetensors [--size 256] [--precision f32|f16]
 //! cargo run --release --example features -- --write-random-weights weights/random_wrn50.safetensors
 //! ```
 //!
 //! The output holds, as f32 with a batch dimension of 1: `low`, `high` (the two normalised
 //! network inputs, `[1, 3, S, S]`), `low.layer2`, `low.layer3`, `low.patches`, `high.layer2`,
-//! `high.layer3`, `high.patches` (`[1, S/8·S/8, 1536]`).
+//! `high.layer3`, `high.patches` (`[1, S/8·S/8, 1536]`). With `--precision f16` the backbone
+//! stores its weights and activations as f16 (f32 accumulation); the file is f32 either way.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dfd::backbone::weights::{write_random_wrn50, write_safetensors};
-use dfd::backbone::FeatureExtractor;
+use dfd::backbone::{FeatureExtractor, Precision};
 use dfd::{Gpu, Tensor};
 use safetensors::Dtype;
 
@@ -35,6 +36,9 @@ struct Args {
     /// Image size S (resized to S × S).
     #[arg(long, default_value_t = 256)]
     size: usize,
+    /// Backbone storage precision: f32, or f16 (needs an adapter with SHADER_F16).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Write deterministic random weights in the torchvision layout to this file and exit.
     #[arg(long)]
     write_random_weights: Option<PathBuf>,
@@ -63,10 +67,11 @@ fn main() -> Result<()> {
     let gpu = Gpu::shared()?;
     println!("adapter: {}", gpu.describe());
     let t = Instant::now();
-    let ext = FeatureExtractor::load(&gpu, weights)?;
+    let ext = FeatureExtractor::load_with(&gpu, weights, args.precision)?;
     println!(
-        "loaded {} in {:.2} s",
+        "loaded {} ({} precision) in {:.2} s",
         weights.display(),
+        args.precision,
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();

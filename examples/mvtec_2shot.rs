@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example mvtec_2shot -- --data <MVTec root> [--category C] [--shots K]
 //!     [--seed S] [--runs N] [--weights W] [--textures DTD] [--preset paper|reference_code|fast]
-//!     [--out DIR]
+//!     [--precision f32|f16] [--out DIR]
 //! ```
 //!
 //! Without `--data` a small synthetic category (generated textures with planted defects and
@@ -21,6 +21,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dfd::backbone::weights::write_random_wrn50_calibrated;
+use dfd::backbone::Precision;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::data::TextureSource;
 use dfd::detector::{Backbone, Normalization};
@@ -65,6 +66,10 @@ struct Args {
     /// fast on a CPU adapter).
     #[arg(long)]
     preset: Option<String>,
+    /// Storage precision of the frozen backbone: f32, or f16 (f16 weights and activations,
+    /// f32 accumulation; needs an adapter with SHADER_F16). Stored in the model files.
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Epochs (overrides the preset).
     #[arg(long)]
     epochs: Option<usize>,
@@ -111,6 +116,7 @@ fn main() -> Result<()> {
     if let Some(e) = args.epochs {
         config.epochs = e;
     }
+    config.backbone_precision = args.precision;
     config.validate()?;
     let normalization = match args.normalization.as_str() {
         "calibrated" => Normalization::Calibrated,
@@ -154,9 +160,11 @@ fn main() -> Result<()> {
     let backbone = Backbone::load(&gpu, &weights, &config)
         .with_context(|| format!("loading backbone weights {}", weights.display()))?;
     println!(
-        "backbone {} loaded in {:.1} s; preset `{}` (S = {}, D = {}, {} epochs, N = {})",
+        "backbone {} loaded in {:.1} s ({} precision); preset `{}` (S = {}, D = {}, {} \
+         epochs, N = {})",
         weights.display(),
         t0.elapsed().as_secs_f64(),
+        config.backbone_precision,
         config.preset,
         config.image_size,
         config.feature_dim,
@@ -232,10 +240,11 @@ fn main() -> Result<()> {
     let csv = args.out.join("results.csv");
     report.write_csv(&csv)?;
     let note = format!(
-        "weights: {}{}\npreset: {}\nnormalization: {}\nconfig: {}\n",
+        "weights: {}{}\npreset: {}\nbackbone precision: {}\nnormalization: {}\nconfig: {}\n",
         weights.display(),
         if random { " (RANDOM)" } else { "" },
         config.preset,
+        config.backbone_precision,
         args.normalization,
         config.to_json()?
     );

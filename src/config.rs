@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backbone::Precision;
 use crate::data::otsu::ForegroundRule;
 use crate::data::perlin::PerlinConfig;
 use crate::data::trainset::TrainSetConfig;
@@ -110,6 +111,13 @@ pub struct TrainConfig {
     /// Training steps between two read-backs of the loss (NaN/inf check, progress); 0 means
     /// once per epoch.
     pub loss_check_every: usize,
+    /// Storage precision of the frozen backbone (`"f32"`, the default, or `"f16"`: f16
+    /// weights and activations with f32 accumulation, for adapters with `SHADER_F16`). The
+    /// heads always run in f32. Stored in model files, so a detector extracts features at
+    /// inference with the precision it was trained with; files written before this field
+    /// existed load as `"f32"`.
+    #[serde(default)]
+    pub backbone_precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -157,6 +165,7 @@ impl TrainConfig {
             calibration_per_shot: 16,
             extract_batch: 4,
             loss_check_every: 0,
+            backbone_precision: Precision::F32,
         }
     }
 
@@ -364,7 +373,8 @@ impl TrainConfig {
             .map_err(|e| Error::Config(format!("cannot serialise the configuration: {e}")))
     }
 
-    /// Parses and validates a JSON configuration (every field required, none unknown).
+    /// Parses and validates a JSON configuration (every field required except
+    /// `backbone_precision`, which defaults to `"f32"`; none unknown).
     pub fn from_json(json: &str) -> Result<Self> {
         let cfg: TrainConfig = serde_json::from_str(json)
             .map_err(|e| Error::Config(format!("invalid configuration JSON: {e}")))?;
@@ -426,6 +436,30 @@ mod tests {
         assert!((p.cosine_lr(2e-4, 76) - 0.4e-4).abs() < 1e-12);
         // Half way: (η_0 + η_min) / 2.
         assert!((p.cosine_lr(2e-4, 38) - 1.2e-4).abs() < 1e-10);
+    }
+
+    #[test]
+    fn backbone_precision_defaults_to_f32_and_round_trips() {
+        // A configuration written before the field existed (as in older model files).
+        let json = TrainConfig::tiny().to_json().unwrap();
+        let old: String = json
+            .lines()
+            .filter(|l| !l.contains("backbone_precision"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("\"loss_check_every\": 0,", "\"loss_check_every\": 0");
+        assert!(!old.contains("backbone_precision"));
+        let cfg = TrainConfig::from_json(&old).unwrap();
+        assert_eq!(cfg.backbone_precision, Precision::F32);
+        let f16 = TrainConfig {
+            backbone_precision: Precision::F16,
+            ..TrainConfig::tiny()
+        };
+        let json = f16.to_json().unwrap();
+        assert!(json.contains("\"backbone_precision\": \"f16\""), "{json}");
+        assert_eq!(TrainConfig::from_json(&json).unwrap(), f16);
+        let bad = json.replace("\"f16\"", "\"f8\"");
+        assert!(TrainConfig::from_json(&bad).is_err());
     }
 
     #[test]

@@ -20,6 +20,16 @@ pub enum Error {
     #[error("GPU error: {0}")]
     Gpu(String),
 
+    /// The adapter lacks a capability that a requested option needs (for example
+    /// `SHADER_F16` for [`Precision::F16`](crate::backbone::Precision::F16)).
+    #[error("{adapter} does not support {what}")]
+    Unsupported {
+        /// The adapter ([`Gpu::describe`](crate::Gpu::describe)).
+        adapter: String,
+        /// What was asked for and what is missing.
+        what: String,
+    },
+
     /// A tensor had the wrong shape or dtype for an operation.
     #[error("shape error: {0}")]
     Shape(String),

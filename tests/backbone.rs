@@ -13,11 +13,11 @@
 use std::path::{Path, PathBuf};
 
 use dfd::backbone::weights::{det_state_tensor, det_tensor, write_random_wrn50, write_safetensors};
-use dfd::backbone::{FeatureExtractor, WideResNet50};
+use dfd::backbone::{FeatureExtractor, Precision, WideResNet50};
 use dfd::image::{frequency_split, normalize_imagenet, Image};
 use dfd::kernels::patch::{patch_features, PatchDims};
 use dfd::kernels::pyramid::frequency_split as gpu_split;
-use dfd::testing::{assert_close, gpu};
+use dfd::testing::{assert_close, gpu, rel_l2};
 use dfd::{Error, Gpu};
 use safetensors::{Dtype, SafeTensors};
 
@@ -26,6 +26,23 @@ const SPLIT_TOL: f64 = 1e-5;
 /// Backbone vs the float64 torchvision reference: f32 accumulation over K ≤ 4608 through 16
 /// layers (float32 torch itself is at ~1e-6).
 const BACKBONE_TOL: f64 = 1e-4;
+/// f16 storage ([`Precision::F16`]) vs the same float64 torchvision reference, for a stage
+/// `depth` convolutions deep on the network's longest path (stem 1, layer1 10, layer2 22,
+/// layer3 40): f16 rounds to nearest with unit roundoff u = 2⁻¹¹ ≈ 4.9e-4. The input is
+/// rounded once; each convolution sees its weights and bias rounded (for a sum of many
+/// products of both signs, ≈ u relative on the output) and stores its output rounded (≤ u).
+/// With BatchNorm folded the layers pass a relative error on with a gain of about one, so
+/// the errors add up to at most about 2u per convolution plus u for the input:
+/// `u · (2 · depth + 1)` (3.9e-2 at layer3). Independent roundings mostly cancel instead
+/// of adding up: measured on lavapipe (Mesa 25.0.7), relative L2 2.7e-4 (stem), 6.1e-4
+/// (layer1), 7.9e-4 (layer2), 9.1e-4 (layer3), 20 to 40 times inside the bound, while any
+/// indexing or conversion bug gives O(1).
+fn f16_tol(depth: usize) -> f64 {
+    2f64.powi(-11) * (2 * depth + 1) as f64
+}
+/// Convolutions on the longest path up to each stage's output.
+const STAGE_DEPTH: [(&str, usize); 4] =
+    [("stem", 1), ("layer1", 10), ("layer2", 22), ("layer3", 40)];
 /// Patch aggregation: means of ≤ 48 f32 terms vs a float64 reference.
 const PATCH_TOL: f64 = 1e-5;
 /// GPU pipeline vs the same steps on the CPU / separately on the GPU.
@@ -224,7 +241,103 @@ fn backbone_matches_torchvision_and_pipeline_matches_its_parts() {
         &want_p,
         PIPELINE_TOL,
     );
-    std::fs::remove_file(&path).ok();
+}
+
+/// `(relative L2, max |error| / max |reference|, mean |error| / mean |reference|)`.
+fn error_summary(got: &[f32], want: &[f32]) -> (f64, f64, f64) {
+    let diffs = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - *w as f64).abs());
+    let max_ref = want.iter().fold(0f64, |m, w| m.max(w.abs() as f64));
+    let mean_ref = want.iter().map(|w| w.abs() as f64).sum::<f64>() / want.len() as f64;
+    let max = diffs.clone().fold(0f64, f64::max);
+    let mean = diffs.sum::<f64>() / want.len() as f64;
+    (rel_l2(got, want), max / max_ref, mean / mean_ref)
+}
+
+/// The golden fixture again with f16 storage (weights, biases, input and activations f16,
+/// f32 accumulation): every stage within [`f16_tol`] of the torchvision reference. Prints the
+/// errors of both precisions (`--nocapture`). Also: the f16 pipeline hands f32 patch
+/// features to the heads, close to the f32 pipeline's, and an adapter without `SHADER_F16`
+/// refuses the f16 precision with a typed error.
+#[test]
+fn f16_backbone_matches_torchvision_within_its_tolerance() {
+    let g = gpu();
+    let path = random_weights();
+    if !g.supports_f16() {
+        let e = WideResNet50::load_with(&g, &path, Precision::F16).unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+        return;
+    }
+    let bytes = fixture("backbone_wrn50.safetensors");
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (input, shape) = f32s(&st, "input");
+    let x = g.upload(&input, &shape).unwrap();
+    let mut outs = Vec::new();
+    for precision in [Precision::F32, Precision::F16] {
+        let net = WideResNet50::load_with(&g, &path, precision).unwrap();
+        assert_eq!(net.precision(), precision);
+        let mut rec = g.recorder();
+        let out = net.forward_stages(&mut rec, &x).unwrap();
+        rec.submit();
+        assert_eq!(out.layer3.dtype(), precision.dtype());
+        outs.push((precision, out, FeatureExtractor::new(net)));
+    }
+    println!("backbone vs torchvision float64 ({}):", g.describe());
+    println!("stage   precision  rel L2     max/max|ref|  mean/mean|ref|  tolerance");
+    for (name, depth) in STAGE_DEPTH {
+        let (want, _) = f32s(&st, name);
+        for (precision, out, _) in &outs {
+            let t = match name {
+                "stem" => &out.stem,
+                "layer1" => &out.layer1,
+                "layer2" => &out.layer2,
+                _ => &out.layer3,
+            };
+            let got = t.to_vec().unwrap();
+            let tol = match precision {
+                Precision::F32 => BACKBONE_TOL,
+                Precision::F16 => f16_tol(depth),
+            };
+            let (l2, max, mean) = error_summary(&got, &want);
+            println!("{name:7} {precision:9}  {l2:.3e}  {max:.3e}     {mean:.3e}       {tol:.1e}");
+            assert_close(&format!("{precision} {name}"), &got, &want, tol);
+        }
+    }
+
+    // The pipeline: f32 patch features out of the f16 path, close to the f32 pipeline's.
+    let (b, h, w) = (2, 48, 40);
+    let imgs: Vec<f32> = det_tensor("pipeline.images", b * 3 * h * w, 0.0, 1.0);
+    let it = g.upload(&imgs, &[b, 3, h, w]).unwrap();
+    let mut patches = Vec::new();
+    for (precision, _, ext) in &outs {
+        assert_eq!(ext.precision(), *precision);
+        let mut rec = g.recorder();
+        let f = ext.extract(&mut rec, &it).unwrap();
+        rec.submit();
+        assert_eq!(f.patches.dtype(), dfd::DType::F32);
+        assert_eq!(f.layer2.dtype(), precision.dtype());
+        patches.push(f.patches.to_vec().unwrap());
+    }
+    let (l2, max, mean) = error_summary(&patches[1], &patches[0]);
+    println!("patch features f16 vs f32 pipeline: rel L2 {l2:.3e}, max {max:.3e}, mean {mean:.3e}");
+    // Patch features are means of layer2 and layer3 values: no deeper than layer3.
+    assert_close(
+        "f16 vs f32 patch features",
+        &patches[1],
+        &patches[0],
+        f16_tol(40),
+    );
+
+    // An adapter without SHADER_F16 refuses the f16 precision with a typed error.
+    let no_f16 = Gpu::with_options(None, false).unwrap();
+    let e = WideResNet50::load_with(&no_f16, &path, Precision::F16).unwrap_err();
+    assert!(
+        matches!(e, Error::Unsupported { .. }) && e.to_string().contains("SHADER_F16"),
+        "{e}"
+    );
+    WideResNet50::load_with(&no_f16, &path, Precision::F32).unwrap();
 }
 
 /// A state dict with the stem and `layer1.0.conv1` only, with one tensor replaced.

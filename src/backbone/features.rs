@@ -1,11 +1,15 @@
 //! Images → patch features (SPEC §1.1–1.4), all on the GPU within one recording:
 //! frequency split with ImageNet normalisation, WideResNet-50-2 on the low- and
 //! high-frequency images together (one batch of `2B`), then the fused patch aggregation.
+//! The backbone and the aggregation run in the backbone's [`Precision`]; the patch features
+//! come out as f32 either way.
 
 use std::path::Path;
 
+use super::precision::Precision;
 use super::wide_resnet::WideResNet50;
-use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::gpu::{DType, Gpu, Recorder, Tensor};
+use crate::kernels::cast::cast_new;
 use crate::kernels::patch::{patch_features, PatchDims};
 use crate::kernels::pyramid::frequency_split;
 use crate::{Error, Result};
@@ -18,11 +22,11 @@ pub struct DualFeatures {
     pub batch: usize,
     /// The normalised network inputs `[2B, 3, S, S]` (`I_l` then `I_h`).
     pub inputs: Tensor,
-    /// `layer2` `[2B, 512, S/8, S/8]`.
+    /// `layer2` `[2B, 512, S/8, S/8]`, in the backbone's storage type.
     pub layer2: Tensor,
-    /// `layer3` `[2B, 1024, S/16, S/16]`.
+    /// `layer3` `[2B, 1024, S/16, S/16]`, in the backbone's storage type.
     pub layer3: Tensor,
-    /// Patch features `[2B · S/8 · S/8, D]`, rows `(path, b, y, x)`.
+    /// Patch features `[2B · S/8 · S/8, D]`, rows `(path, b, y, x)`, always f32.
     pub patches: Tensor,
 }
 
@@ -44,9 +48,19 @@ impl FeatureExtractor {
         FeatureExtractor { backbone, dims }
     }
 
-    /// Loads the backbone from a safetensors file (see [`WideResNet50::load`]).
+    /// Loads the backbone from a safetensors file (see [`WideResNet50::load`]), in f32.
     pub fn load(gpu: &Gpu, weights: &Path) -> Result<Self> {
-        Ok(Self::new(WideResNet50::load(gpu, weights)?))
+        Self::load_with(gpu, weights, Precision::F32)
+    }
+
+    /// Loads the backbone with a storage precision (see [`WideResNet50::load_with`]).
+    pub fn load_with(gpu: &Gpu, weights: &Path, precision: Precision) -> Result<Self> {
+        Ok(Self::new(WideResNet50::load_with(gpu, weights, precision)?))
+    }
+
+    /// The backbone's storage precision.
+    pub fn precision(&self) -> Precision {
+        self.backbone.precision()
     }
 
     /// The backbone.
@@ -70,11 +84,25 @@ impl FeatureExtractor {
         }
         let split = frequency_split(rec, images, true)?;
         let inputs = split.reshape(&[2 * s[0], 3, s[2], s[3]])?;
-        let (layer2, layer3) = self.backbone.forward(rec, &inputs)?;
+        self.extract_inputs(rec, &inputs)
+    }
+
+    /// Records the backbone and the patch aggregation for already split and normalised
+    /// network inputs `[2B, 3, S, S]` (`I_l` of every image, then `I_h`), as the training set
+    /// holds them.
+    pub fn extract_inputs(&self, rec: &mut Recorder, inputs: &Tensor) -> Result<DualFeatures> {
+        let s = inputs.shape();
+        if s.len() != 4 || s[1] != 3 || !s[0].is_multiple_of(2) {
+            return Err(Error::Shape(format!(
+                "FeatureExtractor expects [2B, 3, S, S] split inputs, got {s:?}"
+            )));
+        }
+        let (layer2, layer3) = self.backbone.forward(rec, inputs)?;
         let patches = patch_features(rec, &layer2, &layer3, self.dims)?;
+        let patches = cast_new(rec, &patches, DType::F32)?;
         Ok(DualFeatures {
-            batch: s[0],
-            inputs,
+            batch: s[0] / 2,
+            inputs: inputs.clone(),
             layer2,
             layer3,
             patches,

@@ -4,12 +4,15 @@
 //! - [`weights`]: the torchvision/timm key layout, memory-mapped safetensors loading and the
 //!   deterministic random-weight generator;
 //! - [`wide_resnet`]: [`WideResNet50`] with BatchNorm folded into the convolutions;
+//! - [`precision`]: [`Precision`], f32 or f16 storage of the backbone's weights and activations;
 //! - [`features`]: [`FeatureExtractor`], images → `(I_l, I_h)` → layer2/layer3 → patch
 //!   features, all on the GPU in one recording.
 
 pub mod features;
+pub mod precision;
 pub mod weights;
 pub mod wide_resnet;
 
 pub use features::{DualFeatures, FeatureExtractor};
+pub use precision::Precision;
 pub use wide_resnet::{BackboneOutput, WideResNet50};

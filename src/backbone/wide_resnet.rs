@@ -5,11 +5,17 @@
 //! `s = γ / √(σ² + ε)`, `W' = s · W`, `b' = β − s · μ`. Every convolution then runs as one
 //! [`conv2d`](crate::kernels::conv2d::conv2d) dispatch with its ReLU and (in each bottleneck's
 //! last convolution) the residual fused into the epilogue.
+//!
+//! With [`Precision::F16`] the folded weights and biases are stored as f16, the input is cast
+//! to f16 and every activation between layers is stored as f16; the kernels accumulate in
+//! f32 (see [`Precision`]).
 
 use std::path::Path;
 
+use super::precision::Precision;
 use super::weights::{wrn50_convs, ConvKey, WeightFile};
 use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::cast::cast_new;
 use crate::kernels::conv2d::{conv2d_new, Conv2dSpec, ResidualMode};
 use crate::kernels::maxpool::{maxpool2d, MaxPoolSpec};
 use crate::{Error, Result};
@@ -89,13 +95,19 @@ pub struct BackboneOutput {
 /// width 2×) up to `layer3`, frozen, with BatchNorm folded into the convolutions.
 pub struct WideResNet50 {
     gpu: Gpu,
+    precision: Precision,
     stem: FoldedConv,
     stages: Vec<Vec<Bottleneck>>,
 }
 
 impl std::fmt::Debug for WideResNet50 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WideResNet50(up to layer3, {})", self.gpu.describe())
+        write!(
+            f,
+            "WideResNet50(up to layer3, {}, {})",
+            self.precision,
+            self.gpu.describe()
+        )
     }
 }
 
@@ -103,17 +115,35 @@ impl WideResNet50 {
     /// Loads the network from a safetensors state dict with torchvision/timm key names
     /// (`conv1.weight`, `bn1.running_mean`, `layer2.0.downsample.0.weight`, …; F32, F16 or
     /// BF16). Only the tensors up to `layer3` are read. A missing tensor, a wrong shape or
-    /// dtype is an [`Error::Weights`] naming the tensor.
+    /// dtype is an [`Error::Weights`] naming the tensor. Runs in [`Precision::F32`].
     pub fn load(gpu: &Gpu, path: &Path) -> Result<WideResNet50> {
-        let file = WeightFile::open(path)?;
-        Self::from_weight_file(gpu, &file)
+        Self::load_with(gpu, path, Precision::F32)
     }
 
-    /// Builds the network from an opened weight file.
+    /// [`WideResNet50::load`] with a storage precision. [`Precision::F16`] on an adapter
+    /// without `SHADER_F16` is an [`Error::Unsupported`] (checked before the file is read).
+    pub fn load_with(gpu: &Gpu, path: &Path, precision: Precision) -> Result<WideResNet50> {
+        precision.check_supported(gpu)?;
+        let file = WeightFile::open(path)?;
+        Self::from_weight_file_with(gpu, &file, precision)
+    }
+
+    /// Builds the network from an opened weight file, in [`Precision::F32`].
     pub fn from_weight_file(gpu: &Gpu, file: &WeightFile) -> Result<WideResNet50> {
+        Self::from_weight_file_with(gpu, file, Precision::F32)
+    }
+
+    /// Builds the network from an opened weight file with a storage precision (BatchNorm is
+    /// folded in f64, then the weights and biases are rounded once to the storage type).
+    pub fn from_weight_file_with(
+        gpu: &Gpu,
+        file: &WeightFile,
+        precision: Precision,
+    ) -> Result<WideResNet50> {
+        precision.check_supported(gpu)?;
         let mut convs = wrn50_convs(3)
             .into_iter()
-            .map(|key| fold(gpu, file, key))
+            .map(|key| fold(gpu, file, key, precision))
             .collect::<Result<Vec<_>>>()?
             .into_iter();
         let mut next = || convs.next().expect("wrn50_convs lists every convolution");
@@ -136,6 +166,7 @@ impl WideResNet50 {
         }
         Ok(WideResNet50 {
             gpu: gpu.clone(),
+            precision,
             stem,
             stages,
         })
@@ -146,8 +177,14 @@ impl WideResNet50 {
         &self.gpu
     }
 
+    /// The storage precision of the weights and activations.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Records the forward pass of `[B, 3, H, W]` (already normalised) images and returns
-    /// every stage's output.
+    /// every stage's output. The input may be f32 or f16 (it is cast to the storage type
+    /// when they differ); the outputs are in the storage type of [`Self::precision`].
     pub fn forward_stages(&self, rec: &mut Recorder, input: &Tensor) -> Result<BackboneOutput> {
         let s = input.shape();
         if s.len() != 4 || s[1] != 3 || s[2] == 0 || s[3] == 0 {
@@ -155,7 +192,8 @@ impl WideResNet50 {
                 "WideResNet50 expects [B, 3, H, W] images, got {s:?}"
             )));
         }
-        let x = self.stem.run(rec, input, true, None)?;
+        let input = cast_new(rec, input, self.precision.dtype())?;
+        let x = self.stem.run(rec, &input, true, None)?;
         let stem = maxpool2d(rec, &x, 3, 2, 1)?;
         let mut outs = Vec::with_capacity(3);
         let mut x = stem.clone();
@@ -182,7 +220,8 @@ impl WideResNet50 {
         })
     }
 
-    /// Records the forward pass and returns `(layer2, layer3)`.
+    /// Records the forward pass and returns `(layer2, layer3)` (in the storage type of
+    /// [`Self::precision`]).
     pub fn forward(&self, rec: &mut Recorder, input: &Tensor) -> Result<(Tensor, Tensor)> {
         let o = self.forward_stages(rec, input)?;
         Ok((o.layer2, o.layer3))
@@ -224,8 +263,9 @@ impl WideResNet50 {
     }
 }
 
-/// Loads one `conv → bn` pair and folds the BatchNorm into it (in f64).
-fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey) -> Result<FoldedConv> {
+/// Loads one `conv → bn` pair, folds the BatchNorm into it (in f64) and uploads the result
+/// in the storage type of `precision`.
+fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey, precision: Precision) -> Result<FoldedConv> {
     let c_out = key.shape[0];
     let w = file.get(&format!("{}.weight", key.conv), &key.shape)?;
     let get = |s: &str| file.get(&format!("{}.{s}", key.bn), &[c_out]);
@@ -257,8 +297,8 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey) -> Result<FoldedConv> {
         bf.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
     }
     Ok(FoldedConv {
-        weight: gpu.upload(&wf, &key.shape)?,
-        bias: gpu.upload(&bf, &[c_out])?,
+        weight: gpu.upload_as(&wf, &key.shape, precision.dtype())?,
+        bias: gpu.upload_as(&bf, &[c_out], precision.dtype())?,
         key,
     })
 }

@@ -102,3 +102,9 @@ pub fn axpby(alpha: f32, x: &[f32], beta: f32, y: &[f32]) -> Vec<f32> {
         })
         .collect()
 }
+
+/// `x` stored as f16 and read back as f32 (reference for [`crate::kernels::cast`]): each
+/// value rounded to nearest, ties to even (`half::f16::from_f32`).
+pub fn round_to_f16(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+}

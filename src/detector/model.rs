@@ -26,11 +26,13 @@ pub struct Backbone {
 
 impl Backbone {
     /// Loads WideResNet-50-2 from a safetensors weight file (SPEC §1.3) with the patch
-    /// aggregation dimensions of `cfg`.
+    /// aggregation dimensions and the backbone precision of `cfg` (an f16 precision on an
+    /// adapter without `SHADER_F16` is an [`Error::Unsupported`]).
     pub fn load(gpu: &Gpu, weights: &Path, cfg: &TrainConfig) -> Result<Arc<Backbone>> {
+        cfg.backbone_precision.check_supported(gpu)?;
         let file = WeightFile::open(weights)?;
         let id = BackboneId::of_weight_file(&file)?;
-        let net = WideResNet50::from_weight_file(gpu, &file)?;
+        let net = WideResNet50::from_weight_file_with(gpu, &file, cfg.backbone_precision)?;
         Ok(Arc::new(Backbone {
             extractor: FeatureExtractor::with_dims(net, cfg.patch_dims()),
             id,
@@ -86,6 +88,7 @@ impl std::fmt::Debug for Detector {
             .field("preset", &self.config.preset)
             .field("image_size", &self.config.image_size)
             .field("feature_dim", &self.config.feature_dim)
+            .field("backbone_precision", &self.config.backbone_precision)
             .field("backbone", &self.backbone.id)
             .field("calibration", &self.calibration)
             .finish()
@@ -329,6 +332,16 @@ impl Detector {
             file.check_architecture(path, want)?;
         }
         file.check_backbone(path, &backbone.id)?;
+        if backbone.extractor.precision() != file.config.backbone_precision {
+            return Err(Error::ModelFile {
+                path: path.to_path_buf(),
+                message: format!(
+                    "made with backbone precision {}, the backbone given runs in {}",
+                    file.config.backbone_precision,
+                    backbone.extractor.precision()
+                ),
+            });
+        }
         if backbone.extractor.dims() != file.config.patch_dims() {
             return Err(Error::ModelFile {
                 path: path.to_path_buf(),

@@ -68,6 +68,14 @@ impl Gpu {
 
     /// Like [`Gpu::new`] but with an explicit adapter filter instead of the environment.
     pub fn with_adapter_filter(filter: Option<&str>) -> Result<Gpu> {
+        Self::with_options(filter, true)
+    }
+
+    /// Like [`Gpu::with_adapter_filter`]; with `allow_f16 = false` the device is opened
+    /// without `SHADER_F16` even where the adapter offers it, so it behaves as an adapter
+    /// without f16 does ([`Gpu::supports_f16`] is false; f16 paths report
+    /// [`Error::Unsupported`]). Used to test those paths on any machine.
+    pub fn with_options(filter: Option<&str>, allow_f16: bool) -> Result<Gpu> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         // Vulkan / Metal / DX12 unless WGPU_BACKEND says otherwise: the GL backend lacks
         // what the kernels need on many drivers, and probing it prints noise on headless
@@ -78,8 +86,12 @@ impl Gpu {
         let info = adapter.get_info();
         let adapter_limits = adapter.limits();
         // Timestamp queries cost nothing until a recorder asks for them (profiling).
-        let features =
-            adapter.features() & (wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY);
+        let wanted = if allow_f16 {
+            wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::TIMESTAMP_QUERY
+        };
+        let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("dfd"),
             required_features: features,

@@ -595,6 +595,62 @@ mod tests {
         );
     }
 
+    /// f16 storage of input, weight, bias, residual and output (the f16 backbone path): the
+    /// CPU reference gets the same f16-rounded operands, so what remains is the f32
+    /// accumulation (~1e-6) and the final rounding of the output to f16 (2⁻¹¹ ≈ 4.9e-4
+    /// relative at worst, ~3e-4 RMS).
+    const TOL_F16: f64 = 1e-3;
+
+    #[test]
+    fn f16_storage_matches_reference() {
+        use crate::cpu::elementwise::round_to_f16;
+        let g = gpu();
+        if !g.supports_f16() {
+            return;
+        }
+        let direct = ConvTiling {
+            bm: 8,
+            bn: 128,
+            bk: 1,
+            tm: 8,
+            tn: 4,
+            shared: false,
+        };
+        let cases = [
+            Conv2dSpec::new(2, 3, (13, 11), 5, 7, 2, 3).relu(true),
+            Conv2dSpec::new(2, 66, (9, 7), 70, 3, 1, 1)
+                .relu(true)
+                .residual(ResidualMode::BeforeActivation),
+            Conv2dSpec::new(3, 37, (5, 6), 129, 1, 1, 0),
+            Conv2dSpec::new(2, 19, (9, 9), 41, 1, 2, 0).relu(true),
+        ];
+        for spec in cases {
+            let n = |s: [usize; 4]| s.iter().product::<usize>();
+            let x = round_to_f16(&random_vec(n(spec.input_shape()), 11));
+            let w = round_to_f16(&random_vec(n(spec.weight_shape()), 12));
+            let bias = round_to_f16(&random_vec(spec.c_out, 13));
+            let res = round_to_f16(&random_vec(n(spec.output_shape()), 14));
+            let has_res = spec.residual != ResidualMode::None;
+            let up = |v: &[f32], s: &[usize]| g.upload_as(v, s, DType::F16).unwrap();
+            let (xt, wt) = (up(&x, &spec.input_shape()), up(&w, &spec.weight_shape()));
+            let (bt, rt) = (up(&bias, &[spec.c_out]), up(&res, &spec.output_shape()));
+            let want = cpu::conv::conv2d(&spec, &x, &w, Some(&bias), has_res.then_some(&res[..]));
+            for tiling in [ConvTiling::choose(g.kind(), &spec), direct] {
+                let out = g.empty(&spec.output_shape(), DType::F16);
+                let mut rec = g.recorder();
+                let r = has_res.then_some(&rt);
+                conv2d_with(&mut rec, &spec, &xt, &wt, Some(&bt), r, &out, tiling, None).unwrap();
+                rec.submit();
+                assert_close(
+                    &format!("f16 {spec:?} {tiling:?}"),
+                    &out.to_vec().unwrap(),
+                    &want,
+                    TOL_F16,
+                );
+            }
+        }
+    }
+
     #[test]
     fn bad_shapes_are_errors() {
         let g = gpu();

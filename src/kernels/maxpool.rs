@@ -208,6 +208,24 @@ mod tests {
     }
 
     #[test]
+    fn f16_storage_selects_exactly() {
+        let g = gpu();
+        if !g.supports_f16() {
+            return;
+        }
+        let spec = MaxPoolSpec::resnet_stem(6, 15, 17);
+        let x = crate::cpu::elementwise::round_to_f16(&random_vec(6 * 15 * 17, 6));
+        let (oh, ow) = spec.out_hw();
+        let xt = g.upload_as(&x, &[6, 15, 17], DType::F16).unwrap();
+        let out = g.empty(&[6, oh, ow], DType::F16);
+        let mut rec = g.recorder();
+        maxpool2d_with(&mut rec, &spec, &xt, &out, None).unwrap();
+        rec.submit();
+        let want = cpu::conv::maxpool2d(&spec, &x);
+        assert_close("f16 maxpool", &out.to_vec().unwrap(), &want, TOL);
+    }
+
+    #[test]
     fn bad_input_is_an_error() {
         let g = gpu();
         let x = g.zeros(&[2, 3, 4], DType::F32);

@@ -7,6 +7,7 @@
 pub mod adam;
 pub mod batchnorm;
 pub mod blur;
+pub mod cast;
 pub mod conv2d;
 pub mod elementwise;
 pub mod flash_attention;

@@ -204,6 +204,38 @@ mod tests {
         check(3, (5, 3, 5), (4, 2, 3), d(7, 5), Some(3 * 5 * 5 + 64));
     }
 
+    /// f16 storage: the reference gets the same f16-rounded maps; what remains is the f32
+    /// accumulation of the means and the output's rounding to f16 (≤ 2⁻¹¹ relative).
+    const TOL_F16: f64 = 1e-3;
+
+    #[test]
+    fn f16_storage_matches_reference() {
+        use crate::cpu::elementwise::round_to_f16;
+        let g = gpu();
+        if !g.supports_f16() {
+            return;
+        }
+        let (b, l2, l3) = (2, (8, 5, 6), (16, 3, 3));
+        let dims = PatchDims {
+            pre_dim: 24,
+            target_dim: 20,
+        };
+        let x2 = round_to_f16(&random_vec(b * l2.0 * l2.1 * l2.2, 17));
+        let x3 = round_to_f16(&random_vec(b * l3.0 * l3.1 * l3.2, 18));
+        let t2 = g
+            .upload_as(&x2, &[b, l2.0, l2.1, l2.2], DType::F16)
+            .unwrap();
+        let t3 = g
+            .upload_as(&x3, &[b, l3.0, l3.1, l3.2], DType::F16)
+            .unwrap();
+        let mut rec = g.recorder();
+        let out = patch_features(&mut rec, &t2, &t3, dims).unwrap();
+        rec.submit();
+        assert_eq!(out.dtype(), DType::F16);
+        let want = cpu::patch::patch_features(&x2, &x3, b, l2, l3, dims.pre_dim, dims.target_dim);
+        assert_close("f16 patches", &out.to_vec().unwrap(), &want, TOL_F16);
+    }
+
     #[test]
     fn mismatched_batches_are_errors() {
         let g = gpu();

@@ -16,7 +16,6 @@ use crate::gpu::{DType, Gpu, Tensor};
 use crate::heads::{Heads, HeadsConfig, LearningRates, LossConfig};
 use crate::image::{resize_bilinear, Image};
 use crate::kernels::elementwise::axpby;
-use crate::kernels::patch::patch_features;
 use crate::kernels::random::fill_normal;
 use crate::kernels::reduce::{reduce_all, ReduceOp};
 use crate::{Error, Result};
@@ -91,8 +90,8 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A trainer for `config` (validated) with a loaded backbone (whose patch dimensions must
-    /// be the configuration's) and a texture source for the pseudo-anomalies.
+    /// A trainer for `config` (validated) with a loaded backbone (whose patch dimensions and
+    /// precision must be the configuration's) and a texture source for the pseudo-anomalies.
     pub fn new(
         gpu: &Gpu,
         config: TrainConfig,
@@ -105,6 +104,13 @@ impl Trainer {
                 "weight_decay = {}: the heads implement the reference value {HEADS_WEIGHT_DECAY} \
                  only",
                 config.weight_decay
+            )));
+        }
+        if backbone.extractor.precision() != config.backbone_precision {
+            return Err(Error::Config(format!(
+                "the backbone runs in {} but the configuration asks for backbone_precision = {}",
+                backbone.extractor.precision(),
+                config.backbone_precision
             )));
         }
         if backbone.extractor.dims() != config.patch_dims() {
@@ -250,12 +256,11 @@ impl Trainer {
             }
             let input = self.gpu.upload(&data, &[2 * n, 3, s, s])?;
             let mut rec = self.gpu.recorder();
-            let (l2, l3) = self
+            let patches = self
                 .backbone
                 .extractor
-                .backbone()
-                .forward(&mut rec, &input)?;
-            let patches = patch_features(&mut rec, &l2, &l3, cfg.patch_dims())?;
+                .extract_inputs(&mut rec, &input)?
+                .patches;
             for (k, &(i, anom)) in chunk.iter().enumerate() {
                 let out = self.gpu.empty(&[2 * t, d], DType::F32);
                 rec.copy_elems(&patches, k * t * d, &out, 0, t * d)?;
