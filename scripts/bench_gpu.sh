@@ -14,7 +14,8 @@ cargo build --release --benches >/dev/null
   for bench in $(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | tail -n +2 | grep -vx pipeline); do
     echo
     echo "## cargo bench --bench $bench"
-    cargo bench --bench "$bench" 2>/dev/null
+    # DFD_PROFILE: the heads bench also prints GPU time per kernel.
+    DFD_PROFILE=1 cargo bench --bench "$bench" 2>/dev/null
   done
   if command -v python3 >/dev/null && python3 -c "import torch" 2>/dev/null; then
     dev=$(python3 -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
