@@ -4,7 +4,8 @@
 //! discriminators, losses, backward, Adam) and one inference pass (`Heads::scores`, two
 //! paths) at the paper's sizes (D 1536, H 1024, 16 heads, T 1024, S 256, batch 8): ms and
 //! GFLOP/s of the GEMM work. `DFD_BENCH_QUICK=1` uses batch 1 (same T and D) for slow
-//! software adapters. Compare with `scripts/bench_torch_heads.py`. `DFD_PROFILE=1` then
+//! software adapters; `DFD_BENCH_PRESET=fast` (any preset name) uses that preset's sizes
+//! instead. Compare with `scripts/bench_torch_heads.py`. `DFD_PROFILE=1` then
 //! records one more training step and inference pass with GPU timestamps and prints where
 //! the time went, per kernel and per kernel and shape.
 
@@ -17,7 +18,10 @@ use dfd::Gpu;
 fn main() {
     let gpu = Gpu::shared().expect("a GPU adapter");
     println!("adapter: {}", gpu.describe());
-    let mut cfg = HeadsConfig::paper();
+    let mut cfg = match std::env::var("DFD_BENCH_PRESET") {
+        Ok(name) => dfd::train::heads_config(&dfd::TrainConfig::preset(&name).unwrap()),
+        Err(_) => HeadsConfig::paper(),
+    };
     if std::env::var("DFD_BENCH_QUICK").is_ok() {
         cfg.batch = 1;
     }

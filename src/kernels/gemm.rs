@@ -197,9 +197,22 @@ pub struct Tiling {
 }
 
 impl Tiling {
+    /// Four rows × 256 columns, 4 × 4 per invocation: for products with at most four rows on
+    /// CPU adapters.
+    pub const ROWS_CPU: Tiling = Tiling {
+        bm: 4,
+        bn: 256,
+        bk: 8,
+        tm: 4,
+        tn: 4,
+    };
+
     /// The kernel used on an adapter kind for a problem of this size.
     pub fn choose(kind: AdapterKind, m: usize, n: usize) -> Tiling {
         match kind {
+            // Row vectors (bias gradients as `ones · dY`, the heads' score gradients): a tile
+            // four rows tall instead of 64, measured 2.5–5× faster on lavapipe for M = 1.
+            AdapterKind::Cpu if m <= 4 => Tiling::ROWS_CPU,
             // Measured on lavapipe (Mesa 25, 2 cores): big register blocks win because every
             // workgroup-memory load costs far more than the arithmetic it feeds.
             AdapterKind::Cpu if m.min(n) >= 128 => Tiling {
@@ -741,10 +754,13 @@ mod tests {
                 tm: 4,
                 tn: 4,
             },
+            Tiling::ROWS_CPU,
         ] {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 check(130, 200, 77, ta, tb, Some(t));
                 check(64, 64, 16, ta, tb, Some(t));
+                check(1, 300, 37, ta, tb, Some(t));
+                check(3, 5, 9, ta, tb, Some(t));
             }
         }
     }
