@@ -14,7 +14,9 @@
 //!   538 MB).
 
 use crate::gpu::{AdapterKind, DType, Gpu, Recorder, Tensor};
-use crate::kernels::flash_attention::{flash_attention_backward, flash_attention_forward};
+use crate::kernels::flash_attention::{
+    flash_attention_backward, flash_attention_forward, supports_head_dim,
+};
 use crate::kernels::gemm::{gemm, Epilogue, GemmSpec, Mat};
 use crate::kernels::softmax::{softmax, softmax_backward};
 use crate::{Error, Result};
@@ -34,16 +36,20 @@ pub enum AttentionAlgorithm {
 }
 
 impl AttentionAlgorithm {
-    /// The algorithm for `gpu` and `tokens` per image: [`ATTENTION_ENV`] when set; otherwise
-    /// the fused kernels, except on a CPU adapter with more than 128 tokens, where the
+    /// The algorithm for `gpu`, `tokens` per image and `head_dim`: [`ATTENTION_ENV`] when set;
+    /// otherwise the fused kernels, except where the device's workgroup memory cannot hold
+    /// their staged blocks for this head dimension, and on a CPU adapter with more than 128
+    /// tokens, where the
     /// materialised GEMMs were measured faster (lavapipe, Mesa 25, 2 cores: fused 1.2–1.5×
     /// faster at N 65, materialised 2× faster at N 1025 — the fused kernels keep each row's
     /// vectors in per-invocation arrays, which llvmpipe spills to memory, while its GEMM is
     /// register-blocked).
-    pub fn for_gpu(gpu: &Gpu, tokens: usize) -> Result<AttentionAlgorithm> {
+    pub fn for_gpu(gpu: &Gpu, tokens: usize, head_dim: usize) -> Result<AttentionAlgorithm> {
         match std::env::var(ATTENTION_ENV).ok().as_deref() {
             None | Some("") => Ok(
-                if gpu.kind() == AdapterKind::Cpu && tokens > CPU_FUSED_MAX_TOKENS {
+                if !supports_head_dim(gpu, head_dim)
+                    || (gpu.kind() == AdapterKind::Cpu && tokens > CPU_FUSED_MAX_TOKENS)
+                {
                     AttentionAlgorithm::Materialized
                 } else {
                     AttentionAlgorithm::Fused
@@ -295,6 +301,28 @@ mod tests {
 
     /// f32 GEMMs and softmax vs an f64 reference.
     const TOL: f64 = 1e-5;
+
+    #[test]
+    fn algorithm_choice_follows_adapter_tokens_and_workgroup_memory() {
+        let g = gpu();
+        if std::env::var(ATTENTION_ENV).is_ok() {
+            return; // an override is in force for this process
+        }
+        let pick = |tokens, head_dim| AttentionAlgorithm::for_gpu(&g, tokens, head_dim).unwrap();
+        if supports_head_dim(&g, 96) {
+            assert_eq!(pick(65, 64), AttentionAlgorithm::Fused);
+        }
+        let large = if g.kind() == AdapterKind::Cpu || !supports_head_dim(&g, 96) {
+            AttentionAlgorithm::Materialized
+        } else {
+            AttentionAlgorithm::Fused
+        };
+        assert_eq!(pick(1025, 96), large);
+        // A head too wide for the staged blocks falls back instead of failing.
+        let too_wide = 4 * g.limits().max_compute_workgroup_storage_size as usize;
+        assert!(!supports_head_dim(&g, too_wide));
+        assert_eq!(pick(65, too_wide), AttentionAlgorithm::Materialized);
+    }
 
     #[test]
     fn attention_matches_cpu_with_and_without_head_groups() {

@@ -287,7 +287,7 @@ impl Heads {
             step: 0,
             ones,
             scratch,
-            attention: AttentionAlgorithm::for_gpu(gpu, cfg.tokens() + 1)?,
+            attention: AttentionAlgorithm::for_gpu(gpu, cfg.tokens() + 1, cfg.dim / cfg.heads)?,
         })
     }
 
