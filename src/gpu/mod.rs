@@ -197,6 +197,26 @@ impl Gpu {
         Recorder::new(self.clone())
     }
 
+    /// Maps `buffer` (created with `MAP_READ`) after all submitted work, which must include
+    /// the copy into it, and returns its bytes.
+    pub(crate) fn read_mapped(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("readback callback never ran".into()))?
+            .map_err(|e| Error::Gpu(format!("could not map a readback buffer: {e}")))?;
+        let view = buffer
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("could not read a readback buffer: {e}")))?;
+        let bytes = view.to_vec();
+        drop(view);
+        buffer.unmap();
+        Ok(bytes)
+    }
+
     /// Blocks until all submitted work has finished.
     pub fn wait(&self) -> Result<()> {
         self.inner

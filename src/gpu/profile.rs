@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::{Error, Result};
+use super::Gpu;
+use crate::Result;
 
 /// Timestamp queries per query set (wgpu's maximum, `QUERY_SET_MAX_QUERIES`); two per
 /// dispatch.
@@ -91,28 +92,12 @@ impl Timestamps {
 
 /// Reads the resolved timestamps (after the submission finished) into a [`Profile`].
 pub(crate) fn read_profile(
-    device: &wgpu::Device,
-    queue: &wgpu::Queue,
+    gpu: &Gpu,
     readback: wgpu::Buffer,
     labels: Vec<(String, String)>,
 ) -> Result<Profile> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    readback.map_async(wgpu::MapMode::Read, .., move |r| {
-        let _ = tx.send(r);
-    });
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-    rx.recv()
-        .map_err(|_| Error::Gpu("profile readback callback never ran".into()))?
-        .map_err(|e| Error::Gpu(format!("could not map the profile readback: {e}")))?;
-    let view = readback
-        .get_mapped_range(..)
-        .map_err(|e| Error::Gpu(format!("could not read the profile readback: {e}")))?;
-    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
-    drop(view);
-    readback.unmap();
-    let period_ns = queue.get_timestamp_period() as f64;
+    let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&gpu.read_mapped(&readback)?);
+    let period_ns = gpu.queue().get_timestamp_period() as f64;
     let dispatches = labels
         .into_iter()
         .enumerate()

@@ -355,7 +355,7 @@ impl Recorder {
         let readback = timestamps.resolve(self.gpu.device(), &mut self.encoder);
         let gpu = self.gpu.clone();
         self.submit();
-        profile::read_profile(gpu.device(), gpu.queue(), readback, timestamps.labels)
+        profile::read_profile(&gpu, readback, timestamps.labels)
     }
 
     /// Submits and blocks until the GPU has finished.

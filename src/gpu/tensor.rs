@@ -208,20 +208,7 @@ impl Tensor {
         let mut enc = gpu.device().create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(self.buffer(), 0, &staging, 0, len);
         gpu.queue().submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        gpu.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("download callback never ran".into()))?
-            .map_err(|e| Error::Gpu(format!("could not map a download buffer: {e}")))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| Error::Gpu(format!("could not read a download buffer: {e}")))?;
-        let mut bytes = view.to_vec();
-        drop(view);
-        staging.unmap();
+        let mut bytes = gpu.read_mapped(&staging)?;
         bytes.truncate(self.byte_len() as usize);
         Ok(bytes)
     }
