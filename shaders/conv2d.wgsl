@@ -185,10 +185,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
             tile_b[kk * (BN / 4u) + quad] = vec4(gather(p0, k), gather(p1, k), gather(p2, k), gather(p3, k));
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-{{BODY}}
-        }
-        workgroupBarrier();
+{{K_STEPS}}        workgroupBarrier();
     }
 {{STORE}}
 }

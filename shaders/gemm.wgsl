@@ -80,13 +80,12 @@ fn store(batch: u32, row: u32, col: u32, acc: f32) {
 }
 
 @compute @workgroup_size(THREADS)
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+fn main(@builtin(local_invocation_index) local_index: u32,
+        @builtin(workgroup_id) wg: vec3<u32>{{SUBGROUP_ARGS}}) {
     let batch = wg.z;
     let row0 = wg.y * BM;
     let col0 = wg.x * BN;
-    let tx = lid % TX;
-    let ty = lid / TX;
-{{DECLARE}}
+{{INVOCATION}}{{DECLARE}}
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         // Stage the slices: each invocation fills whole vec4s (4 consecutive m or n).
         for (var i = lid; i < BK * BM / 4u; i += THREADS) {
@@ -102,10 +101,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
                              load_b(batch, k0 + kk, col0 + n4 + 2u), load_b(batch, k0 + kk, col0 + n4 + 3u));
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-{{BODY}}
-        }
-        workgroupBarrier();
+{{K_STEPS}}        workgroupBarrier();
     }
 {{STORE}}
 }

@@ -86,11 +86,12 @@ impl Gpu {
         let info = adapter.get_info();
         let adapter_limits = adapter.limits();
         // Timestamp queries cost nothing until a recorder asks for them (profiling).
-        let wanted = if allow_f16 {
-            wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::TIMESTAMP_QUERY
-        };
+        // Subgroup operations let kernels share values between lanes without memory
+        // round-trips (see `Gpu::subgroup_size`).
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
+        if allow_f16 {
+            wanted |= wgpu::Features::SHADER_F16;
+        }
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("dfd"),
@@ -164,6 +165,17 @@ impl Gpu {
         self.inner
             .features
             .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// The number of lanes in every subgroup, where the device offers subgroup operations
+    /// and its subgroups always have that one size (lavapipe: 8 with AVX2, its SIMD width).
+    /// Kernels whose invocation-to-data mapping assumes a subgroup size are only chosen
+    /// when this is `Some`.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        let info = &self.inner.info;
+        (self.inner.features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size)
+            .then_some(info.subgroup_min_size)
     }
 
     /// The broad kind of adapter, used to pick kernel variants.

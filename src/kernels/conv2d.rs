@@ -387,12 +387,13 @@ pub fn conv2d_with(
         super::RegisterBlock::new(
             tiling.tm,
             tiling.tn,
+            super::ASource::Workgroup,
             "store(row0 + {row}, col0 + {col}, {acc});",
         )
     } else {
         super::RegisterBlock {
             declare: String::new(),
-            body: String::new(),
+            k_steps: String::new(),
             store: String::new(),
         }
     };
@@ -414,7 +415,7 @@ pub fn conv2d_with(
         .define("RES_MODE", res_mode)
         .define("SHARED", tiling.shared)
         .define("DECLARE", block.declare)
-        .define("BODY", block.body)
+        .define("K_STEPS", block.k_steps)
         .define("STORE", block.store)
         .storage(&[
             Access::Read,

@@ -8,6 +8,7 @@
 //! Operands larger than one storage binding are split along M, N or K into dispatches whose
 //! bindings fit (K-splits accumulate into C and apply the epilogue only on the last piece).
 
+use super::ASource;
 use crate::gpu::{Access, AdapterKind, BindRange, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -184,6 +185,11 @@ impl GemmSpec {
 /// (TM and TN multiples of 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tiling {
+    /// `Some(lanes)`: the lanes of each subgroup share one TM-row block and pass its A
+    /// values around by `subgroupBroadcast` instead of each reading them from workgroup
+    /// memory. Needs a device whose subgroups always have `lanes` lanes
+    /// ([`Gpu::subgroup_size`]), `BN / TN` a multiple of `lanes` and `TM / 4 ≤ lanes`.
+    pub subgroup: Option<u32>,
     /// Rows of C per workgroup.
     pub bm: u32,
     /// Columns of C per workgroup.
@@ -200,6 +206,7 @@ impl Tiling {
     /// Four rows × 256 columns, 4 × 4 per invocation: for products with at most four rows on
     /// CPU adapters.
     pub const ROWS_CPU: Tiling = Tiling {
+        subgroup: None,
         bm: 4,
         bn: 256,
         bk: 8,
@@ -207,58 +214,128 @@ impl Tiling {
         tn: 4,
     };
 
-    /// The kernel used on an adapter kind for a problem of this size.
-    pub fn choose(kind: AdapterKind, m: usize, n: usize) -> Tiling {
-        match kind {
+    /// The kernel used on this device for a product with `m` rows and `n` columns.
+    pub fn choose(gpu: &Gpu, m: usize, n: usize) -> Tiling {
+        let plain = |bm, bn, bk, tm, tn| Tiling {
+            subgroup: None,
+            bm,
+            bn,
+            bk,
+            tm,
+            tn,
+        };
+        match (gpu.kind(), gpu.subgroup_size()) {
             // Row vectors (bias gradients as `ones · dY`, the heads' score gradients): a tile
             // four rows tall instead of 64, measured 2.5–5× faster on lavapipe for M = 1.
-            AdapterKind::Cpu if m <= 4 => Tiling::ROWS_CPU,
-            // Measured on lavapipe (Mesa 25, 2 cores): big register blocks win because every
-            // workgroup-memory load costs far more than the arithmetic it feeds.
-            AdapterKind::Cpu if m.min(n) >= 128 => Tiling {
-                bm: 128,
-                bn: 128,
+            (AdapterKind::Cpu, _) if m <= 4 => Tiling::ROWS_CPU,
+            // lavapipe (8 lanes per subgroup, its AVX2 width): every workgroup-memory read is
+            // a per-lane scalar loop, so A comes by broadcast and the blocks are as large as
+            // the shape allows without padding much. 9-10 GFLOP/s → 16-20 at 1024×1536×1536
+            // (Mesa 25.0.7, 2 cores).
+            (AdapterKind::Cpu, Some(lanes @ 8)) if m.min(n) >= 128 => Tiling {
+                subgroup: Some(lanes),
+                bm: Self::cpu_block(m),
+                bn: Self::cpu_block(n),
                 bk: 8,
-                tm: 16,
+                tm: 32,
                 tn: 8,
             },
-            AdapterKind::Cpu => Tiling {
+            (AdapterKind::Cpu, Some(lanes @ 8)) => Tiling {
+                subgroup: Some(lanes),
                 bm: 64,
                 bn: 64,
                 bk: 8,
                 tm: 8,
                 tn: 8,
             },
-            AdapterKind::Gpu if m.min(n) < 64 => Tiling {
-                bm: 32,
-                bn: 32,
-                bk: 16,
-                tm: 4,
-                tn: 4,
-            },
-            AdapterKind::Gpu => Tiling {
-                bm: 64,
-                bn: 64,
-                bk: 16,
-                tm: 4,
-                tn: 4,
-            },
+            // Measured on lavapipe (Mesa 25, 2 cores) without subgroups: big register blocks
+            // win because every workgroup-memory load costs far more than the arithmetic it
+            // feeds.
+            (AdapterKind::Cpu, _) if m.min(n) >= 128 => plain(128, 128, 8, 16, 8),
+            (AdapterKind::Cpu, _) => plain(64, 64, 8, 8, 8),
+            (AdapterKind::Gpu, _) if m.min(n) < 64 => plain(32, 32, 16, 4, 4),
+            (AdapterKind::Gpu, _) => plain(64, 64, 16, 4, 4),
         }
+    }
+
+    /// 256 rows (or columns) per CPU block unless that pads the dimension by more than a
+    /// tenth beyond what 128 would (e.g. 1025 ViT tokens: 1280 vs 1152 rows), then 128.
+    fn cpu_block(dim: usize) -> u32 {
+        if dim.div_ceil(256) * 256 * 10 <= dim.div_ceil(128) * 128 * 11 {
+            256
+        } else {
+            128
+        }
+    }
+
+    /// Whether `gpu` can run this variant, and its shape is consistent.
+    fn check(self, gpu: &Gpu) -> Result<()> {
+        let Tiling {
+            subgroup,
+            bm,
+            bn,
+            bk,
+            tm,
+            tn,
+        } = self;
+        let shape_ok = tm % 4 == 0
+            && tn % 4 == 0
+            && bm % tm == 0
+            && bn % tn == 0
+            && bk > 0
+            && match subgroup {
+                None => true,
+                Some(lanes) => (bn / tn) % lanes == 0 && tm / 4 <= lanes,
+            };
+        if !shape_ok {
+            return Err(Error::Shape(format!("gemm: inconsistent tiling {self:?}")));
+        }
+        if let Some(lanes) = subgroup {
+            if gpu.subgroup_size() != Some(lanes) {
+                return Err(Error::Unsupported {
+                    adapter: gpu.describe(),
+                    what: format!(
+                        "the gemm tiling {self:?}: it needs subgroups of exactly {lanes} lanes \
+                         (the device's are {:?})",
+                        gpu.subgroup_size()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The shader of this variant with its tile substitutions.
     fn source(self) -> ShaderSource<'static> {
-        let Tiling { bm, bn, bk, tm, tn } = self;
-        let block =
-            super::RegisterBlock::new(tm, tn, "store(batch, row0 + {row}, col0 + {col}, {acc});");
+        let Tiling {
+            subgroup,
+            bm,
+            bn,
+            bk,
+            tm,
+            tn,
+        } = self;
+        let a_source = match subgroup {
+            None => ASource::Workgroup,
+            Some(lanes) => ASource::SubgroupBroadcast { lanes },
+        };
+        let block = super::RegisterBlock::new(
+            tm,
+            tn,
+            a_source,
+            "store(batch, row0 + {row}, col0 + {col}, {acc});",
+        );
+        let (args, invocation) = super::subgroup_invocation_mapping(a_source);
         ShaderSource::new("gemm", SHADER)
+            .define("SUBGROUP_ARGS", args)
+            .define("INVOCATION", invocation)
             .define("BM", bm)
             .define("BN", bn)
             .define("BK", bk)
             .define("TM", tm)
             .define("TN", tn)
             .define("DECLARE", block.declare)
-            .define("BODY", block.body)
+            .define("K_STEPS", block.k_steps)
             .define("STORE", block.store)
     }
 }
@@ -306,7 +383,7 @@ pub fn gemm(
     c: Mat<'_>,
     epi: Epilogue<'_>,
 ) -> Result<()> {
-    let tiling = Tiling::choose(rec.gpu().kind(), spec.m, spec.n);
+    let tiling = Tiling::choose(rec.gpu(), spec.m, spec.n);
     gemm_with_tiling(rec, spec, a, b, c, epi, tiling)
 }
 
@@ -324,6 +401,7 @@ pub fn gemm_with_tiling(
         return Ok(());
     }
     let gpu = rec.gpu().clone();
+    tiling.check(&gpu)?;
     // Elements per binding, alignment slack already taken off (see `Gpu::max_binding_elems`).
     let limit = gpu.max_binding_elems(c.tensor.dtype());
     // Stored extents of each operand.
@@ -698,7 +776,7 @@ mod tests {
         let ct = g.empty(&[m, n], DTypeF32);
         let mut rec = g.recorder();
         let spec = GemmSpec::new(m, n, k).transpose(ta, tb).alpha(0.5);
-        let tiling = tiling.unwrap_or(Tiling::choose(g.kind(), m, n));
+        let tiling = tiling.unwrap_or(Tiling::choose(&g, m, n));
         gemm_with_tiling(
             &mut rec,
             &spec,
@@ -739,23 +817,36 @@ mod tests {
 
     #[test]
     fn every_kernel_variant_on_ragged_shapes() {
-        for t in [
-            Tiling {
-                bm: 64,
-                bn: 64,
-                bk: 16,
-                tm: 4,
-                tn: 4,
-            },
-            Tiling {
-                bm: 32,
-                bn: 32,
-                bk: 16,
-                tm: 4,
-                tn: 4,
-            },
+        let plain = |bm, bn, bk, tm, tn| Tiling {
+            subgroup: None,
+            bm,
+            bn,
+            bk,
+            tm,
+            tn,
+        };
+        let mut tilings = vec![
+            plain(64, 64, 16, 4, 4),
+            plain(32, 32, 16, 4, 4),
+            plain(128, 128, 8, 16, 8),
             Tiling::ROWS_CPU,
-        ] {
+        ];
+        // The subgroup variants where the device has fixed-size subgroups (lavapipe: 8).
+        if let Some(lanes) = gpu().subgroup_size() {
+            let with = |bm, bn, tm, tn| Tiling {
+                subgroup: Some(lanes),
+                bm,
+                bn,
+                bk: 8,
+                tm,
+                tn,
+            };
+            tilings.push(with(8 * lanes, 8 * lanes, 8, 8));
+            if lanes <= 8 {
+                tilings.push(with(128, 256, 32, 8));
+            }
+        }
+        for t in tilings {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 check(130, 200, 77, ta, tb, Some(t));
                 check(64, 64, 16, ta, tb, Some(t));
@@ -763,6 +854,55 @@ mod tests {
                 check(3, 5, 9, ta, tb, Some(t));
             }
         }
+    }
+
+    #[test]
+    fn a_subgroup_tiling_the_device_cannot_run_is_refused() {
+        let g = gpu();
+        let lanes = match g.subgroup_size() {
+            Some(8) => 16,
+            _ => 8,
+        };
+        let a = g.upload(&random_vec(64, 1), &[8, 8]).unwrap();
+        let c = g.empty(&[8, 8], DTypeF32);
+        let mut rec = g.recorder();
+        let err = gemm_with_tiling(
+            &mut rec,
+            &GemmSpec::new(8, 8, 8),
+            Mat::dense(&a, 8, 8),
+            Mat::dense(&a, 8, 8),
+            Mat::dense(&c, 8, 8),
+            Epilogue::default(),
+            Tiling {
+                subgroup: Some(lanes),
+                bm: 64,
+                bn: 128,
+                bk: 8,
+                tm: 8,
+                tn: 8,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        // A tile shape whose column blocks do not fill whole subgroups is a shape error.
+        let err = gemm_with_tiling(
+            &mut rec,
+            &GemmSpec::new(8, 8, 8),
+            Mat::dense(&a, 8, 8),
+            Mat::dense(&a, 8, 8),
+            Mat::dense(&c, 8, 8),
+            Epilogue::default(),
+            Tiling {
+                subgroup: Some(8),
+                bm: 64,
+                bn: 32,
+                bk: 8,
+                tm: 8,
+                tn: 8,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Shape(_)), "{err}");
     }
 
     #[test]
