@@ -116,7 +116,7 @@ fn main() {
             .upload_as(&random_vec(spec.c_out, 4), &[spec.c_out], dtype)
             .unwrap();
         let out = gpu.empty(&spec.output_shape(), dtype);
-        let chosen = ConvTiling::choose(gpu.kind(), &spec);
+        let chosen = ConvTiling::choose(&gpu, &spec);
         let direct = ConvTiling {
             bm: 8,
             bn: 256,
@@ -124,6 +124,7 @@ fn main() {
             tm: 8,
             tn: 4,
             shared: false,
+            subgroup: None,
         };
         for tiling in [chosen, direct] {
             let run = |reps: usize| {

@@ -155,18 +155,17 @@ fn weight(m: u32, k: u32) -> f32 {
 }
 
 @compute @workgroup_size({{THREADS}})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+fn main(@builtin(local_invocation_index) local_index: u32,
+        @builtin(workgroup_id) wg: vec3<u32>{{SUBGROUP_ARGS}}) {
     if (!SHARED) {
-        direct(lid, wg);
+        direct(local_index, wg);
         return;
     }
     // Tiled variant: like shaders/gemm.wgsl, BK-deep vec4 slices in workgroup memory and an
     // unrolled TM × TN register block; the B slice is gathered from the input directly.
     let row0 = wg.y * BM;
     let col0 = wg.x * BN;
-    let tx = lid % TX;
-    let ty = lid / TX;
-    // The four consecutive output pixels whose input columns this invocation gathers.
+{{INVOCATION}}    // The four consecutive output pixels whose input columns this invocation gathers.
     let quad = lid % (BN / 4u);
     let p0 = pixel(col0 + quad * 4u);
     let p1 = pixel(col0 + quad * 4u + 1u);

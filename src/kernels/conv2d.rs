@@ -6,7 +6,7 @@
 //! the input tile of the GEMM is gathered directly from the image (no im2col buffer).
 //! Batches whose input or output exceed one storage binding are split into image chunks.
 
-use crate::gpu::{Access, AdapterKind, BindRange, DType, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/conv2d.wgsl");
@@ -139,6 +139,11 @@ pub struct ConvTiling {
     /// Stage tiles in workgroup memory (`false`: the direct variant, `bm = tm`, no
     /// workgroup memory, `bk` unused).
     pub shared: bool,
+    /// Tiled variant only: `Some(lanes)` shares each subgroup's weight rows by
+    /// `subgroupBroadcast`, as [`Tiling::subgroup`](super::gemm::Tiling::subgroup) does for
+    /// the GEMM (same requirements: the device's fixed subgroup size, `bn / tn` a multiple
+    /// of `lanes`, `tm / 4 ≤ lanes`).
+    pub subgroup: Option<u32>,
 }
 
 impl ConvTiling {
@@ -151,30 +156,35 @@ impl ConvTiling {
         tm: 16,
         tn: 4,
         shared: true,
+        subgroup: None,
     };
 
-    /// The tiling used on an adapter kind for a convolution. Layers with few output pixels
-    /// per channel (deep stages on small images) get narrower pixel tiles.
-    pub fn choose(kind: AdapterKind, spec: &Conv2dSpec) -> ConvTiling {
+    /// The tiling used on this device for a convolution. Layers with few output pixels per
+    /// channel (deep stages on small images) get narrower pixel tiles.
+    pub fn choose(gpu: &Gpu, spec: &Conv2dSpec) -> ConvTiling {
         let (oh, ow) = spec.out_hw();
         let n = spec.batch * oh * ow;
         let small = spec.c_out < 64 || n < 64;
-        if kind == AdapterKind::Cpu {
+        if gpu.kind() == AdapterKind::Cpu {
             // lavapipe (Mesa 25): the vec4 workgroup tiles with big unrolled register blocks,
-            // as for the GEMM (`cargo bench --bench backbone`).
-            return if spec.c_out >= 128 && n <= 32 {
+            // as for the GEMM (`cargo bench --bench backbone`), the weight rows shared by
+            // subgroup broadcasts where subgroups have its 8 lanes.
+            let subgroup = gpu.subgroup_size().filter(|&lanes| lanes == 8);
+            let tiling = if spec.c_out >= 128 && n <= 32 {
                 // Deep layers of small images (layer3 at 64 px, 2 × 16 pixels): a 64-pixel
                 // tile would idle half its work; tall 128 × 32 tiles measured 1.3–1.5× faster
                 // than 64 × 64 on the fast preset's 4 × 4 layers.
                 ConvTiling::TALL_CPU
             } else if spec.c_out >= 128 && n >= 128 {
+                let tm = if subgroup.is_some() { 32 } else { 16 };
                 ConvTiling {
                     bm: 128,
                     bn: 128,
                     bk: 8,
-                    tm: 16,
+                    tm,
                     tn: 8,
                     shared: true,
+                    subgroup: None,
                 }
             } else {
                 ConvTiling {
@@ -184,8 +194,10 @@ impl ConvTiling {
                     tm: 8,
                     tn: 8,
                     shared: true,
+                    subgroup: None,
                 }
             };
+            return ConvTiling { subgroup, ..tiling };
         }
         if small {
             ConvTiling {
@@ -195,6 +207,7 @@ impl ConvTiling {
                 tm: 4,
                 tn: 4,
                 shared: true,
+                subgroup: None,
             }
         } else {
             ConvTiling {
@@ -204,6 +217,7 @@ impl ConvTiling {
                 tm: 4,
                 tn: 4,
                 shared: true,
+                subgroup: None,
             }
         }
     }
@@ -224,11 +238,21 @@ impl ConvTiling {
             || (self.tm.is_multiple_of(4)
                 && self.tn.is_multiple_of(4)
                 && threads.is_multiple_of(self.bn / 4));
-        if !ok || threads == 0 || !spread || threads > 256 {
+        let lanes_ok = match self.subgroup {
+            None => true,
+            Some(lanes) => {
+                self.shared
+                    && lanes > 0
+                    && (self.bn / self.tn).is_multiple_of(lanes)
+                    && self.tm / 4 <= lanes
+            }
+        };
+        if !ok || threads == 0 || !spread || !lanes_ok || threads > 256 {
             return Err(Error::Config(format!(
                 "conv tiling {self:?}: needs bm % tm = bn % tn = 0, a thread count that is a \
                  multiple of bn / 4 and tm, tn multiples of 4 (shared) or bm = tm (direct), at most 256 \
-                 invocations"
+                 invocations; with subgroups the shared variant, bn / tn a multiple of the lanes \
+                 and tm / 4 at most the lanes"
             )));
         }
         Ok(threads)
@@ -279,7 +303,7 @@ pub fn conv2d(
     residual: Option<&Tensor>,
     out: &Tensor,
 ) -> Result<()> {
-    let tiling = ConvTiling::choose(rec.gpu().kind(), spec);
+    let tiling = ConvTiling::choose(rec.gpu(), spec);
     conv2d_with(rec, spec, input, weight, bias, residual, out, tiling, None)
 }
 
@@ -312,6 +336,19 @@ pub fn conv2d_with(
     max_elems: Option<usize>,
 ) -> Result<()> {
     let threads = tiling.validate()?;
+    if let Some(lanes) = tiling.subgroup {
+        let gpu = rec.gpu();
+        if gpu.subgroup_size() != Some(lanes) {
+            return Err(Error::Unsupported {
+                adapter: gpu.describe(),
+                what: format!(
+                    "the conv tiling {tiling:?}: it needs subgroups of exactly {lanes} lanes \
+                     (the device's are {:?})",
+                    gpu.subgroup_size()
+                ),
+            });
+        }
+    }
     if spec.stride == 0 || spec.kh == 0 || spec.kw == 0 {
         return Err(Error::Shape(format!("conv2d: invalid spec {spec:?}")));
     }
@@ -382,12 +419,17 @@ pub fn conv2d_with(
         ResidualMode::BeforeActivation => 1,
         ResidualMode::AfterActivation => 2,
     };
+    let a_source = match tiling.subgroup {
+        None => super::ASource::Workgroup,
+        Some(lanes) => super::ASource::SubgroupBroadcast { lanes },
+    };
+    let (subgroup_args, invocation) = super::subgroup_invocation_mapping(a_source);
     // The tiled variant's unrolled register block (unused by the direct variant).
     let block = if tiling.shared {
         super::RegisterBlock::new(
             tiling.tm,
             tiling.tn,
-            super::ASource::Workgroup,
+            a_source,
             "store(row0 + {row}, col0 + {col}, {acc});",
         )
     } else {
@@ -416,6 +458,8 @@ pub fn conv2d_with(
         .define("SHARED", tiling.shared)
         .define("DECLARE", block.declare)
         .define("K_STEPS", block.k_steps)
+        .define("SUBGROUP_ARGS", subgroup_args)
+        .define("INVOCATION", invocation)
         .define("STORE", block.store)
         .storage(&[
             Access::Read,
@@ -500,7 +544,7 @@ mod tests {
         let has_res = spec.residual != ResidualMode::None;
         let out = g.empty(&spec.output_shape(), DType::F32);
         let mut rec = g.recorder();
-        let tiling = tiling.unwrap_or(ConvTiling::choose(g.kind(), &spec));
+        let tiling = tiling.unwrap_or(ConvTiling::choose(&g, &spec));
         conv2d_with(
             &mut rec,
             &spec,
@@ -540,6 +584,7 @@ mod tests {
             tm: 4,
             tn: 4,
             shared: true,
+            subgroup: None,
         };
         for (b, ci, hw, co, k, s, p, relu, res) in cases {
             let spec = Conv2dSpec::new(b, ci, hw, co, k, s, p)
@@ -560,6 +605,7 @@ mod tests {
             tm: 4,
             tn: 4,
             shared: true,
+            subgroup: None,
         };
         let spec = Conv2dSpec::new(3, 21, (11, 13), 67, 3, 1, 1)
             .relu(true)
@@ -569,6 +615,27 @@ mod tests {
         let few_pixels = Conv2dSpec::new(2, 21, (3, 5), 150, 3, 1, 1).relu(true);
         check(few_pixels, Some(ConvTiling::TALL_CPU), None);
         check(few_pixels, None, None);
+        // Weight rows shared by subgroup broadcasts, where the device's subgroups allow.
+        if let Some(lanes @ 8) = gpu().subgroup_size() {
+            let wide = ConvTiling {
+                bm: 128,
+                bn: 128,
+                bk: 8,
+                tm: 32,
+                tn: 8,
+                shared: true,
+                subgroup: Some(lanes),
+            };
+            check(spec, Some(wide), None);
+            check(few_pixels, Some(wide), None);
+            let tall = ConvTiling {
+                subgroup: Some(lanes),
+                ..ConvTiling::TALL_CPU
+            };
+            check(few_pixels, Some(tall), None);
+            let pointwise = Conv2dSpec::new(5, 40, (7, 6), 70, 1, 1, 0);
+            check(pointwise, Some(tall), Some(2 * 70 * 42 + 64));
+        }
         // A binding limit of about one image forces one dispatch per image.
         check(spec, Some(big), Some(67 * 11 * 13 + 100));
         let spec1 = Conv2dSpec::new(5, 40, (7, 6), 70, 1, 1, 0);
@@ -581,6 +648,7 @@ mod tests {
             tm: 8,
             tn: 4,
             shared: false,
+            subgroup: None,
         };
         check(spec, Some(direct), None);
         check(spec1, Some(direct), Some(2 * 70 * 42 + 64));
@@ -616,6 +684,7 @@ mod tests {
             tm: 8,
             tn: 4,
             shared: false,
+            subgroup: None,
         };
         let cases = [
             Conv2dSpec::new(2, 3, (13, 11), 5, 7, 2, 3).relu(true),
@@ -636,7 +705,7 @@ mod tests {
             let (xt, wt) = (up(&x, &spec.input_shape()), up(&w, &spec.weight_shape()));
             let (bt, rt) = (up(&bias, &[spec.c_out]), up(&res, &spec.output_shape()));
             let want = cpu::conv::conv2d(&spec, &x, &w, Some(&bias), has_res.then_some(&res[..]));
-            for tiling in [ConvTiling::choose(g.kind(), &spec), direct] {
+            for tiling in [ConvTiling::choose(&g, &spec), direct] {
                 let out = g.empty(&spec.output_shape(), DType::F16);
                 let mut rec = g.recorder();
                 let r = has_res.then_some(&rt);

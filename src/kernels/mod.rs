@@ -94,11 +94,7 @@ impl RegisterBlock {
             k_steps: String::new(),
             store: String::new(),
         };
-        for i in 0..tm {
-            for j in 0..tn4 {
-                out.declare += &format!("    var acc{i}_{j} = vec4<f32>();\n");
-            }
-        }
+        out.declare += &format!("    var acc: array<vec4<f32>, {}>;\n", tm * tn4);
         // K steps per loop iteration. With broadcasts two steps are summed before each
         // accumulator update: on lavapipe every update of a loop-carried variable is a
         // masked read-blend-write of memory, so halving the updates pays for the longer
@@ -140,23 +136,29 @@ impl RegisterBlock {
                 let terms: Vec<String> = (0..unroll)
                     .map(|u| format!("a{u}_{}.{} * b{u}_{j}", i / 4, lane[(i % 4) as usize]))
                     .collect();
-                out.k_steps += &format!("            acc{i}_{j} += {};\n", terms.join(" + "));
+                out.k_steps += &format!(
+                    "            acc[{}] += {};\n",
+                    i * tn4 + j,
+                    terms.join(" + ")
+                );
             }
         }
         out.k_steps += "        }\n";
-        for i in 0..tm {
-            for j in 0..tn4 {
-                for (l, name) in lane.iter().enumerate() {
-                    out.store += &format!(
-                        "    {}\n",
-                        store
-                            .replace("{row}", &format!("ty * TM + {i}u"))
-                            .replace("{col}", &format!("tx * TN + {}u", j * 4 + l as u32))
-                            .replace("{acc}", &format!("acc{i}_{j}.{name}"))
-                    );
-                }
-            }
+        // The epilogue as a loop rather than unrolled: each `store` inlines the bounds
+        // checks, bias, activation, residual and the write, and TM · TN copies of that made
+        // the 32 × 8 blocks take ~30 s to compile on lavapipe. Indexing the accumulator array
+        // dynamically here costs nothing measurable next to the K loop.
+        out.store += "    for (var i = 0u; i < TM; i++) {\n        for (var j = 0u; j < TN / 4u; j++) {\n            let v = acc[i * (TN / 4u) + j];\n";
+        for (l, name) in lane.iter().enumerate() {
+            out.store += &format!(
+                "            {}\n",
+                store
+                    .replace("{row}", "ty * TM + i")
+                    .replace("{col}", &format!("tx * TN + j * 4u + {l}u"))
+                    .replace("{acc}", &format!("v.{name}"))
+            );
         }
+        out.store += "        }\n    }\n";
         out
     }
 }
