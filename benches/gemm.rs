@@ -67,7 +67,7 @@ fn main() {
                 }
             })
             .collect(),
-        Err(_) => vec![Tiling::choose(&gpu, 1024, 1536)],
+        Err(_) => vec![Tiling::choose(&gpu, 1024, 1536, 1536)],
     };
     println!(
         "{:>16} {:>50} {:>10} {:>10} {:>10}",
