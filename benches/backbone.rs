@@ -6,8 +6,10 @@
 //! deterministic random weights (written to a temporary file). `DFD_BENCH_QUICK=1` skips the
 //! batch of eight and runs one repetition. `DFD_BENCH_PRECISION=f16` runs the backbone, the
 //! aggregation and the per-shape convolutions with f16 storage (f32 accumulation; the
-//! features are cast to f32 at the end, as the pipeline does); the default is f32. Compare
-//! with `scripts/bench_torch_backbone.py`.
+//! features are cast to f32 at the end, as the pipeline does); the default is f32.
+//! `DFD_BENCH_SIZE=64` runs it all at another image side (the `fast` preset's 64 px), and
+//! `DFD_BENCH_CONV_ONLY=1` only the per-shape table. Compare with
+//! `scripts/bench_torch_backbone.py`.
 
 use std::time::Instant;
 
@@ -43,7 +45,9 @@ fn main() {
     if std::env::var("DFD_WEIGHTS").is_err() {
         std::fs::remove_file(&path).ok();
     }
-    let s = 256;
+    let s: usize = std::env::var("DFD_BENCH_SIZE")
+        .map(|v| v.parse().expect("DFD_BENCH_SIZE: an image side in pixels"))
+        .unwrap_or(256);
     println!("\nWideResNet-50-2 to layer3 + patch aggregation, {s}×{s}");
     println!(
         "{:>8} {:>12} {:>12} {:>10}",
