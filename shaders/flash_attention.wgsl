@@ -10,8 +10,9 @@
 // row in `backward_dkv`) and keeps that row's vectors in registers; the workgroup streams the
 // other side's rows through workgroup memory in blocks of BC. Every workgroup-memory read in
 // the inner loops is the same address for all invocations (a broadcast): on GPUs that is
-// conflict-free, and on a CPU driver (lavapipe) it is a scalar load instead of a gather, which
-// is what makes the materialised GEMMs slow there (see the issue notes on profiling).
+// conflict-free. lavapipe (Mesa 25.0) does not see that: it takes the scalar path only for
+// addresses made of constants and uniforms, so each read here is still a per-lane loop; the
+// GEMM's remedy (one lane reads, `subgroupBroadcast` shares: kernels::ASource) would apply.
 //
 //   forward:      out_i = Σ_j softmax_j(s_ij)·v_j with an online softmax per row; writes
 //                 lse_i = log Σ_j exp(s_ij) for the backward pass.
