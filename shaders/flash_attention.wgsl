@@ -10,9 +10,9 @@
 // row in `backward_dkv`) and keeps that row's vectors in registers; the workgroup streams the
 // other side's rows through workgroup memory in blocks of BC. Every workgroup-memory read in
 // the inner loops is the same address for all invocations (a broadcast): on GPUs that is
-// conflict-free. lavapipe (Mesa 25.0) does not see that: it takes the scalar path only for
-// addresses made of constants and uniforms, so each read here is still a per-lane loop; the
-// GEMM's remedy (one lane reads, `subgroupBroadcast` shares: kernels::ASource) would apply.
+// conflict-free. lavapipe (Mesa 25.0) does not see it (its scalar path needs addresses made of
+// constants and uniforms) and reads per lane; there the loops over a staged row are generated
+// with `subgroupBroadcast` instead (`row_loop` in src/kernels/flash_attention.rs).
 //
 //   forward:      out_i = Σ_j softmax_j(s_ij)·v_j with an online softmax per row; writes
 //                 lse_i = log Σ_j exp(s_ij) for the backward pass.
@@ -103,7 +103,7 @@ fn stage_qkv(b: u32, h: u32, j0: u32, pa: u32, pb: u32, lid: u32) {
 }
 
 @compute @workgroup_size({{WG}})
-fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32{{LANE_ARG}}) {
     let h = wg.y;
     let b = wg.z;
     let i = wg.x * WG + lid;
@@ -125,10 +125,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         var m_blk = NEG_BIG;
         for (var j = 0u; j < BC; j++) {
             var acc = 0.0;
-            for (var e4 = 0u; e4 < HD4; e4++) {
-                acc += dot(q[e4], blk_a[j * HD4 + e4]);
-            }
-            s[j] = select(NEG_BIG, acc, j0 + j < p.tokens);
+{{FORWARD_SCORE}}            s[j] = select(NEG_BIG, acc, j0 + j < p.tokens);
             m_blk = max(m_blk, s[j]);
         }
         let m_new = max(m, m_blk);
@@ -140,10 +137,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         for (var j = 0u; j < BC; j++) {
             let pj = exp(s[j] - m_new);
             l += pj;
-            for (var e4 = 0u; e4 < HD4; e4++) {
-                o[e4] += pj * blk_b[j * HD4 + e4];
-            }
-        }
+{{FORWARD_ACCUMULATE}}        }
         m = m_new;
     }
     if (i < p.tokens) {
@@ -171,7 +165,7 @@ fn delta_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
 }
 
 @compute @workgroup_size({{WG}})
-fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32{{LANE_ARG}}) {
     let h = wg.y;
     let b = wg.z;
     let j = wg.x * WG + lid;
@@ -215,18 +209,10 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         for (var i = 0u; i < BC; i++) {
             var s = 0.0;
             var dp = 0.0;
-            for (var e4 = 0u; e4 < HD4; e4++) {
-                s += dot(k[e4], blk_a[i * HD4 + e4]);
-                dp += dot(v[e4], blk_b[i * HD4 + e4]);
-            }
-            let st = blk_s[i];
+{{DKV_SCORE}}            let st = blk_s[i];
             let pij = exp(s - st.x);
             let ds = pij * (dp - st.y);
-            for (var e4 = 0u; e4 < HD4; e4++) {
-                dv[e4] += pij * blk_b[i * HD4 + e4];
-                dk[e4] += ds * blk_a[i * HD4 + e4];
-            }
-        }
+{{DKV_ACCUMULATE}}        }
     }
     if (j < p.tokens) {
         let base = p.off_dqkv + (b * p.tokens + j) * 3u * p.dim + h * HD;
@@ -238,7 +224,7 @@ fn backward_dkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 }
 
 @compute @workgroup_size({{WG}})
-fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32{{LANE_ARG}}) {
     let h = wg.y;
     let b = wg.z;
     let i = wg.x * WG + lid;
@@ -263,15 +249,8 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         for (var j = 0u; j < nj; j++) {
             var s = 0.0;
             var dp = 0.0;
-            for (var e4 = 0u; e4 < HD4; e4++) {
-                s += dot(q[e4], blk_a[j * HD4 + e4]);
-                dp += dot(g[e4], blk_b[j * HD4 + e4]);
-            }
-            let ds = exp(s - lse_i) * (dp - d_i);
-            for (var e4 = 0u; e4 < HD4; e4++) {
-                dq[e4] += ds * blk_a[j * HD4 + e4];
-            }
-        }
+{{DQ_SCORE}}            let ds = exp(s - lse_i) * (dp - d_i);
+{{DQ_ACCUMULATE}}        }
     }
     if (i < p.tokens) {
         let base = p.off_dqkv + (b * p.tokens + i) * 3u * p.dim + h * HD;
