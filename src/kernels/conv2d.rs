@@ -6,6 +6,7 @@
 //! the input tile of the GEMM is gathered directly from the image (no im2col buffer).
 //! Batches whose input or output exceed one storage binding are split into image chunks.
 
+use super::ASource;
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -238,15 +239,8 @@ impl ConvTiling {
             || (self.tm.is_multiple_of(4)
                 && self.tn.is_multiple_of(4)
                 && threads.is_multiple_of(self.bn / 4));
-        let lanes_ok = match self.subgroup {
-            None => true,
-            Some(lanes) => {
-                self.shared
-                    && lanes > 0
-                    && (self.bn / self.tn).is_multiple_of(lanes)
-                    && self.tm / 4 <= lanes
-            }
-        };
+        let lanes_ok = self.subgroup.is_none()
+            || (self.shared && ASource::of(self.subgroup).fits(self.bn / self.tn, self.tm));
         if !ok || threads == 0 || !spread || !lanes_ok || threads > 256 {
             return Err(Error::Config(format!(
                 "conv tiling {self:?}: needs bm % tm = bn % tn = 0, a thread count that is a \
@@ -336,19 +330,7 @@ pub fn conv2d_with(
     max_elems: Option<usize>,
 ) -> Result<()> {
     let threads = tiling.validate()?;
-    if let Some(lanes) = tiling.subgroup {
-        let gpu = rec.gpu();
-        if gpu.subgroup_size() != Some(lanes) {
-            return Err(Error::Unsupported {
-                adapter: gpu.describe(),
-                what: format!(
-                    "the conv tiling {tiling:?}: it needs subgroups of exactly {lanes} lanes \
-                     (the device's are {:?})",
-                    gpu.subgroup_size()
-                ),
-            });
-        }
-    }
+    ASource::of(tiling.subgroup).check_device(rec.gpu(), &tiling)?;
     if spec.stride == 0 || spec.kh == 0 || spec.kw == 0 {
         return Err(Error::Shape(format!("conv2d: invalid spec {spec:?}")));
     }
@@ -419,10 +401,7 @@ pub fn conv2d_with(
         ResidualMode::BeforeActivation => 1,
         ResidualMode::AfterActivation => 2,
     };
-    let a_source = match tiling.subgroup {
-        None => super::ASource::Workgroup,
-        Some(lanes) => super::ASource::SubgroupBroadcast { lanes },
-    };
+    let a_source = ASource::of(tiling.subgroup);
     let (subgroup_args, invocation) = super::subgroup_invocation_mapping(a_source);
     // The tiled variant's unrolled register block (unused by the direct variant).
     let block = if tiling.shared {

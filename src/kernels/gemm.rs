@@ -297,38 +297,19 @@ impl Tiling {
     /// Whether `gpu` can run this variant, and its shape is consistent.
     fn check(self, gpu: &Gpu) -> Result<()> {
         let Tiling {
-            subgroup,
-            bm,
-            bn,
-            bk,
-            tm,
-            tn,
+            bm, bn, bk, tm, tn, ..
         } = self;
+        let a_source = ASource::of(self.subgroup);
         let shape_ok = tm % 4 == 0
             && tn % 4 == 0
             && bm % tm == 0
             && bn % tn == 0
             && bk > 0
-            && match subgroup {
-                None => true,
-                Some(lanes) => (bn / tn) % lanes == 0 && tm / 4 <= lanes,
-            };
+            && a_source.fits(bn / tn, tm);
         if !shape_ok {
             return Err(Error::Shape(format!("gemm: inconsistent tiling {self:?}")));
         }
-        if let Some(lanes) = subgroup {
-            if gpu.subgroup_size() != Some(lanes) {
-                return Err(Error::Unsupported {
-                    adapter: gpu.describe(),
-                    what: format!(
-                        "the gemm tiling {self:?}: it needs subgroups of exactly {lanes} lanes \
-                         (the device's are {:?})",
-                        gpu.subgroup_size()
-                    ),
-                });
-            }
-        }
-        Ok(())
+        a_source.check_device(gpu, &self)
     }
 
     /// The shader of this variant with its tile substitutions.
@@ -341,10 +322,7 @@ impl Tiling {
             tm,
             tn,
         } = self;
-        let a_source = match subgroup {
-            None => ASource::Workgroup,
-            Some(lanes) => ASource::SubgroupBroadcast { lanes },
-        };
+        let a_source = ASource::of(subgroup);
         let block = super::RegisterBlock::new(
             tm,
             tn,

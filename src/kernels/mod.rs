@@ -22,7 +22,8 @@ pub mod reduce;
 pub mod resize;
 pub mod softmax;
 
-use crate::gpu::{DType, ShaderSource};
+use crate::gpu::{DType, Gpu, ShaderSource};
+use crate::{Error, Result};
 
 /// WGSL text of `erf` (f32, |ε| < 1.2e-7), substituted for `{{ERF}}` in kernels that need
 /// exact GELU.
@@ -66,6 +67,48 @@ pub(crate) enum ASource {
         /// Lanes per subgroup (the device's fixed subgroup size).
         lanes: u32,
     },
+}
+
+impl ASource {
+    /// The source named by a tiling's `subgroup` field (`Some(lanes)`: broadcasts).
+    pub(crate) fn of(subgroup: Option<u32>) -> ASource {
+        match subgroup {
+            None => ASource::Workgroup,
+            Some(lanes) => ASource::SubgroupBroadcast { lanes },
+        }
+    }
+
+    /// Whether a register block of `tm` rows per invocation and `tx` column blocks per row
+    /// can take its A values from this source: with broadcasts, the row blocks must fill
+    /// whole subgroups (`tx` a multiple of the lanes, see [`subgroup_invocation_mapping`])
+    /// and the `tm / 4` vec4s must fit the lanes.
+    pub(crate) fn fits(self, tx: u32, tm: u32) -> bool {
+        match self {
+            ASource::Workgroup => true,
+            ASource::SubgroupBroadcast { lanes } => {
+                lanes > 0 && tx.is_multiple_of(lanes) && tm / 4 <= lanes
+            }
+        }
+    }
+
+    /// [`Error::Unsupported`] unless `gpu`'s subgroups have exactly the lanes this source
+    /// assumes; `tiling` names the tiling in the message (only formatted on failure: this
+    /// runs on every dispatch).
+    pub(crate) fn check_device(self, gpu: &Gpu, tiling: &dyn std::fmt::Debug) -> Result<()> {
+        match self {
+            ASource::SubgroupBroadcast { lanes } if gpu.subgroup_size() != Some(lanes) => {
+                Err(Error::Unsupported {
+                    adapter: gpu.describe(),
+                    what: format!(
+                        "the tiling {tiling:?}: it needs subgroups of exactly {lanes} lanes (the \
+                         device's are {:?})",
+                        gpu.subgroup_size()
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// WGSL for a fully unrolled `tm × tn` register block reading vec4 slices `tile_a`
