@@ -18,11 +18,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<{{T}}>;
-@group(0) @binding(2) var<storage, read> b: array<{{T}}>;
-@group(0) @binding(3) var<storage, read_write> c: array<{{T}}>;
-@group(0) @binding(4) var<storage, read> bias: array<{{T}}>;
-@group(0) @binding(5) var<storage, read> res: array<{{T}}>;
+// Each operand has its own storage type (f32 or f16); arithmetic is f32 throughout.
+@group(0) @binding(1) var<storage, read> a: array<{{TA}}>;
+@group(0) @binding(2) var<storage, read> b: array<{{TB}}>;
+@group(0) @binding(3) var<storage, read_write> c: array<{{TC}}>;
+@group(0) @binding(4) var<storage, read> bias: array<{{TBIAS}}>;
+@group(0) @binding(5) var<storage, read> res: array<{{TR}}>;
 
 const BM: u32 = {{BM}}u;
 const BN: u32 = {{BN}}u;
@@ -76,7 +77,7 @@ fn store(batch: u32, row: u32, col: u32, acc: f32) {
     if (ACCUMULATE) { v += p.beta * f32(c[ci]); }
     v = activate(v);
     if (RESIDUAL) { v += f32(res[p.off_r + batch * p.stride_r + row * p.ldr + col]); }
-    c[ci] = {{T}}(v);
+    c[ci] = {{TC}}(v);
 }
 
 @compute @workgroup_size(THREADS)

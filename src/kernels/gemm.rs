@@ -9,7 +9,7 @@
 //! bindings fit (K-splits accumulate into C and apply the epilogue only on the last piece).
 
 use super::ASource;
-use crate::gpu::{Access, AdapterKind, BindRange, Gpu, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/gemm.wgsl");
@@ -406,8 +406,14 @@ pub fn gemm_with_tiling(
     }
     let gpu = rec.gpu().clone();
     tiling.check(&gpu)?;
-    // Elements per binding, alignment slack already taken off (see `Gpu::max_binding_elems`).
-    let limit = gpu.max_binding_elems(c.tensor.dtype());
+    let dtypes = operand_dtypes(&gpu, &a, &b, &c, &epi)?;
+    // Elements per binding, alignment slack already taken off (see `Gpu::max_binding_elems`);
+    // the widest operand type bounds every binding, so one element count serves all.
+    let limit = dtypes
+        .iter()
+        .map(|(_, t)| gpu.max_binding_elems(*t))
+        .min()
+        .unwrap_or(usize::MAX);
     // Stored extents of each operand.
     let (ar, ac) = if spec.trans_a {
         (spec.k, spec.m)
@@ -454,11 +460,8 @@ pub fn gemm_with_tiling(
     for (b0, b1) in batches {
         let pieces = plan_pieces(spec, &a, &b, &c, &epi, b0, b1, limit).ok_or_else(|| {
             Error::Gpu(format!(
-                "gemm {}x{}x{}: an operand is too large to split into {} byte bindings",
-                spec.m,
-                spec.n,
-                spec.k,
-                limit * 4
+                "gemm {}x{}x{}: an operand is too large to split into bindings of {} elements",
+                spec.m, spec.n, spec.k, limit
             ))
         })?;
         for (mr, nr, kr, first_k, last_k) in pieces {
@@ -484,6 +487,48 @@ pub fn gemm_with_tiling(
 }
 
 type Range = (usize, usize);
+
+/// The storage type of every operand present, by name; each must be f32 or f16 (f16 only
+/// where the adapter has `SHADER_F16`). Operands may differ: the kernel converts each to f32
+/// on load and the result to C's type on store (f16 weights with f32 activations, f16
+/// activations with f32 scores).
+fn operand_dtypes(
+    gpu: &Gpu,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    c: &Mat<'_>,
+    epi: &Epilogue<'_>,
+) -> Result<Vec<(&'static str, DType)>> {
+    let mut out = vec![
+        ("A", a.tensor.dtype()),
+        ("B", b.tensor.dtype()),
+        ("C", c.tensor.dtype()),
+    ];
+    if let Some((t, _)) = epi.bias {
+        out.push(("bias", t.dtype()));
+    }
+    if let Some(r) = &epi.residual {
+        out.push(("residual", r.tensor.dtype()));
+    }
+    for &(name, dtype) in &out {
+        match dtype {
+            DType::F32 => {}
+            DType::F16 if gpu.supports_f16() => {}
+            DType::F16 => {
+                return Err(Error::Unsupported {
+                    adapter: gpu.describe(),
+                    what: format!("gemm: operand {name} is f16 and the adapter lacks SHADER_F16"),
+                })
+            }
+            DType::U32 => {
+                return Err(Error::Shape(format!(
+                    "gemm: operand {name} is u32; GEMM operands are f32 or f16"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Byte-range check of every operand for a sub-problem.
 #[allow(clippy::too_many_arguments)]
@@ -635,10 +680,27 @@ fn dispatch_piece(
     };
     let act = if last_k { spec.act } else { Activation::None };
     let residual = last_k && epi.residual.is_some();
-    let dtype = c.tensor.dtype();
+    // Unused bindings get a placeholder buffer; their declared type does not matter.
+    let unused = DType::F32;
+    let types = [
+        a.tensor.dtype(),
+        b.tensor.dtype(),
+        c.tensor.dtype(),
+        epi.bias.map_or(unused, |(t, _)| t.dtype()),
+        epi.residual.as_ref().map_or(unused, |r| r.tensor.dtype()),
+    ];
+    let any_f16 = if types.contains(&DType::F16) {
+        DType::F16
+    } else {
+        DType::F32
+    };
     let source = t
         .source()
-        .define("T", dtype.wgsl())
+        .define("TA", types[0].wgsl())
+        .define("TB", types[1].wgsl())
+        .define("TC", types[2].wgsl())
+        .define("TBIAS", types[3].wgsl())
+        .define("TR", types[4].wgsl())
         .define("ERF", super::ERF_WGSL)
         .define("TRANS_A", spec.trans_a)
         .define("TRANS_B", spec.trans_b)
@@ -653,7 +715,7 @@ fn dispatch_piece(
             Access::Read,
             Access::Read,
         ]);
-    let kernel = gpu.kernel(&super::with_f16_enable(source, dtype))?;
+    let kernel = gpu.kernel(&super::with_f16_enable(source, any_f16))?;
     let params = Params {
         m: m as u32,
         n: n as u32,
@@ -963,6 +1025,85 @@ mod tests {
             }
         }
         assert_close("batched epilogue", &ct.to_vec().unwrap(), &want, TOL);
+    }
+
+    /// Mixed storage types: every operand f32 or f16 independently. The CPU reference gets
+    /// the f16-rounded operands, so what remains is the f32 accumulation and, where C is
+    /// f16, its final rounding (relative 2⁻¹¹ ≈ 4.9e-4 per element).
+    const TOL_F16_OUTPUT: f64 = 1e-3;
+
+    #[test]
+    fn operands_of_mixed_storage_types() {
+        use crate::cpu::elementwise::round_to_f16;
+        use DTypeF32 as F32;
+        let g = gpu();
+        if !g.supports_f16() {
+            return;
+        }
+        let f16 = crate::gpu::DType::F16;
+        let (m, n, k) = (37, 29, 23);
+        let a = round_to_f16(&random_vec(m * k, 31));
+        let w = round_to_f16(&random_vec(n * k, 32));
+        let bias = round_to_f16(&random_vec(n, 33));
+        let res = round_to_f16(&random_vec(m * n, 34));
+        let prod = cpu::matmul(&a, &w, m, n, k, false, true, 1.0);
+        let want: Vec<f32> = (0..m * n)
+            .map(|i| {
+                let v = prod[i] + bias[i % n];
+                (if v >= 0.0 { v } else { 0.2 * v }) + res[i]
+            })
+            .collect();
+        // (A, B, C, bias, residual): f16 weights on f32 activations, f16 activations into
+        // f32 scores, all f16.
+        for types in [
+            [F32, f16, F32, f16, F32],
+            [f16, f16, F32, F32, f16],
+            [f16, f16, f16, f16, f16],
+            [F32, F32, f16, F32, F32],
+        ] {
+            let at = g.upload_as(&a, &[m, k], types[0]).unwrap();
+            let wt = g.upload_as(&w, &[n, k], types[1]).unwrap();
+            let ct = g.empty(&[m, n], types[2]);
+            let bt = g.upload_as(&bias, &[n], types[3]).unwrap();
+            let rt = g.upload_as(&res, &[m, n], types[4]).unwrap();
+            let mut rec = g.recorder();
+            gemm(
+                &mut rec,
+                &GemmSpec::new(m, n, k)
+                    .transpose(false, true)
+                    .activation(Activation::LeakyRelu(0.2)),
+                Mat::dense(&at, m, k),
+                Mat::dense(&wt, n, k),
+                Mat::dense(&ct, m, n),
+                Epilogue {
+                    bias: Some((&bt, BiasMode::PerColumn)),
+                    residual: Some(Mat::dense(&rt, m, n)),
+                },
+            )
+            .unwrap();
+            rec.submit();
+            let tol = if types[2] == f16 { TOL_F16_OUTPUT } else { TOL };
+            assert_close(&format!("{types:?}"), &ct.to_vec().unwrap(), &want, tol);
+        }
+    }
+
+    #[test]
+    fn integer_operands_are_refused() {
+        let g = gpu();
+        let a = g.upload(&random_vec(16, 1), &[4, 4]).unwrap();
+        let idx = g.empty(&[4, 4], crate::gpu::DType::U32);
+        let c = g.empty(&[4, 4], DTypeF32);
+        let mut rec = g.recorder();
+        let err = gemm(
+            &mut rec,
+            &GemmSpec::new(4, 4, 4),
+            Mat::dense(&a, 4, 4),
+            Mat::dense(&idx, 4, 4),
+            Mat::dense(&c, 4, 4),
+            Epilogue::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("operand B is u32"), "{err}");
     }
 
     #[test]
