@@ -1,3 +1,4 @@
+{{ENABLE_F16}}
 // Fused multi-head self-attention (FlashAttention-style): softmax(q·kᵀ·scale)·v per image and
 // head without materialising the N×N scores, and its backward pass.
 //
@@ -21,7 +22,9 @@
 //   backward_dkv: per key row j: dv_j = Σ_i p_ij·dout_i, dk_j = scale·Σ_i ds_ij·q_i with
 //                 p_ij = exp(s_ij − lse_i), ds_ij = p_ij·(dout_i·v_j − D_i).
 //   backward_dq:  per query row i: dq_i = scale·Σ_j ds_ij·k_j.
-// Rows are padded to HD4 vec4s with zeros (any head dimension works).
+// Rows are padded to HD4 vec4s with zeros (any head dimension works). qkv and out are stored
+// as T: f32, or f16 for the forward when scoring in f16 (the backward runs in f32); all
+// arithmetic is f32.
 
 struct Params {
     tokens: u32, dim: u32, heads: u32, images: u32,
@@ -30,8 +33,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> qkv: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> out: array<{{T}}>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<storage, read> dout: array<f32>;
 @group(0) @binding(5) var<storage, read_write> delta: array<f32>;
@@ -53,10 +56,11 @@ fn load_qkv(base: u32, e4: u32) -> vec4<f32> {
     let e = 4u * e4;
     var v = vec4<f32>(0.0);
     if (e + 3u < HD) {
-        v = vec4<f32>(qkv[base + e], qkv[base + e + 1u], qkv[base + e + 2u], qkv[base + e + 3u]);
+        v = vec4<f32>(f32(qkv[base + e]), f32(qkv[base + e + 1u]), f32(qkv[base + e + 2u]),
+                      f32(qkv[base + e + 3u]));
     } else {
         for (var c = 0u; c < 4u; c++) {
-            if (e + c < HD) { v[c] = qkv[base + e + c]; }
+            if (e + c < HD) { v[c] = f32(qkv[base + e + c]); }
         }
     }
     return v;
@@ -144,7 +148,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         let inv = 1.0 / l;
         let ob = p.off_out + (b * p.tokens + i) * p.dim + h * HD;
         for (var e = 0u; e < HD; e++) {
-            out[ob + e] = o[e / 4u][e % 4u] * inv;
+            out[ob + e] = {{T}}(o[e / 4u][e % 4u] * inv);
         }
         lse[p.off_lse + stat_at(b, h, i)] = m + log(l);
     }
@@ -159,7 +163,7 @@ fn delta_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
     let base = (b * p.tokens + i) * p.dim + h * HD;
     var acc = 0.0;
     for (var e = 0u; e < HD; e++) {
-        acc += dout[p.off_dout + base + e] * out[p.off_out + base + e];
+        acc += dout[p.off_dout + base + e] * f32(out[p.off_out + base + e]);
     }
     delta[p.off_delta + stat_at(b, h, i)] = acc;
 }

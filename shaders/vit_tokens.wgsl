@@ -3,17 +3,18 @@
 // is prepended at index 0 and the position embedding is added to all N = T + 1 tokens.
 //   assemble:   x[b, n, :] = (n == 0 ? cls : a[b·T + n − 1, :]) + pos[n, :]
 //   split_grad: da[b·T + t, :] = dx[b, t + 1, :]   (the class-token rows are dropped)
-// One invocation per output element.
+// One invocation per output element. The token rows (src, dst) are stored as T (f32, or f16
+// when scoring in f16); cls and pos are f32 parameters.
 
 struct Params {
     batch: u32, tokens: u32, dim: u32, _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<{{T}}>;
 @group(0) @binding(2) var<storage, read> cls: array<f32>;
 @group(0) @binding(3) var<storage, read> pos: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<{{T}}>;
 
 const WG: u32 = 256u;
 
@@ -31,9 +32,9 @@ fn assemble(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg
     if (n == 0u) {
         v = cls[d];
     } else {
-        v = src[(img * p.tokens + n - 1u) * p.dim + d];
+        v = f32(src[(img * p.tokens + n - 1u) * p.dim + d]);
     }
-    dst[i] = v + pos[n * p.dim + d];
+    dst[i] = {{T}}(v + pos[n * p.dim + d]);
 }
 
 @compute @workgroup_size(256)

@@ -174,7 +174,7 @@ pub(crate) fn forward_impl(
     d: &AttentionDims,
     max_elems: usize,
 ) -> Result<()> {
-    d.check(qkv, out, "attention_forward")?;
+    d.check(qkv, out, &[DType::F32, DType::F16], "attention_forward")?;
     let g = group(d, max_elems)?;
     let (n, hd) = (d.tokens, d.dim / d.heads);
     let gpu = rec.gpu().clone();
@@ -228,7 +228,7 @@ pub(crate) fn backward_impl(
     d: &AttentionDims,
     max_elems: usize,
 ) -> Result<()> {
-    d.check(qkv, dout, "attention_backward")?;
+    d.check(qkv, dout, &[DType::F32], "attention_backward")?;
     if dqkv.numel() != qkv.numel() {
         return Err(Error::Shape(format!(
             "attention_backward: dqkv {:?} must match qkv {:?}",
@@ -323,6 +323,50 @@ mod tests {
         let too_wide = 4 * g.limits().max_compute_workgroup_storage_size as usize;
         assert!(!supports_head_dim(&g, too_wide));
         assert_eq!(pick(65, too_wide), AttentionAlgorithm::Materialized);
+    }
+
+    /// f16 `qkv` (given to the reference already rounded) and f16 output: scores, softmax and
+    /// sums stay f32, so what remains is the output's rounding, relative 2⁻¹¹ ≈ 4.9e-4.
+    const TOL_F16: f64 = 1e-3;
+
+    #[test]
+    fn forward_in_f16_storage_with_both_algorithms() {
+        use crate::cpu::elementwise::round_to_f16;
+        let g = gpu();
+        if !g.supports_f16() {
+            return;
+        }
+        // Head dims 5 (padded) and 32 (lavapipe's subgroup-broadcast loops).
+        for d in [
+            AttentionDims {
+                batch: 2,
+                tokens: 7,
+                dim: 30,
+                heads: 6,
+            },
+            AttentionDims {
+                batch: 1,
+                tokens: 33,
+                dim: 64,
+                heads: 2,
+            },
+        ] {
+            let rows = d.batch * d.tokens;
+            let qkv_h = round_to_f16(&random_vec(rows * 3 * d.dim, 3));
+            let (want, _) = cpu_attention(&qkv_h, &vec![0.0; rows * d.dim], &d);
+            let qkv = g.upload_as(&qkv_h, &[rows, 3 * d.dim], DType::F16).unwrap();
+            for algorithm in [AttentionAlgorithm::Fused, AttentionAlgorithm::Materialized] {
+                let out = g.empty(&[rows, d.dim], DType::F16);
+                let mut rec = g.recorder();
+                attention_forward(&mut rec, algorithm, &qkv, &out, &d).unwrap();
+                // The backward is f32 only; mixed types are refused.
+                let wrong = g.empty(&[rows, d.dim], DType::F32);
+                assert!(attention_forward(&mut rec, algorithm, &qkv, &wrong, &d).is_err());
+                rec.submit();
+                let what = format!("f16 {algorithm:?} {d:?}");
+                assert_close(&what, &out.to_vec().unwrap(), &want, TOL_F16);
+            }
+        }
     }
 
     #[test]

@@ -31,8 +31,15 @@ pub struct AttentionDims {
 }
 
 impl AttentionDims {
-    /// Checks the dimensions and that `qkv` is `[B·N, 3D]` and `other` `[B·N, D]`.
-    pub(crate) fn check(&self, qkv: &Tensor, other: &Tensor, what: &str) -> Result<()> {
+    /// Checks the dimensions and that `qkv` is `[B·N, 3D]` and `other` `[B·N, D]`, both of
+    /// one storage type among `types`.
+    pub(crate) fn check(
+        &self,
+        qkv: &Tensor,
+        other: &Tensor,
+        types: &[DType],
+        what: &str,
+    ) -> Result<()> {
         let rows = self.batch * self.tokens;
         if self.heads == 0 || !self.dim.is_multiple_of(self.heads) || rows == 0 {
             return Err(Error::Shape(format!(
@@ -48,13 +55,12 @@ impl AttentionDims {
                 self.dim
             )));
         }
-        for t in [qkv, other] {
-            if t.dtype() != DType::F32 {
-                return Err(Error::Shape(format!(
-                    "{what}: tensors must be f32, got {:?}",
-                    t.dtype()
-                )));
-            }
+        if qkv.dtype() != other.dtype() || !types.contains(&qkv.dtype()) {
+            return Err(Error::Shape(format!(
+                "{what}: tensors must share one type among {types:?}, got {:?} and {:?}",
+                qkv.dtype(),
+                other.dtype()
+            )));
         }
         Ok(())
     }
@@ -231,7 +237,9 @@ fn run(rec: &mut Recorder, entry: &'static str, d: &AttentionDims, ops: &Operand
     } else {
         ""
     };
-    let source = ShaderSource::new("flash_attention", SHADER)
+    let storage = ops.qkv.dtype();
+    let source = ShaderSource::new("flash_attention", SHADER).define("T", storage.wgsl());
+    let source = super::with_f16_enable(source, storage)
         .entry(entry)
         .define("LANE_ARG", lane_arg)
         .define(
@@ -343,8 +351,9 @@ fn check_stats(lse: &Tensor, d: &AttentionDims, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// `out = attention(qkv)` (overwritten) and `lse` (`[B, heads, N]`, overwritten), the
-/// log-sum-exp of every score row, which [`flash_attention_backward`] needs.
+/// `out = attention(qkv)` (overwritten) and `lse` (`[B, heads, N]`, f32, overwritten), the
+/// log-sum-exp of every score row, which [`flash_attention_backward`] needs. `qkv` and `out`
+/// are both f32 or both f16 (the backward is f32 only).
 pub fn flash_attention_forward(
     rec: &mut Recorder,
     qkv: &Tensor,
@@ -352,7 +361,12 @@ pub fn flash_attention_forward(
     lse: &Tensor,
     d: &AttentionDims,
 ) -> Result<()> {
-    d.check(qkv, out, "flash_attention_forward")?;
+    d.check(
+        qkv,
+        out,
+        &[DType::F32, DType::F16],
+        "flash_attention_forward",
+    )?;
     check_stats(lse, d, "flash_attention_forward")?;
     let ops = Operands {
         qkv,
@@ -376,8 +390,8 @@ pub fn flash_attention_backward(
     dqkv: &Tensor,
     d: &AttentionDims,
 ) -> Result<()> {
-    d.check(qkv, out, "flash_attention_backward")?;
-    d.check(dqkv, dout, "flash_attention_backward")?;
+    d.check(qkv, out, &[DType::F32], "flash_attention_backward")?;
+    d.check(dqkv, dout, &[DType::F32], "flash_attention_backward")?;
     check_stats(lse, d, "flash_attention_backward")?;
     let delta = rec.gpu().empty(&d.stats_shape(), DType::F32);
     let mut ops = Operands {

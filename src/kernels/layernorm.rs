@@ -158,8 +158,9 @@ struct BwdParams {
     _pad: [u32; 2],
 }
 
-/// LayerNorm over the last dimension of `x` (`[.., C]`, f32) with affine `gamma`, `beta`
-/// (`[C]`): returns `y` and the per-row `mean`, `rstd` for [`layer_norm_backward`].
+/// LayerNorm over the last dimension of `x` (`[.., C]`, f32 or f16) with affine `gamma`,
+/// `beta` (`[C]`, f32): returns `y` (in `x`'s storage type) and the per-row `mean`, `rstd`
+/// (f32) for [`layer_norm_backward`] (which is f32 only).
 pub fn layer_norm(
     rec: &mut Recorder,
     x: &Tensor,
@@ -170,7 +171,7 @@ pub fn layer_norm(
     let (r, _) = rows_cols("layer_norm", x)?;
     let gpu = rec.gpu().clone();
     let out = LayerNormOut {
-        y: gpu.empty(x.shape(), DType::F32),
+        y: gpu.empty(x.shape(), x.dtype()),
         mean: gpu.empty(&[r], DType::F32),
         rstd: gpu.empty(&[r], DType::F32),
     };
@@ -203,10 +204,19 @@ fn forward_impl(
 ) -> Result<()> {
     const W: &str = "layer_norm";
     let (r, c) = rows_cols(W, x)?;
-    check_like(W, "x", x, x)?;
+    // The forward also serves f16 activations (scoring in f16): x and y share one storage
+    // type; the statistics, γ and β stay f32.
+    if x.dtype() == DType::U32 || out.y.shape() != x.shape() || out.y.dtype() != x.dtype() {
+        return Err(Error::Shape(format!(
+            "{W}: x must be f32 or f16 and y of its shape and type, got x {:?} {:?}, y {:?} {:?}",
+            x.shape(),
+            x.dtype(),
+            out.y.shape(),
+            out.y.dtype()
+        )));
+    }
     check_vec(W, "gamma", gamma, c)?;
     check_vec(W, "beta", beta, c)?;
-    check_like(W, "y", &out.y, x)?;
     check_vec(W, "mean", &out.mean, r)?;
     check_vec(W, "rstd", &out.rstd, r)?;
     if !(eps.is_finite() && eps >= 0.0) {
@@ -214,7 +224,7 @@ fn forward_impl(
     }
     let wg = row_wg(rec.gpu().kind(), c);
     let source = ShaderSource::new("layernorm", FORWARD)
-        .define("T", "f32")
+        .define("T", x.dtype().wgsl())
         .define("WG", wg)
         .storage(&[
             Access::Read,
@@ -226,7 +236,7 @@ fn forward_impl(
         ]);
     let kernel = rec
         .gpu()
-        .kernel(&super::with_f16_enable(source, DType::F32))?;
+        .kernel(&super::with_f16_enable(source, x.dtype()))?;
     for (r0, r1) in row_pieces(W, r, c, max_elems, 1)? {
         let (xb, off_x) = x.bind_elems(r0 * c, (r1 - r0) * c);
         let (yb, off_y) = out.y.bind_elems(r0 * c, (r1 - r0) * c);
@@ -467,6 +477,45 @@ mod tests {
             check(rows, cols, unlimited, false);
         }
         check(70, 1536, unlimited, true);
+    }
+
+    /// f16 input (given to the reference already rounded) and f16 output: the statistics
+    /// are f32, so what remains is y's rounding to f16, relative 2⁻¹¹ ≈ 4.9e-4 per element.
+    const TOL_F16: f64 = 1e-3;
+
+    #[test]
+    fn forward_in_f16_storage() {
+        use crate::cpu::elementwise::round_to_f16;
+        let g = gpu();
+        if !g.supports_f16() {
+            return;
+        }
+        let (rows, cols) = (33, 100);
+        let x = round_to_f16(&random_vec(rows * cols, 41));
+        let x: Vec<f32> = round_to_f16(&x.iter().map(|v| 3.0 * v + 0.5).collect::<Vec<_>>());
+        let gamma: Vec<f32> = random_vec(cols, 42).iter().map(|v| 1.0 + v).collect();
+        let beta = random_vec(cols, 43);
+        let want = cpu::layernorm_forward(&wide(&x), &wide(&gamma), &wide(&beta), rows, cols, 1e-6);
+        let xt = g.upload_as(&x, &[rows, cols], DType::F16).unwrap();
+        let gt = g.upload(&gamma, &[cols]).unwrap();
+        let bt = g.upload(&beta, &[cols]).unwrap();
+        let mut rec = g.recorder();
+        let out = layer_norm(&mut rec, &xt, &gt, &bt, 1e-6).unwrap();
+        rec.submit();
+        assert_eq!(out.y.dtype(), DType::F16);
+        assert_close("f16 y", &out.y.to_vec().unwrap(), &narrow(&want.y), TOL_F16);
+        assert_close(
+            "f16 mean",
+            &out.mean.to_vec().unwrap(),
+            &narrow(&want.mean),
+            TOL,
+        );
+        assert_close(
+            "f16 rstd",
+            &out.rstd.to_vec().unwrap(),
+            &narrow(&want.rstd),
+            TOL,
+        );
     }
 
     #[test]
