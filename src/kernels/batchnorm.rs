@@ -1,5 +1,6 @@
 //! BatchNorm1d over `[R, C]` (`shaders/batchnorm1d_stats.wgsl`, `shaders/batchnorm1d.wgsl`,
-//! `shaders/batchnorm1d_backward.wgsl`) and the column reduction of the affine gradients
+//! `shaders/batchnorm1d_backward.wgsl`), its eval form folded into the Linear before it
+//! (`shaders/batchnorm1d_fold.wgsl`) and the column reduction of the affine gradients
 //! shared with LayerNorm (`shaders/norm_affine_grad.wgsl`).
 //!
 //! PyTorch `nn.BatchNorm1d(C)` semantics on a `[N, C]` input (SPEC §1.7–1.8: the
@@ -22,6 +23,7 @@ const STATS: &str = include_str!("../../shaders/batchnorm1d_stats.wgsl");
 const APPLY: &str = include_str!("../../shaders/batchnorm1d.wgsl");
 const BACKWARD: &str = include_str!("../../shaders/batchnorm1d_backward.wgsl");
 const AFFINE_GRAD: &str = include_str!("../../shaders/norm_affine_grad.wgsl");
+const FOLD: &str = include_str!("../../shaders/batchnorm1d_fold.wgsl");
 
 /// Rows per block of the column reductions (64 per lane of a 64 × 4 workgroup).
 const BLOCK_ROWS: usize = 256;
@@ -95,6 +97,15 @@ struct ApplyParams {
     off_y: u32,
     eps: f32,
     _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FoldParams {
+    out: u32,
+    inp: u32,
+    eps: f32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -421,6 +432,82 @@ impl<'a> BatchNorm1d<'a> {
     }
 }
 
+impl BatchNorm1d<'_> {
+    /// Folds the eval-mode layer into the `Linear` that feeds it: for `w` `[C, inp]` and `b`
+    /// `[C]` (f32), writes `w_out` (`[C, inp]`, f32 or f16) and `b_out` (`[C]`, f32) with
+    /// `x·w_outᵀ + b_out = eval(x·wᵀ + b)` up to rounding — one GEMM instead of a GEMM and a
+    /// pass over its output. Reads the running statistics as they are when the GPU runs it.
+    pub fn fold_into_linear(
+        &self,
+        rec: &mut Recorder,
+        w: &Tensor,
+        b: &Tensor,
+        w_out: &Tensor,
+        b_out: &Tensor,
+    ) -> Result<()> {
+        const W: &str = "batch_norm_fold";
+        let (c, inp) = match w.shape() {
+            [c, inp] if *c > 0 && *inp > 0 => (*c, *inp),
+            s => return Err(Error::Shape(format!("{W}: weight {s:?} is not [C, in]"))),
+        };
+        check_vec(W, "weight", w, c * inp)?;
+        check_vec(W, "bias", b, c)?;
+        check_vec(W, "gamma", self.gamma, c)?;
+        check_vec(W, "beta", self.beta, c)?;
+        check_vec(W, "running_mean", self.running_mean, c)?;
+        check_vec(W, "running_var", self.running_var, c)?;
+        check_vec(W, "folded bias", b_out, c)?;
+        if w_out.shape() != w.shape() || w_out.dtype() == DType::U32 {
+            return Err(Error::Shape(format!(
+                "{W}: folded weight must be a float tensor {:?}, got {:?} {:?}",
+                w.shape(),
+                w_out.shape(),
+                w_out.dtype()
+            )));
+        }
+        let gpu = rec.gpu().clone();
+        if c * inp > gpu.max_binding_elems(DType::F32) {
+            return Err(Error::Gpu(format!(
+                "{W}: a {c}×{inp} weight exceeds one storage binding"
+            )));
+        }
+        let source = ShaderSource::new("batchnorm1d_fold", FOLD)
+            .define("T", w_out.dtype().wgsl())
+            .storage(&[
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::ReadWrite,
+            ]);
+        let kernel = gpu.kernel(&super::with_f16_enable(source, w_out.dtype()))?;
+        let params = FoldParams {
+            out: c as u32,
+            inp: inp as u32,
+            eps: self.eps,
+            _pad: 0,
+        };
+        rec.dispatch(
+            &kernel,
+            &params,
+            &[
+                w.bind(),
+                b.bind(),
+                self.gamma.bind(),
+                self.beta.bind(),
+                self.running_mean.bind(),
+                self.running_var.bind(),
+                w_out.bind(),
+                b_out.bind(),
+            ],
+            super::grid_1d(c * inp, ELEM_WG),
+        )
+    }
+}
+
 /// Element-wise `y = (x − mean) · rstd · γ + β`; with `from_var`, `scale` holds variances
 /// and `rstd = 1/sqrt(var + eps)`.
 #[allow(clippy::too_many_arguments)]
@@ -696,6 +783,80 @@ mod tests {
         assert_close(&what, &dx.to_vec().unwrap(), &want_dx, TOL);
         assert_close(&what, &dgamma.to_vec().unwrap(), &want_dg, TOL);
         assert_close(&what, &dbeta.to_vec().unwrap(), &want_db, TOL);
+    }
+
+    /// The folded Linear against Linear-then-eval-BatchNorm in f64, with f32 and f16 folded
+    /// weights (f16: each weight rounded, relative 2⁻¹¹ ≈ 4.9e-4; the products average the
+    /// roundings, so 1e-3 on the output is a bound, not a fit).
+    #[test]
+    fn folding_into_the_linear_matches_linear_then_eval() {
+        use crate::kernels::gemm::{gemm, BiasMode, Epilogue, GemmSpec, Mat};
+        let g = gpu();
+        let (rows, inp, c) = (37, 29, 23);
+        let x = random_vec(rows * inp, 51);
+        let w = random_vec(c * inp, 52);
+        let b = random_vec(c, 53);
+        let gamma: Vec<f32> = random_vec(c, 54).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let beta = random_vec(c, 55);
+        let mean = random_vec(c, 56);
+        let var: Vec<f32> = random_vec(c, 57).iter().map(|v| 0.5 + v.abs()).collect();
+        let eps = 1e-5f64;
+        let want: Vec<f32> = (0..rows * c)
+            .map(|i| {
+                let (r, o) = (i / c, i % c);
+                let z: f64 = (0..inp)
+                    .map(|k| x[r * inp + k] as f64 * w[o * inp + k] as f64)
+                    .sum::<f64>()
+                    + b[o] as f64;
+                let y = (z - mean[o] as f64) / (var[o] as f64 + eps).sqrt() * gamma[o] as f64
+                    + beta[o] as f64;
+                y as f32
+            })
+            .collect();
+        let up = |v: &[f32], s: &[usize]| g.upload(v, s).unwrap();
+        let (gt, bt, mt, vt) = (
+            up(&gamma, &[c]),
+            up(&beta, &[c]),
+            up(&mean, &[c]),
+            up(&var, &[c]),
+        );
+        let bn = BatchNorm1d::new(&gt, &bt, &mt, &vt);
+        let (xt, wt, lb) = (up(&x, &[rows, inp]), up(&w, &[c, inp]), up(&b, &[c]));
+        let mut types = vec![(DType::F32, TOL)];
+        if g.supports_f16() {
+            types.push((DType::F16, 1e-3));
+        }
+        for (dtype, tol) in types {
+            let w_out = g.empty(&[c, inp], dtype);
+            let b_out = g.empty(&[c], DType::F32);
+            let y = g.empty(&[rows, c], DType::F32);
+            let mut rec = g.recorder();
+            bn.fold_into_linear(&mut rec, &wt, &lb, &w_out, &b_out)
+                .unwrap();
+            gemm(
+                &mut rec,
+                &GemmSpec::new(rows, c, inp).transpose(false, true),
+                Mat::dense(&xt, rows, inp),
+                Mat::dense(&w_out, c, inp),
+                Mat::dense(&y, rows, c),
+                Epilogue {
+                    bias: Some((&b_out, BiasMode::PerColumn)),
+                    residual: None,
+                },
+            )
+            .unwrap();
+            let bad = g.empty(&[c + 1, inp], dtype);
+            assert!(bn
+                .fold_into_linear(&mut rec, &wt, &lb, &bad, &b_out)
+                .is_err());
+            rec.submit();
+            assert_close(
+                &format!("folded {dtype:?}"),
+                &y.to_vec().unwrap(),
+                &want,
+                tol,
+            );
+        }
     }
 
     #[test]
