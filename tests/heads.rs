@@ -3,6 +3,7 @@
 //! "DFD heads"): losses, every gradient, two Adam steps with the BatchNorm running
 //! statistics, the eval scores, the reference-code config and the no-mask case.
 
+use dfd::backbone::Precision;
 use dfd::heads::{Heads, HeadsConfig, LearningRates, LossConfig, TrainBatch};
 use dfd::testing::{assert_close, gpu, rel_l2};
 use dfd::{Gpu, Tensor};
@@ -12,6 +13,11 @@ use std::path::Path;
 /// Relative L2 vs the float64 fixture: f32 GPU arithmetic through ~10 layers; the fixture's
 /// own float32 emulation measured ≤ 3e-5 on gradients.
 const GOLDEN_TOL: f64 = 1e-4;
+/// f16 scoring (weights and activations stored as f16, f32 arithmetic) vs the float64
+/// fixture: each f16 store rounds by ≤ 2⁻¹¹ relative and `φ_P`'s path stores 11 times
+/// (adaptor, fc1, tokens, 3 LayerNorms, qkv, attention, proj, MLP hidden, fc2) plus its
+/// f16 weights: the bound `2⁻¹¹·(2·11 + 1)` of the f16 backbone's tolerance, ≈ 1.1e-2.
+const F16_SCORE_TOL: f64 = 23.0 / 2048.0;
 /// Analytically-zero gradients in the fixture (float64 autograd round-off) are below this.
 const FIXTURE_ZERO: f32 = 1e-9;
 
@@ -216,6 +222,11 @@ fn heads_match_pytorch_two_steps_and_eval() {
     check_losses(&fx, "loss", &l1, Some(&parts));
     check_grads(&fx, "grad", &h);
     check_state(&fx, "step1", &h);
+    // Scoring now prepares (and caches) its weights from step 1's parameters; the eval
+    // check below passes only if step 2 makes it prepare them again.
+    let mut rec = g.recorder();
+    h.scores(&mut rec, &inp.feats[0], &inp.feats[2], 2).unwrap();
+    rec.submit();
     let l2 = step(&g, &mut h, &inp, &inp.eps2, false, &LossConfig::paper());
     check_losses(&fx, "step2.loss", &l2, None);
     check_grads(&fx, "step2.grad", &h);
@@ -235,6 +246,29 @@ fn heads_match_pytorch_two_steps_and_eval() {
         &fx.get("eval.score_per"),
         GOLDEN_TOL,
     );
+
+    // The f16 scoring path against the same fixture.
+    if !g.supports_f16() {
+        let e = h.set_scoring_precision(Precision::F16).unwrap_err();
+        assert!(matches!(e, dfd::Error::Unsupported { .. }), "{e}");
+        return;
+    }
+    h.set_scoring_precision(Precision::F16).unwrap();
+    let mut rec = g.recorder();
+    let (sg16, sp16) = h.scores(&mut rec, &inp.feats[0], &inp.feats[2], 2).unwrap();
+    rec.submit();
+    for (name, got, f32_got) in [
+        ("eval.score_gau", &sg16, &sg),
+        ("eval.score_per", &sp16, &sp),
+    ] {
+        let (got, want) = (got.to_vec().unwrap(), fx.get(name));
+        println!(
+            "{name}: f16 rel L2 {:.2e} (f32 {:.2e}, tolerance {F16_SCORE_TOL:.1e})",
+            rel_l2(&got, &want),
+            rel_l2(&f32_got.to_vec().unwrap(), &want)
+        );
+        assert_close(&format!("f16 {name}"), &got, &want, F16_SCORE_TOL);
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The Gaussian discriminator `φ_G` (SPEC §1.7): `Linear(D→H) → BatchNorm1d(H) →
 //! LeakyReLU(0.2) → Linear(H→1, no bias)`, forward and hand-written backward.
 
-use super::{linear, neg_head, Heads, BN_EPS, BN_MOMENTUM, LEAKY};
+use super::{linear, Heads, BN_EPS, BN_MOMENTUM, LEAKY};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::{BatchNorm1d, BatchNormOut};
 use crate::kernels::elementwise::{activation, activation_backward, Act};
@@ -12,9 +12,9 @@ use crate::Result;
 /// What the backward pass needs from the forward pass.
 pub(crate) struct GauSaved {
     z: Tensor,
-    bn: Option<BatchNormOut>,
+    bn: BatchNormOut,
     a: Tensor,
-    /// Scores `[rows]` (train mode only; eval writes into the caller's tensor).
+    /// Scores `[rows]`.
     pub out: Tensor,
 }
 
@@ -30,16 +30,10 @@ impl Heads {
         }
     }
 
-    /// `φ_G(x)` for `x` `[R, D]`. Training mode uses (and updates) the batch statistics over
-    /// all `R` rows; eval mode writes `−φ_G(x)` into `eval_out` (overwritten, or `+=` with
-    /// `Some(1.0)`).
-    pub(crate) fn gaussian_forward(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        train: bool,
-        eval_out: Option<(&Tensor, Option<f32>)>,
-    ) -> Result<GauSaved> {
+    /// Training-mode `φ_G(x)` for `x` `[R, D]`: uses (and updates) the batch statistics over
+    /// all `R` rows and keeps what the backward pass reads. (Scoring has its own forward,
+    /// [`Heads::scores`].)
+    pub(crate) fn gaussian_forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<GauSaved> {
         let (d, h) = (self.cfg.dim, self.cfg.gau_hidden);
         let r = x.numel() / d;
         let gpu = rec.gpu().clone();
@@ -55,48 +49,25 @@ impl Heads {
             d,
             h,
         )?;
-        let bn = self.gau_bn();
-        let (y, saved) = if train {
-            let o = bn.train(rec, &z)?;
-            (o.y.clone(), Some(o))
-        } else {
-            (bn.eval(rec, &z)?, None)
-        };
+        let bn = self.gau_bn().train(rec, &z)?;
         let a = gpu.empty(&[r, h], DType::F32);
-        activation(rec, Act::LeakyRelu(LEAKY), &y, &a)?;
+        activation(rec, Act::LeakyRelu(LEAKY), &bn.y, &a)?;
         let out = gpu.empty(&[r], DType::F32);
-        match eval_out {
-            Some((t, acc)) => neg_head(
-                rec,
-                Mat::dense(&a, r, h),
-                self.w("gau.fc2.weight"),
-                Mat::dense(t, r, 1),
-                r,
-                h,
-                1,
-                acc,
-            )?,
-            None => linear::forward(
-                rec,
-                &a,
-                self.w("gau.fc2.weight"),
-                None,
-                Mat::dense(&out, r, 1),
-                None,
-                r,
-                h,
-                1,
-            )?,
-        }
-        Ok(GauSaved {
-            z,
-            bn: saved,
-            a,
-            out,
-        })
+        linear::forward(
+            rec,
+            &a,
+            self.w("gau.fc2.weight"),
+            None,
+            Mat::dense(&out, r, 1),
+            None,
+            r,
+            h,
+            1,
+        )?;
+        Ok(GauSaved { z, bn, a, out })
     }
 
-    /// Backward of a training-mode [`Heads::gaussian_forward`] on `x = cat[q^n, q^n + ε]`
+    /// Backward of [`Heads::gaussian_forward`] on `x = cat[q^n, q^n + ε]`
     /// (`[2n, D]`) from `dg` (`[2n]`): accumulates the parameter gradients (`fc1.bias` is
     /// left at its exact zero: the BatchNorm subtracts the batch mean) and adds both halves'
     /// input gradients to `dqn` (`[n, D]`).
@@ -133,9 +104,7 @@ impl Heads {
             1,
             false,
         )?;
-        let bn_out = saved.bn.as_ref().ok_or_else(|| {
-            crate::Error::Training("gaussian_backward needs a training-mode forward".into())
-        })?;
+        let bn_out = &saved.bn;
         let dy = gpu.empty(&[r, h], DType::F32);
         activation_backward(rec, Act::LeakyRelu(LEAKY), &bn_out.y, &da, &dy)?;
         let dz = gpu.empty(&[r, h], DType::F32);

@@ -13,6 +13,7 @@ mod linear;
 pub mod losses;
 pub mod optim;
 mod perlin;
+mod scoring;
 mod tokens;
 
 pub use attention::{
@@ -21,9 +22,12 @@ pub use attention::{
 pub use losses::LossConfig;
 pub use optim::{CosineSchedule, LearningRates};
 
+use std::sync::{Arc, Mutex};
+
+use crate::backbone::Precision;
 use crate::gpu::{DType, Gpu, Recorder, Tensor};
 use crate::kernels::adam::adam_step;
-use crate::kernels::gemm::{Epilogue, GemmSpec, Mat};
+use crate::kernels::gemm::Mat;
 use crate::kernels::resize::{resize_bilinear_backward_into, resize_bilinear_into};
 use crate::{Error, Result};
 use losses::{LossDims, LossScratch};
@@ -189,6 +193,11 @@ pub struct Heads {
     ones: Tensor,
     scratch: LossScratch,
     attention: AttentionAlgorithm,
+    /// Bumped whenever parameters or running statistics change (training steps, loads), so
+    /// the scoring weights prepared from them are rebuilt.
+    generation: u64,
+    scoring_precision: Precision,
+    scoring_cache: Mutex<Option<Arc<scoring::ScoringWeights>>>,
 }
 
 /// Parameter names, shapes, groups and initialisations, in the fixture's order.
@@ -288,6 +297,9 @@ impl Heads {
             ones,
             scratch,
             attention: AttentionAlgorithm::for_gpu(gpu, cfg.tokens() + 1, cfg.dim / cfg.heads)?,
+            generation: 0,
+            scoring_precision: Precision::F32,
+            scoring_cache: Mutex::new(None),
         })
     }
 
@@ -417,6 +429,7 @@ impl Heads {
         }
         rec.submit();
         self.step = 0;
+        self.generation += 1;
         Ok(())
     }
 
@@ -500,7 +513,7 @@ impl Heads {
         }
         // φ_P: high path, then low path (forward, L_pix/L_cls, backward).
         for f in [1, 0] {
-            let saved = self.perlin_forward(rec, &qa[f], true, None)?;
+            let saved = self.perlin_forward(rec, &qa[f])?;
             let up = gpu.empty(&[c.batch, s, s], DType::F32);
             let scores = saved.scores.reshape(&[c.batch, c.grid_h, c.grid_w])?;
             resize_bilinear_into(rec, &scores, &up)?;
@@ -522,7 +535,7 @@ impl Heads {
         }
         // φ_G: low path, then high path.
         for f in [0, 1] {
-            let saved = self.gaussian_forward(rec, &xg[f], true, None)?;
+            let saved = self.gaussian_forward(rec, &xg[f])?;
             let dg = gpu.empty(&[2 * n], DType::F32);
             losses::gaussian(rec, &ld, loss, f, &saved.out, &dg, &self.scratch)?;
             self.gaussian_backward(rec, &xg[f], &saved, &dg, &dqn[f])?;
@@ -550,6 +563,7 @@ impl Heads {
         losses::combine(rec, &ld, loss, &out, &self.scratch)?;
         // Adam (torch.optim.Adam, L2 decay on the discriminators).
         self.step += 1;
+        self.generation += 1;
         for p in &self.params {
             adam_step(
                 rec,
@@ -586,40 +600,6 @@ impl Heads {
             d,
         )
     }
-
-    /// Eval-mode anomaly scores per patch (SPEC §4): `S_G = −φ_G(q_l) − φ_G(q_h)` and
-    /// `S_P = −φ_P(q_l) − φ_P(q_h)` with `q_f = ψ_A(features_f)`; `low`, `high` are backbone
-    /// features `[batch·T, D]`. Returns two `[batch, T]` tensors. BatchNorm uses the running
-    /// statistics.
-    pub fn scores(
-        &self,
-        rec: &mut Recorder,
-        low: &Tensor,
-        high: &Tensor,
-        batch: usize,
-    ) -> Result<(Tensor, Tensor)> {
-        let c = self.cfg;
-        let (t, d) = (c.tokens(), c.dim);
-        for (what, x) in [("low", low), ("high", high)] {
-            if batch == 0 || x.numel() != batch * t * d {
-                return Err(Error::Shape(format!(
-                    "scores: {what} features are {:?}, expected [{batch}·{t}, {d}]",
-                    x.shape()
-                )));
-            }
-        }
-        let gpu = self.gpu.clone();
-        let sg = gpu.empty(&[batch, t], DType::F32);
-        let sp = gpu.empty(&[batch, t], DType::F32);
-        for (i, x) in [low, high].into_iter().enumerate() {
-            let q = gpu.empty(&[batch * t, d], DType::F32);
-            self.adaptor(rec, x, Mat::dense(&q, batch * t, d), None)?;
-            let acc = if i == 0 { None } else { Some(1.0) };
-            self.gaussian_forward(rec, &q, false, Some((&sg, acc)))?;
-            self.perlin_forward(rec, &q, false, Some((&sp, acc)))?;
-        }
-        Ok((sg, sp))
-    }
 }
 
 fn loss_dims(c: &HeadsConfig) -> LossDims {
@@ -630,34 +610,4 @@ fn loss_dims(c: &HeadsConfig) -> LossDims {
         size: c.image_size,
         dim: c.dim,
     }
-}
-
-/// `y = −x·w` (`x` `[rows, k]`, `w` `[1, k]`) into `y` (`accumulate` adds) — the negated
-/// score head of eval mode.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn neg_head(
-    rec: &mut Recorder,
-    x: Mat<'_>,
-    w: &Tensor,
-    y: Mat<'_>,
-    rows: usize,
-    k: usize,
-    batch: usize,
-    acc: Option<f32>,
-) -> Result<()> {
-    let mut spec = GemmSpec::new(rows, 1, k)
-        .transpose(false, true)
-        .batched(batch)
-        .alpha(-1.0);
-    if let Some(b) = acc {
-        spec = spec.accumulate(b);
-    }
-    crate::kernels::gemm::gemm(
-        rec,
-        &spec,
-        x,
-        Mat::dense(w, 1, k).broadcast(),
-        y,
-        Epilogue::default(),
-    )
 }

@@ -5,7 +5,7 @@
 //! bias)`; forward and hand-written backward.
 
 use super::attention::{attention_backward, attention_forward, AttentionDims, AttentionSaved};
-use super::{linear, neg_head, tokens, Heads, BN_EPS, BN_MOMENTUM, LEAKY, LN_EPS};
+use super::{linear, tokens, Heads, BN_EPS, BN_MOMENTUM, LEAKY, LN_EPS};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::{BatchNorm1d, BatchNormOut};
 use crate::kernels::elementwise::{activation, activation_backward, Act};
@@ -16,7 +16,7 @@ use crate::{Error, Result};
 /// Activations the backward pass reads.
 pub(crate) struct PerSaved {
     z1: Tensor,
-    bn: Option<BatchNormOut>,
+    bn: BatchNormOut,
     x0: Tensor,
     ln1: LayerNormOut,
     qkv: Tensor,
@@ -28,7 +28,7 @@ pub(crate) struct PerSaved {
     gact: Tensor,
     x2: Tensor,
     lnf: LayerNormOut,
-    /// Scores `[B, T]` (train mode; eval writes into the caller's tensor).
+    /// Scores `[B, T]`.
     pub scores: Tensor,
 }
 
@@ -44,16 +44,10 @@ impl Heads {
         }
     }
 
-    /// `φ_P(x)` for `x` `[B·T, D]` (B images). Training mode uses and updates the batch
-    /// statistics; eval mode writes `−φ_P(x)` (`[B, T]`) into `eval_out` (`+=` with
-    /// `Some(1.0)`).
-    pub(crate) fn perlin_forward(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        train: bool,
-        eval_out: Option<(&Tensor, Option<f32>)>,
-    ) -> Result<PerSaved> {
+    /// Training-mode `φ_P(x)` for `x` `[B·T, D]` (B images): uses and updates the batch
+    /// statistics and keeps what the backward pass reads. (Scoring has its own forward,
+    /// [`Heads::scores`].)
+    pub(crate) fn perlin_forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<PerSaved> {
         let c = self.cfg;
         let (d, t) = (c.dim, c.tokens());
         let nt = t + 1;
@@ -80,15 +74,9 @@ impl Heads {
             d,
             d,
         )?;
-        let bn = self.per_bn();
-        let (y, saved) = if train {
-            let o = bn.train(rec, &z1)?;
-            (o.y.clone(), Some(o))
-        } else {
-            (bn.eval(rec, &z1)?, None)
-        };
+        let bn = self.per_bn().train(rec, &z1)?;
         let a = gpu.empty(&[r, d], DType::F32);
-        activation(rec, Act::LeakyRelu(LEAKY), &y, &a)?;
+        activation(rec, Act::LeakyRelu(LEAKY), &bn.y, &a)?;
         let x0 = gpu.empty(&[rn, d], DType::F32);
         tokens::assemble(
             rec,
@@ -181,26 +169,18 @@ impl Heads {
             batch_stride: nt * d,
         };
         let scores = gpu.empty(&[b, t], DType::F32);
-        let head = self.w("per.head.weight");
-        match eval_out {
-            Some((out, acc)) => {
-                neg_head(rec, tokens_view, head, Mat::dense(out, t, 1), t, d, b, acc)?
-            }
-            None => {
-                let spec = GemmSpec::new(t, 1, d).transpose(false, true).batched(b);
-                gemm(
-                    rec,
-                    &spec,
-                    tokens_view,
-                    Mat::dense(head, 1, d).broadcast(),
-                    Mat::dense(&scores, t, 1),
-                    Epilogue::default(),
-                )?;
-            }
-        }
+        let spec = GemmSpec::new(t, 1, d).transpose(false, true).batched(b);
+        gemm(
+            rec,
+            &spec,
+            tokens_view,
+            Mat::dense(self.w("per.head.weight"), 1, d).broadcast(),
+            Mat::dense(&scores, t, 1),
+            Epilogue::default(),
+        )?;
         Ok(PerSaved {
             z1,
-            bn: saved,
+            bn,
             x0,
             ln1,
             qkv,
@@ -216,7 +196,7 @@ impl Heads {
         })
     }
 
-    fn attn_dims(&self, batch: usize) -> AttentionDims {
+    pub(crate) fn attn_dims(&self, batch: usize) -> AttentionDims {
         AttentionDims {
             batch,
             tokens: self.cfg.tokens() + 1,
@@ -225,7 +205,7 @@ impl Heads {
         }
     }
 
-    /// Backward of a training-mode [`Heads::perlin_forward`] on `x` from `ds` (`[B, T]`):
+    /// Backward of [`Heads::perlin_forward`] on `x` from `ds` (`[B, T]`):
     /// accumulates every parameter gradient (`fc1.bias` and the key third of the qkv bias stay
     /// exact zeros: BatchNorm and softmax are invariant to them) and adds the input gradient
     /// to `dx_acc` (`[B·T, D]`).
@@ -423,9 +403,7 @@ impl Heads {
         let da = gpu.empty(&[r, d], DType::F32);
         tokens::split_grad(rec, &dx, &da, b, t, d)?;
         // LeakyReLU, BatchNorm, fc1 (its bias gradient is an exact zero).
-        let bn_out = s.bn.as_ref().ok_or_else(|| {
-            Error::Training("perlin_backward needs a training-mode forward".into())
-        })?;
+        let bn_out = &s.bn;
         let dyb = gpu.empty(&[r, d], DType::F32);
         activation_backward(rec, Act::LeakyRelu(LEAKY), &bn_out.y, &da, &dyb)?;
         let dz = gpu.empty(&[r, d], DType::F32);
