@@ -66,8 +66,9 @@ struct Args {
     /// fast on a CPU adapter).
     #[arg(long)]
     preset: Option<String>,
-    /// Storage precision of the frozen backbone: f32, or f16 (f16 weights and activations,
-    /// f32 accumulation; needs an adapter with SHADER_F16). Stored in the model files.
+    /// Storage precision of the frozen backbone and of the heads when they score: f32, or
+    /// f16 (f16 weights and activations, f32 arithmetic; training stays f32; needs an
+    /// adapter with SHADER_F16). Stored in the model files.
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// Epochs (overrides the preset).
@@ -117,6 +118,7 @@ fn main() -> Result<()> {
         config.epochs = e;
     }
     config.backbone_precision = args.precision;
+    config.heads_precision = args.precision;
     config.validate()?;
     let normalization = match args.normalization.as_str() {
         "calibrated" => Normalization::Calibrated,
@@ -160,8 +162,8 @@ fn main() -> Result<()> {
     let backbone = Backbone::load(&gpu, &weights, &config)
         .with_context(|| format!("loading backbone weights {}", weights.display()))?;
     println!(
-        "backbone {} loaded in {:.1} s ({} precision); preset `{}` (S = {}, D = {}, {} \
-         epochs, N = {})",
+        "backbone {} loaded in {:.1} s ({} storage, also for scoring); preset `{}` (S = {}, \
+         D = {}, {} epochs, N = {})",
         weights.display(),
         t0.elapsed().as_secs_f64(),
         config.backbone_precision,
@@ -240,11 +242,13 @@ fn main() -> Result<()> {
     let csv = args.out.join("results.csv");
     report.write_csv(&csv)?;
     let note = format!(
-        "weights: {}{}\npreset: {}\nbackbone precision: {}\nnormalization: {}\nconfig: {}\n",
+        "weights: {}{}\npreset: {}\nbackbone precision: {}\nheads scoring precision: {}\n\
+         normalization: {}\nconfig: {}\n",
         weights.display(),
         if random { " (RANDOM)" } else { "" },
         config.preset,
         config.backbone_precision,
+        config.heads_precision,
         args.normalization,
         config.to_json()?
     );

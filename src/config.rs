@@ -112,12 +112,18 @@ pub struct TrainConfig {
     /// once per epoch.
     pub loss_check_every: usize,
     /// Storage precision of the frozen backbone (`"f32"`, the default, or `"f16"`: f16
-    /// weights and activations with f32 accumulation, for adapters with `SHADER_F16`). The
-    /// heads always run in f32. Stored in model files, so a detector extracts features at
-    /// inference with the precision it was trained with; files written before this field
-    /// existed load as `"f32"`.
+    /// weights and activations with f32 accumulation, for adapters with `SHADER_F16`).
+    /// Stored in model files, so a detector extracts features at inference with the
+    /// precision it was trained with; files written before this field existed load as
+    /// `"f32"`.
     #[serde(default)]
     pub backbone_precision: Precision,
+    /// Storage precision of the heads when they score — calibration and inference
+    /// ([`crate::heads::Heads::scores`]): `"f32"`, the default, or `"f16"` (f16 weights and
+    /// activations, f32 arithmetic and scores; needs `SHADER_F16`). Training always runs in
+    /// f32. Stored in model files like `backbone_precision`; older files load as `"f32"`.
+    #[serde(default)]
+    pub heads_precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -166,6 +172,7 @@ impl TrainConfig {
             extract_batch: 4,
             loss_check_every: 0,
             backbone_precision: Precision::F32,
+            heads_precision: Precision::F32,
         }
     }
 
@@ -374,7 +381,7 @@ impl TrainConfig {
     }
 
     /// Parses and validates a JSON configuration (every field required except
-    /// `backbone_precision`, which defaults to `"f32"`; none unknown).
+    /// `backbone_precision` and `heads_precision`, which default to `"f32"`; none unknown).
     pub fn from_json(json: &str) -> Result<Self> {
         let cfg: TrainConfig = serde_json::from_str(json)
             .map_err(|e| Error::Config(format!("invalid configuration JSON: {e}")))?;
@@ -439,27 +446,35 @@ mod tests {
     }
 
     #[test]
-    fn backbone_precision_defaults_to_f32_and_round_trips() {
-        // A configuration written before the field existed (as in older model files).
+    fn precisions_default_to_f32_and_round_trip() {
+        // A configuration written before the fields existed (as in older model files).
         let json = TrainConfig::tiny().to_json().unwrap();
         let old: String = json
             .lines()
-            .filter(|l| !l.contains("backbone_precision"))
+            .filter(|l| !l.contains("_precision"))
             .collect::<Vec<_>>()
             .join("\n")
             .replace("\"loss_check_every\": 0,", "\"loss_check_every\": 0");
-        assert!(!old.contains("backbone_precision"));
+        assert!(!old.contains("precision"));
         let cfg = TrainConfig::from_json(&old).unwrap();
         assert_eq!(cfg.backbone_precision, Precision::F32);
-        let f16 = TrainConfig {
-            backbone_precision: Precision::F16,
-            ..TrainConfig::tiny()
-        };
-        let json = f16.to_json().unwrap();
-        assert!(json.contains("\"backbone_precision\": \"f16\""), "{json}");
-        assert_eq!(TrainConfig::from_json(&json).unwrap(), f16);
-        let bad = json.replace("\"f16\"", "\"f8\"");
-        assert!(TrainConfig::from_json(&bad).is_err());
+        assert_eq!(cfg.heads_precision, Precision::F32);
+        for f16 in [
+            TrainConfig {
+                backbone_precision: Precision::F16,
+                ..TrainConfig::tiny()
+            },
+            TrainConfig {
+                heads_precision: Precision::F16,
+                ..TrainConfig::tiny()
+            },
+        ] {
+            let json = f16.to_json().unwrap();
+            assert!(json.contains("_precision\": \"f16\""), "{json}");
+            assert_eq!(TrainConfig::from_json(&json).unwrap(), f16);
+            let bad = json.replace("\"f16\"", "\"f8\"");
+            assert!(TrainConfig::from_json(&bad).is_err());
+        }
     }
 
     #[test]

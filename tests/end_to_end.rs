@@ -33,7 +33,7 @@ const MIN_IMAGE_AUROC: f64 = 0.75;
 const MIN_PIXEL_AUROC: f64 = 0.70;
 /// AUPRO the `fast` run must exceed.
 const MIN_AUPRO: f64 = 0.45;
-// f16 backbone vs f32 on the same run (`f16_backbone_trains_scores_and_agrees_with_f32`, the
+// f16 backbone vs f32 on the same run (`f16_storage_trains_scores_and_agrees_with_f32`, the
 // `tiny` preset, which does not detect well at S = 32 but shows how far the precision moves
 // a trained detector). Measured on lavapipe (Mesa 25.0.7), f16 − f32:
 //   seed 3: image AUROC −7.8e-3 (one of 128 normal/defective pairs swapped), pixel AUROC
@@ -99,7 +99,7 @@ fn backbone(cfg: &TrainConfig) -> Arc<Backbone> {
 }
 
 /// The `fast` preset (S = 64, D = 256, what the example picks on a CPU adapter), with the
-/// backbone precision of `DFD_E2E_PRECISION` (`f32` unless set; how the f16 numbers above
+/// backbone and heads-scoring precision of `DFD_E2E_PRECISION` (`f32` unless set; how the f16 numbers above
 /// were measured: `DFD_E2E_PRECISION=f16 DFD_E2E_SEEDS=0,1,2,3,4 cargo test --release --test
 /// end_to_end fast_preset -- --nocapture`).
 fn fast() -> TrainConfig {
@@ -109,6 +109,7 @@ fn fast() -> TrainConfig {
     TrainConfig {
         seed: 0,
         backbone_precision: precision,
+        heads_precision: precision,
         ..TrainConfig::fast()
     }
 }
@@ -441,13 +442,13 @@ fn training_stops_with_a_clear_error_on_a_non_finite_loss() {
     );
 }
 
-/// The f16 backbone path end to end at the `tiny` size: it trains, scores and calibrates; its
-/// metrics stay within [`F16_MAX_METRIC_GAP`] of the f32 run with the same seed and shots; the
-/// model file remembers the precision (loading picks it, and predicts identically); an
-/// adapter without `SHADER_F16` refuses such a model with a typed error, and an f32 backbone
-/// is refused for it.
+/// The f16 path (backbone and heads scoring in f16 storage) end to end at the `tiny` size: it
+/// trains, scores and calibrates; its metrics stay within [`F16_MAX_METRIC_GAP`] of the f32
+/// run with the same seed and shots; the model file remembers both precisions (loading picks
+/// them, and predicts identically); an adapter without `SHADER_F16` refuses such a model with
+/// a typed error, and an f32 backbone is refused for it.
 #[test]
-fn f16_backbone_trains_scores_and_agrees_with_f32() {
+fn f16_storage_trains_scores_and_agrees_with_f32() {
     let (weights, cat_dir) = fixtures();
     let gpu = gpu();
     if !gpu.supports_f16() {
@@ -465,6 +466,7 @@ fn f16_backbone_trains_scores_and_agrees_with_f32() {
     for precision in [Precision::F32, Precision::F16] {
         let cfg = TrainConfig {
             backbone_precision: precision,
+            heads_precision: precision,
             ..tiny(3)
         };
         let test = TestSet::load(cat, cfg.image_size, false).unwrap();
@@ -530,6 +532,7 @@ fn f16_backbone_trains_scores_and_agrees_with_f32() {
     det.save(&path).unwrap();
     let loaded = Detector::load(&gpu, &path, weights).unwrap();
     assert_eq!(loaded.config().backbone_precision, Precision::F16);
+    assert_eq!(loaded.config().heads_precision, Precision::F16);
     assert_eq!(
         loaded.predict_batch(&test.images[..2]).unwrap(),
         det.predict_batch(&test.images[..2]).unwrap()

@@ -249,8 +249,6 @@ fn heads_match_pytorch_two_steps_and_eval() {
 
     // The f16 scoring path against the same fixture.
     if !g.supports_f16() {
-        let e = h.set_scoring_precision(Precision::F16).unwrap_err();
-        assert!(matches!(e, dfd::Error::Unsupported { .. }), "{e}");
         return;
     }
     h.set_scoring_precision(Precision::F16).unwrap();
@@ -319,7 +317,42 @@ fn load_tensors_is_strict() {
     let e = h.load_tensors(&bad).unwrap_err().to_string();
     assert!(e.contains("gau.fc2.weight"), "{e}");
     h.load_tensors(&good).unwrap();
-    let _ = rel_l2;
+}
+
+/// Scoring prepares its weights once and rebuilds them after a load: scores taken with the
+/// initial parameters, then a load of step 2's, must give the fixture's eval scores. f16
+/// scoring needs `SHADER_F16`.
+#[test]
+fn scoring_follows_loads_and_needs_f16_support() {
+    let g = gpu();
+    let fx = Fixture::load();
+    let inp = inputs(&g, &fx);
+    let mut h = fresh(&g, &fx);
+    let mut rec = g.recorder();
+    h.scores(&mut rec, &inp.feats[0], &inp.feats[2], 2).unwrap();
+    rec.submit();
+    // Step 2's parameters and running statistics (the prefix also holds its gradients).
+    let names: Vec<String> = fx.with_prefix("init").into_iter().map(|(n, _)| n).collect();
+    let step2: Vec<_> = fx
+        .with_prefix("step2")
+        .into_iter()
+        .filter(|(n, _)| names.contains(n))
+        .collect();
+    h.load_tensors(&step2).unwrap();
+    let mut rec = g.recorder();
+    let (sg, _) = h.scores(&mut rec, &inp.feats[0], &inp.feats[2], 2).unwrap();
+    rec.submit();
+    assert_close(
+        "eval.score_gau after a load",
+        &sg.to_vec().unwrap(),
+        &fx.get("eval.score_gau"),
+        GOLDEN_TOL,
+    );
+    let no_f16 = Gpu::with_options(None, false).unwrap();
+    let mut h = Heads::new(&no_f16, &config(), 0).unwrap();
+    let e = h.set_scoring_precision(Precision::F16).unwrap_err();
+    assert!(matches!(e, dfd::Error::Unsupported { .. }), "{e}");
+    assert_eq!(h.scoring_precision(), Precision::F32);
 }
 
 /// Central finite differences of the total loss (GPU, f32) along a random direction of

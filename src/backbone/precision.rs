@@ -8,13 +8,16 @@ use serde::{Deserialize, Serialize};
 use crate::gpu::{DType, Gpu};
 use crate::{Error, Result};
 
-/// Storage precision of the frozen feature extractor (WideResNet-50-2 and the patch
-/// aggregation). Every kernel accumulates in f32 either way; the patch features handed to
-/// the heads are always f32, and the heads always train and score in f32.
+/// Storage precision on the GPU: of the frozen feature extractor (WideResNet-50-2 and the
+/// patch aggregation), and of the heads when they score. Every kernel computes in f32
+/// either way; the patch features handed to the heads and the scores are always f32, and
+/// the heads always train in f32.
 ///
 /// Chosen with [`TrainConfig::backbone_precision`](crate::TrainConfig::backbone_precision)
-/// (stored in model files, so a detector extracts features at inference with the precision
-/// it was trained with) or [`WideResNet50::load_with`](super::WideResNet50::load_with).
+/// and [`TrainConfig::heads_precision`](crate::TrainConfig::heads_precision) (stored in
+/// model files, so a detector runs at inference with the precisions it was calibrated
+/// with), [`WideResNet50::load_with`](super::WideResNet50::load_with) or
+/// [`Heads::set_scoring_precision`](crate::heads::Heads::set_scoring_precision).
 /// Serialised and parsed as `"f32"` / `"f16"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,7 +56,7 @@ impl Precision {
         if self == Precision::F16 && !gpu.supports_f16() {
             return Err(Error::Unsupported {
                 adapter: gpu.describe(),
-                what: "the f16 backbone precision: the adapter lacks the SHADER_F16 feature \
+                what: "the f16 storage precision: the adapter lacks the SHADER_F16 feature \
                        (use precision f32)"
                     .into(),
             });

@@ -89,6 +89,7 @@ impl std::fmt::Debug for Detector {
             .field("image_size", &self.config.image_size)
             .field("feature_dim", &self.config.feature_dim)
             .field("backbone_precision", &self.config.backbone_precision)
+            .field("heads_precision", &self.config.heads_precision)
             .field("backbone", &self.backbone.id)
             .field("calibration", &self.calibration)
             .finish()
@@ -96,13 +97,16 @@ impl std::fmt::Debug for Detector {
 }
 
 impl Detector {
-    /// Assembles a detector (used by the trainer and by [`Detector::load`]).
+    /// Assembles a detector (used by the trainer and by [`Detector::load`]); the heads score
+    /// in the configuration's `heads_precision` (f16 without `SHADER_F16` is an
+    /// [`Error::Unsupported`]).
     pub fn from_parts(
         config: TrainConfig,
         backbone: Arc<Backbone>,
-        heads: Heads,
+        mut heads: Heads,
         calibration: Calibration,
     ) -> Result<Detector> {
+        heads.set_scoring_precision(config.heads_precision)?;
         let gpu = backbone.extractor.backbone().gpu().clone();
         let post = PostProcessor::new(&gpu, &config)?;
         Ok(Detector {

@@ -106,6 +106,8 @@ impl Trainer {
                 config.weight_decay
             )));
         }
+        // Fail before training, not at calibration.
+        config.heads_precision.check_supported(gpu)?;
         if backbone.extractor.precision() != config.backbone_precision {
             return Err(Error::Config(format!(
                 "the backbone runs in {} but the configuration asks for backbone_precision = {}",
