@@ -2,8 +2,8 @@
 //!
 //! Prints the adapter, then one full training step of the heads (adaptor, both
 //! discriminators, losses, backward, Adam) and one inference pass (`Heads::scores`, two
-//! paths) at the paper's sizes (D 1536, H 1024, 16 heads, T 1024, S 256, batch 8): ms and
-//! GFLOP/s of the GEMM work. `DFD_BENCH_QUICK=1` uses batch 1 (same T and D) for slow
+//! paths; also with f16 storage where the adapter has it) at the paper's sizes (D 1536,
+//! H 1024, 16 heads, T 1024, S 256, batch 8): ms and GFLOP/s of the GEMM work. `DFD_BENCH_QUICK=1` uses batch 1 (same T and D) for slow
 //! software adapters; `DFD_BENCH_PRESET=fast` (any preset name) uses that preset's sizes
 //! instead. Compare with `scripts/bench_torch_heads.py`. `DFD_PROFILE=1` then
 //! records one more training step and inference pass with GPU timestamps and prints where
@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use dfd::backbone::Precision;
 use dfd::heads::{Heads, HeadsConfig, LearningRates, LossConfig, TrainBatch};
 use dfd::testing::random_vec;
 use dfd::Gpu;
@@ -91,7 +92,7 @@ fn main() {
         ms,
         cfg.train_flops() / ms / 1e6
     );
-    let infer = || {
+    let infer = |heads: &Heads| {
         let t0 = Instant::now();
         let mut rec = gpu.recorder();
         let (sg, _sp) = heads.scores(&mut rec, &ln, &hn, b).unwrap();
@@ -99,14 +100,27 @@ fn main() {
         sg.to_vec().unwrap();
         t0.elapsed().as_secs_f64() * 1e3
     };
-    infer();
-    let ms = infer();
+    // The first pass also prepares the scoring weights (kept until the parameters change).
+    infer(&heads);
+    let ms = infer(&heads);
     println!(
         "{:>10} {:>12.1} {:>10.1}",
         "inference",
         ms,
         cfg.infer_flops(b) / ms / 1e6
     );
+    if gpu.supports_f16() {
+        heads.set_scoring_precision(Precision::F16).unwrap();
+        infer(&heads);
+        let ms = infer(&heads);
+        println!(
+            "{:>10} {:>12.1} {:>10.1}   (f16 storage)",
+            "inf. f16",
+            ms,
+            cfg.infer_flops(b) / ms / 1e6
+        );
+        heads.set_scoring_precision(Precision::F32).unwrap();
+    }
     if std::env::var("DFD_PROFILE").is_ok_and(|v| v == "1") {
         let mut rec = gpu.recorder();
         rec.enable_profiling().expect("timestamp queries");

@@ -1,7 +1,7 @@
 {{ENABLE_F16}}
 // Batched GEMM with a fused epilogue:
 //   C[b] = act(alpha * op(A[b]) * op(B[b]) + bias + beta * C[b]) + R[b]
-// op(X) is X or Xᵀ (TRANS_A / TRANS_B), so the backward passes' Aᵀ·B and A·Bᵀ need no
+// op(X) is X or Xᵀ (the generated loads index either layout), so the backward passes' Aᵀ·B and A·Bᵀ need no
 // transposed copies. Each workgroup computes a BM × BN tile of C, stepping through K in
 // BK-deep slices staged in workgroup memory as vec4s; each invocation keeps a TM × TN
 // register block (TM rows by TN/4 vec4 columns, both multiples of 4). Reading the staged
@@ -18,9 +18,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-// Each operand has its own storage type (f32 or f16); arithmetic is f32 throughout.
-@group(0) @binding(1) var<storage, read> a: array<{{TA}}>;
-@group(0) @binding(2) var<storage, read> b: array<{{TB}}>;
+// Each operand has its own storage type (f32 or f16); arithmetic is f32 throughout. A and B
+// are read by generated load functions and staging loops (`Staging` in src/kernels/gemm.rs):
+// one scalar load per element in general; whole vec4s (bindings typed vec4<f32>) where an
+// f32 operand's rows are 16-byte aligned, which cuts the per-element cost of the staging on
+// lavapipe, where every storage read whose address varies across lanes is a per-lane loop.
+@group(0) @binding(1) var<storage, read> a: array<{{ELEM_A}}>;
+@group(0) @binding(2) var<storage, read> b: array<{{ELEM_B}}>;
 @group(0) @binding(3) var<storage, read_write> c: array<{{TC}}>;
 @group(0) @binding(4) var<storage, read> bias: array<{{TBIAS}}>;
 @group(0) @binding(5) var<storage, read> res: array<{{TR}}>;
@@ -33,8 +37,6 @@ const TN: u32 = {{TN}}u;
 const TX: u32 = BN / TN; // invocations along N
 const TY: u32 = BM / TM; // invocations along M
 const THREADS: u32 = TX * TY;
-const TRANS_A: bool = {{TRANS_A}};
-const TRANS_B: bool = {{TRANS_B}};
 // 0: none, 1: per column of C (Linear), 2: per row of C (convolution channels)
 const BIAS: u32 = {{BIAS}}u;
 // 0: none, 1: ReLU, 2: LeakyReLU(slope), 3: exact GELU
@@ -45,20 +47,8 @@ const ACCUMULATE: bool = {{ACCUMULATE}};
 var<workgroup> tile_a: array<vec4<f32>, BK * BM / 4u>; // [k][m / 4]
 var<workgroup> tile_b: array<vec4<f32>, BK * BN / 4u>; // [k][n / 4]
 
-fn load_a(batch: u32, row: u32, col: u32) -> f32 {
-    if (row >= p.m || col >= p.k) { return 0.0; }
-    let base = p.off_a + batch * p.stride_a;
-    if (TRANS_A) { return f32(a[base + col * p.lda + row]); }
-    return f32(a[base + row * p.lda + col]);
-}
-
-fn load_b(batch: u32, row: u32, col: u32) -> f32 {
-    if (row >= p.k || col >= p.n) { return 0.0; }
-    let base = p.off_b + batch * p.stride_b;
-    if (TRANS_B) { return f32(b[base + col * p.ldb + row]); }
-    return f32(b[base + row * p.ldb + col]);
-}
-
+{{LOAD_A}}
+{{LOAD_B}}
 {{ERF}}
 
 fn activate(x: f32) -> f32 {
@@ -88,20 +78,7 @@ fn main(@builtin(local_invocation_index) local_index: u32,
     let col0 = wg.x * BN;
 {{INVOCATION}}{{DECLARE}}
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // Stage the slices: each invocation fills whole vec4s (4 consecutive m or n).
-        for (var i = lid; i < BK * BM / 4u; i += THREADS) {
-            let kk = i / (BM / 4u);
-            let m4 = (i % (BM / 4u)) * 4u;
-            tile_a[i] = vec4(load_a(batch, row0 + m4, k0 + kk), load_a(batch, row0 + m4 + 1u, k0 + kk),
-                             load_a(batch, row0 + m4 + 2u, k0 + kk), load_a(batch, row0 + m4 + 3u, k0 + kk));
-        }
-        for (var i = lid; i < BK * BN / 4u; i += THREADS) {
-            let kk = i / (BN / 4u);
-            let n4 = (i % (BN / 4u)) * 4u;
-            tile_b[i] = vec4(load_b(batch, k0 + kk, col0 + n4), load_b(batch, k0 + kk, col0 + n4 + 1u),
-                             load_b(batch, k0 + kk, col0 + n4 + 2u), load_b(batch, k0 + kk, col0 + n4 + 3u));
-        }
-        workgroupBarrier();
+{{STAGE_A}}{{STAGE_B}}        workgroupBarrier();
 {{K_STEPS}}        workgroupBarrier();
     }
 {{STORE}}

@@ -1,7 +1,8 @@
 //! The trainable heads of DFD (SPEC §1.5–1.9, §3): the adaptor `ψ_A`, the Gaussian
 //! discriminator `φ_G`, the Perlin discriminator `φ_P` (with its one-block ViT), the training
 //! losses and the Adam update, with hand-written backward passes built from
-//! [`crate::kernels`].
+//! [`crate::kernels`]; and the eval-mode scoring pass ([`Heads::scores`], `scoring.rs`), which
+//! folds the BatchNorms into their Linears and can store its weights and activations as f16.
 //!
 //! Conventions follow the reference code and `tests/fixtures/README.md` ("DFD heads"): feature
 //! rows are `b·T + y·w + x`, `Linear` weights are `[out, in]`, the qkv split is timm's.
@@ -350,7 +351,9 @@ impl Heads {
     }
 
     /// Every parameter and running statistic by its fixture name (Adam moments are not
-    /// included: a loaded model starts a fresh optimiser).
+    /// included: a loaded model starts a fresh optimiser). The tensors are the live ones:
+    /// change parameters through [`Heads::load_tensors`], which also makes [`Heads::scores`]
+    /// prepare its weights again.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut v: Vec<(String, Tensor)> = self
             .params
