@@ -20,7 +20,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> inp: array<{{T}}>;
-@group(0) @binding(2) var<storage, read> wt: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> wt: array<{{ELEM_W}}>; // T, or vec4<f32> (see load_wt)
 @group(0) @binding(3) var<storage, read> bias: array<{{T}}>;
 @group(0) @binding(4) var<storage, read> res: array<{{T}}>;
 @group(0) @binding(5) var<storage, read_write> outp: array<{{T}}>;
@@ -106,7 +106,7 @@ fn direct(lid: u32, wg: vec3<u32>) {
             }
             rb[j] = v;
         }
-        for (var i = 0u; i < TM; i++) { ra[i] = f32(wt[wrow[i] + k]); }
+        for (var i = 0u; i < TM; i++) { ra[i] = weight_at(wrow[i] + k); }
         for (var i = 0u; i < TM; i++) {
             for (var j = 0u; j < TN; j++) { acc[i][j] = fma(ra[i], rb[j], acc[i][j]); }
         }
@@ -149,11 +149,11 @@ fn gather(px: Pixel, k: u32) -> f32 {
     return f32(inp[px.base + ci * hw + u32(iy) * p.w + u32(ix)]);
 }
 
-fn weight(m: u32, k: u32) -> f32 {
-    if (m >= p.c_out || k >= p.k) { return 0.0; }
-    return f32(wt[m * p.k + k]);
-}
-
+// Weight row m, reduction index k (0 outside), and the weight at a flat index: generated for
+// the weight binding's element type (`Staging` in src/kernels/staging.rs: f32 weights with
+// K a multiple of 4 are read as vec4s along K).
+{{LOAD_W}}
+{{WEIGHT_AT}}
 @compute @workgroup_size({{THREADS}})
 fn main(@builtin(local_invocation_index) local_index: u32,
         @builtin(workgroup_id) wg: vec3<u32>{{SUBGROUP_ARGS}}) {
@@ -172,14 +172,9 @@ fn main(@builtin(local_invocation_index) local_index: u32,
     let p2 = pixel(col0 + quad * 4u + 2u);
     let p3 = pixel(col0 + quad * 4u + 3u);
 {{DECLARE}}
+    let batch = 0u; // the weight staging's batch index (one weight for all images)
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        for (var i = lid; i < BK * BM / 4u; i += THREADS) {
-            let kk = i / (BM / 4u);
-            let m4 = row0 + (i % (BM / 4u)) * 4u;
-            let k = k0 + kk;
-            tile_a[i] = vec4(weight(m4, k), weight(m4 + 1u, k), weight(m4 + 2u, k), weight(m4 + 3u, k));
-        }
-        for (var kk = lid / (BN / 4u); kk < BK; kk += THREADS / (BN / 4u)) {
+{{STAGE_W}}        for (var kk = lid / (BN / 4u); kk < BK; kk += THREADS / (BN / 4u)) {
             let k = k0 + kk;
             tile_b[kk * (BN / 4u) + quad] = vec4(gather(p0, k), gather(p1, k), gather(p2, k), gather(p3, k));
         }

@@ -6,6 +6,7 @@
 //! the input tile of the GEMM is gathered directly from the image (no im2col buffer).
 //! Batches whose input or output exceed one storage binding are split into image chunks.
 
+use super::staging::{OperandNames, Staging};
 use super::ASource;
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
@@ -418,8 +419,22 @@ pub fn conv2d_with(
             store: String::new(),
         }
     };
+    // Weight rows [C_out][K] are K-contiguous; the direct variant reads them uniformly.
+    let staging = if tiling.shared {
+        Staging::choose(dtype, false, k, 0, 0, spec.c_out, k, tiling.bk)
+    } else {
+        Staging::Scalar
+    };
+    let weight_at = match staging {
+        Staging::Scalar => "fn weight_at(i: u32) -> f32 { return f32(wt[i]); }",
+        _ => "fn weight_at(i: u32) -> f32 { return wt[i / 4u][i % 4u]; }",
+    };
     let source = ShaderSource::new("conv2d", SHADER)
         .define("T", dtype.wgsl())
+        .define("ELEM_W", staging.element(dtype))
+        .define("LOAD_W", staging.load_fn(&WEIGHT_OPERAND, false))
+        .define("STAGE_W", staging.stage_loop(&WEIGHT_OPERAND))
+        .define("WEIGHT_AT", weight_at)
         .define("KH", spec.kh)
         .define("KW", spec.kw)
         .define("STRIDE", spec.stride)
@@ -497,6 +512,18 @@ pub fn conv2d_with(
     Ok(())
 }
 
+/// The weight as the staging code names it: rows of `K = C_in·KH·KW`, one for every image.
+const WEIGHT_OPERAND: OperandNames = OperandNames {
+    binding: "wt",
+    tile: "tile_a",
+    block: "BM",
+    origin: "row0",
+    extent: "p.c_out",
+    ld: "p.k",
+    offset: "0u",
+    stride: "0u",
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,6 +582,8 @@ mod tests {
             (1, 4, (6, 5), 3, 3, 1, 0, false, no),
             (1, 2, (4, 4), 3, 3, 2, 3, true, no),
             (2, 66, (3, 5), 65, 3, 1, 1, true, Before),
+            // K = 108 and 36: the weights staged as vec4s along K (f32, K a multiple of 4).
+            (2, 12, (5, 6), 70, 3, 1, 1, true, After),
         ];
         let tiled = ConvTiling {
             bm: 32,

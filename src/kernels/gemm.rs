@@ -8,6 +8,7 @@
 //! Operands larger than one storage binding are split along M, N or K into dispatches whose
 //! bindings fit (K-splits accumulate into C and apply the epilogue only on the last piece).
 
+use super::staging::{OperandNames, Staging};
 use super::ASource;
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
@@ -488,20 +489,6 @@ pub fn gemm_with_tiling(
 
 type Range = (usize, usize);
 
-/// Names a GEMM operand's staging code uses: the binding, its workgroup tile, the tile's
-/// extent constant and origin, and the uniform fields of its extent, leading dimension,
-/// offset and batch stride.
-struct OperandNames {
-    binding: &'static str,
-    tile: &'static str,
-    block: &'static str,
-    origin: &'static str,
-    extent: &'static str,
-    ld: &'static str,
-    offset: &'static str,
-    stride: &'static str,
-}
-
 const OPERAND_A: OperandNames = OperandNames {
     binding: "a",
     tile: "tile_a",
@@ -523,153 +510,6 @@ const OPERAND_B: OperandNames = OperandNames {
     offset: "p.off_b",
     stride: "p.stride_b",
 };
-
-/// How an operand's `BK`-deep slice is staged into its workgroup tile (`[k][x / 4]` vec4s,
-/// `x` being m for A and n for B). On lavapipe every storage read whose address differs
-/// between lanes is a per-lane loop (~25 instructions per scalar), so reading whole vec4s
-/// cuts the staging's cost, which was about a quarter of the GEMM's time with scalar loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Staging {
-    /// One scalar load per element: any storage type, layout and alignment.
-    Scalar,
-    /// f32, stored `[k][x]` (x contiguous) with 16-byte aligned rows and `x`'s extent a
-    /// multiple of 4: one vec4 load per staged vec4.
-    AlongX,
-    /// f32, stored `[x][k]` (k contiguous) with 16-byte aligned rows and K a multiple of 4:
-    /// each invocation loads a 4 × 4 block as four vec4s along k and writes it transposed.
-    AlongK,
-}
-
-impl Staging {
-    /// The staging for an operand of storage type `dtype`, stored `[k][x]` when
-    /// `x_contiguous` (else `[x][k]`), with leading dimension `ld`, element offset `offset`
-    /// inside its binding, batch stride `stride`, extents `x` and `k`, in slices of `bk`.
-    #[allow(clippy::too_many_arguments)]
-    fn choose(
-        dtype: DType,
-        x_contiguous: bool,
-        ld: usize,
-        offset: u32,
-        stride: usize,
-        x: usize,
-        k: usize,
-        bk: u32,
-    ) -> Staging {
-        let aligned = dtype == DType::F32
-            && ld.is_multiple_of(4)
-            && offset.is_multiple_of(4)
-            && stride.is_multiple_of(4);
-        match (aligned, x_contiguous) {
-            (true, true) if x.is_multiple_of(4) => Staging::AlongX,
-            (true, false) if k.is_multiple_of(4) && bk.is_multiple_of(4) => Staging::AlongK,
-            _ => Staging::Scalar,
-        }
-    }
-
-    /// The binding's WGSL element type.
-    fn element(self, dtype: DType) -> &'static str {
-        match self {
-            Staging::Scalar => dtype.wgsl(),
-            Staging::AlongX | Staging::AlongK => "vec4<f32>",
-        }
-    }
-
-    /// WGSL of `load_<op>(batch, x, k)`: the element (scalar) or the vec4 starting there
-    /// (along x or along k), zero outside the matrix.
-    fn load_fn(self, o: &OperandNames, x_contiguous: bool) -> String {
-        let index = if x_contiguous {
-            format!("k * {} + x", o.ld)
-        } else {
-            format!("x * {} + k", o.ld)
-        };
-        let (ret, zero, read) = match self {
-            Staging::Scalar => ("f32", "0.0", format!("f32({}[base + {index}])", o.binding)),
-            _ => (
-                "vec4<f32>",
-                "vec4<f32>(0.0)",
-                format!("{}[(base + {index}) / 4u]", o.binding),
-            ),
-        };
-        format!(
-            "fn load_{b}(batch: u32, x: u32, k: u32) -> {ret} {{
-    \
-             if (x >= {extent} || k >= p.k) {{ return {zero}; }}
-    \
-             let base = {offset} + batch * {stride};
-    return {read};
-}}
-",
-            b = o.binding,
-            extent = o.extent,
-            offset = o.offset,
-            stride = o.stride,
-        )
-    }
-
-    /// WGSL of the loop that fills the operand's tile for the slice at `k0`, the work shared
-    /// out over the workgroup's invocations.
-    fn stage_loop(self, o: &OperandNames) -> String {
-        let (b, tile, bx, x0) = (o.binding, o.tile, o.block, o.origin);
-        match self {
-            Staging::Scalar => format!(
-                "        for (var i = lid; i < BK * {bx} / 4u; i += THREADS) {{
-\
-                             let kk = i / ({bx} / 4u);
-\
-                             let x4 = (i % ({bx} / 4u)) * 4u;
-\
-                             {tile}[i] = vec4(load_{b}(batch, {x0} + x4, k0 + kk), \
-                 load_{b}(batch, {x0} + x4 + 1u, k0 + kk),
-\
-                                 load_{b}(batch, {x0} + x4 + 2u, k0 + kk), \
-                 load_{b}(batch, {x0} + x4 + 3u, k0 + kk));
-\
-                         }}
-"
-            ),
-            Staging::AlongX => format!(
-                "        for (var i = lid; i < BK * {bx} / 4u; i += THREADS) {{
-\
-                             let kk = i / ({bx} / 4u);
-\
-                             let x4 = (i % ({bx} / 4u)) * 4u;
-\
-                             {tile}[i] = load_{b}(batch, {x0} + x4, k0 + kk);
-\
-                         }}
-"
-            ),
-            Staging::AlongK => format!(
-                "        for (var i = lid; i < BK * {bx} / 16u; i += THREADS) {{
-\
-                             let k4 = (i / ({bx} / 4u)) * 4u;
-\
-                             let x4 = (i % ({bx} / 4u)) * 4u;
-\
-                             let r0 = load_{b}(batch, {x0} + x4, k0 + k4);
-\
-                             let r1 = load_{b}(batch, {x0} + x4 + 1u, k0 + k4);
-\
-                             let r2 = load_{b}(batch, {x0} + x4 + 2u, k0 + k4);
-\
-                             let r3 = load_{b}(batch, {x0} + x4 + 3u, k0 + k4);
-\
-                             let t = k4 * ({bx} / 4u) + x4 / 4u;
-\
-                             {tile}[t] = vec4(r0.x, r1.x, r2.x, r3.x);
-\
-                             {tile}[t + {bx} / 4u] = vec4(r0.y, r1.y, r2.y, r3.y);
-\
-                             {tile}[t + 2u * ({bx} / 4u)] = vec4(r0.z, r1.z, r2.z, r3.z);
-\
-                             {tile}[t + 3u * ({bx} / 4u)] = vec4(r0.w, r1.w, r2.w, r3.w);
-\
-                         }}
-"
-            ),
-        }
-    }
-}
 
 /// The storage type of every operand present, by name; each must be f32 or f16 (f16 only
 /// where the adapter has `SHADER_F16`). Operands may differ: the kernel converts each to f32
@@ -1141,50 +981,6 @@ mod tests {
                 check(300, 4, 36, ta, tb, Some(t));
             }
         }
-    }
-
-    /// Which staging each operand layout gets, and when alignment rules a vec4 out.
-    #[test]
-    fn staging_follows_layout_and_alignment() {
-        let f32 = DTypeF32;
-        // (dtype, x contiguous, ld, offset, stride, x, k, bk)
-        assert_eq!(
-            Staging::choose(f32, true, 64, 0, 0, 64, 7, 8),
-            Staging::AlongX
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 4, 128, 5, 64, 8),
-            Staging::AlongK
-        );
-        assert_eq!(
-            Staging::choose(f32, true, 64, 0, 0, 63, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 0, 0, 64, 62, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 66, 0, 0, 64, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 2, 0, 64, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 0, 6, 64, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 0, 0, 64, 64, 6),
-            Staging::Scalar
-        );
-        let f16 = crate::gpu::DType::F16;
-        assert_eq!(
-            Staging::choose(f16, true, 64, 0, 0, 64, 64, 8),
-            Staging::Scalar
-        );
     }
 
     #[test]

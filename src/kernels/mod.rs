@@ -21,6 +21,7 @@ pub mod random;
 pub mod reduce;
 pub mod resize;
 pub mod softmax;
+pub(crate) mod staging;
 
 use crate::gpu::{DType, Gpu, ShaderSource};
 use crate::{Error, Result};
