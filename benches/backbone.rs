@@ -18,6 +18,7 @@ use dfd::backbone::{Precision, WideResNet50};
 use dfd::kernels::cast::cast_new;
 use dfd::kernels::conv2d::{conv2d_with, ConvTiling};
 use dfd::kernels::patch::{patch_features, PatchDims};
+use dfd::kernels::peak::{peak_gflops, percent_of};
 use dfd::testing::random_vec;
 use dfd::Gpu;
 
@@ -25,6 +26,8 @@ fn main() {
     let gpu = Gpu::shared().expect("a GPU adapter");
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
     println!("adapter: {}", gpu.describe());
+    let peak = peak_gflops(&gpu).expect("peak probe");
+    println!("measured peak: {peak:.1} GFLOP/s (f32 FMA, registers only)");
     let precision: Precision = std::env::var("DFD_BENCH_PRECISION")
         .map(|p| p.parse().expect("DFD_BENCH_PRECISION"))
         .unwrap_or_default();
@@ -50,8 +53,8 @@ fn main() {
         .unwrap_or(256);
     println!("\nWideResNet-50-2 to layer3 + patch aggregation, {s}×{s}");
     println!(
-        "{:>8} {:>12} {:>12} {:>10}",
-        "images", "ms", "ms/image", "GFLOP/s"
+        "{:>8} {:>12} {:>12} {:>10} {:>7}",
+        "images", "ms", "ms/image", "GFLOP/s", "peak"
     );
     let batches: &[usize] = if std::env::var("DFD_BENCH_CONV_ONLY").is_ok() {
         &[]
@@ -80,11 +83,12 @@ fn main() {
         let sec = t.elapsed().as_secs_f64() / reps as f64;
         let flops = WideResNet50::flops(b, s, s);
         println!(
-            "{:>8} {:>12.1} {:>12.1} {:>10.1}",
+            "{:>8} {:>12.1} {:>12.1} {:>10.1} {:>7}",
             b,
             sec * 1e3,
             sec * 1e3 / b as f64,
-            flops / sec / 1e9
+            flops / sec / 1e9,
+            percent_of(flops / sec / 1e9, peak)
         );
     }
 

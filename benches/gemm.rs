@@ -1,9 +1,11 @@
 //! GEMM and convolution throughput: `cargo bench --bench gemm`.
 //!
-//! Prints ms and GFLOP/s per shape and the adapter name. `DFD_BENCH_QUICK=1` runs fewer
-//! repetitions.
+//! Prints ms and GFLOP/s per shape, the adapter name and its measured f32 FMA peak
+//! ([`dfd::kernels::peak`]) with each median as a fraction of it. `DFD_BENCH_QUICK=1` runs
+//! fewer repetitions.
 
 use dfd::kernels::gemm::{gemm_with_tiling, Epilogue, GemmSpec, Mat, Tiling};
+use dfd::kernels::peak::{peak_gflops, percent_of};
 use dfd::{DType, Gpu};
 use std::time::Instant;
 
@@ -51,6 +53,8 @@ fn main() {
     let gpu = Gpu::shared().expect("a GPU adapter");
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
     println!("adapter: {}", gpu.describe());
+    let peak = peak_gflops(&gpu).expect("peak probe");
+    println!("measured peak: {peak:.1} GFLOP/s (f32 FMA, registers only)");
     let variants: Vec<Tiling> = match std::env::var("DFD_GEMM_TILINGS") {
         Ok(s) => s
             .split(';')
@@ -70,8 +74,8 @@ fn main() {
         Err(_) => vec![Tiling::choose(&gpu, 1024, 1536, 1536)],
     };
     println!(
-        "{:>16} {:>50} {:>10} {:>10} {:>10}",
-        "shape (MxNxK)", "tiling", "ms", "GFLOP/s", "best"
+        "{:>16} {:>50} {:>10} {:>10} {:>7} {:>10}",
+        "shape (MxNxK)", "tiling", "ms", "GFLOP/s", "peak", "best"
     );
     let shapes: Vec<(usize, usize, usize)> = match std::env::var("DFD_GEMM_SHAPES") {
         Ok(s) => s
@@ -93,11 +97,12 @@ fn main() {
             let (median, best) = time_gemm(&gpu, m, n, k, *t, reps);
             let flops = 2.0 * (m * n * k) as f64;
             println!(
-                "{:>16} {:>50} {:>10.1} {:>10.1} {:>10.1}",
+                "{:>16} {:>50} {:>10.1} {:>10.1} {:>7} {:>10.1}",
                 format!("{m}x{n}x{k}"),
                 format!("{t:?}"),
                 median * 1e3,
                 flops / median / 1e9,
+                percent_of(flops / median / 1e9, peak),
                 flops / best / 1e9
             );
         }

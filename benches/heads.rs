@@ -3,7 +3,8 @@
 //! Prints the adapter, then one full training step of the heads (adaptor, both
 //! discriminators, losses, backward, Adam) and one inference pass (`Heads::scores`, two
 //! paths; also with f16 storage where the adapter has it) at the paper's sizes (D 1536,
-//! H 1024, 16 heads, T 1024, S 256, batch 8): ms and GFLOP/s of the GEMM work. `DFD_BENCH_QUICK=1` uses batch 1 (same T and D) for slow
+//! H 1024, 16 heads, T 1024, S 256, batch 8): ms, GFLOP/s of the GEMM work and that as a
+//! fraction of the adapter's measured peak ([`dfd::kernels::peak`]). `DFD_BENCH_QUICK=1` uses batch 1 (same T and D) for slow
 //! software adapters; `DFD_BENCH_PRESET=fast` (any preset name) uses that preset's sizes
 //! instead. Compare with `scripts/bench_torch_heads.py`. `DFD_PROFILE=1` then
 //! records one more training step and inference pass with GPU timestamps and prints where
@@ -13,12 +14,15 @@ use std::time::Instant;
 
 use dfd::backbone::Precision;
 use dfd::heads::{Heads, HeadsConfig, LearningRates, LossConfig, TrainBatch};
+use dfd::kernels::peak::{peak_gflops, percent_of};
 use dfd::testing::random_vec;
 use dfd::Gpu;
 
 fn main() {
     let gpu = Gpu::shared().expect("a GPU adapter");
     println!("adapter: {}", gpu.describe());
+    let peak = peak_gflops(&gpu).expect("peak probe");
+    println!("measured peak: {peak:.1} GFLOP/s (f32 FMA, registers only)");
     let mut cfg = match std::env::var("DFD_BENCH_PRESET") {
         Ok(name) => dfd::train::heads_config(&dfd::TrainConfig::preset(&name).unwrap()),
         Err(_) => HeadsConfig::paper(),
@@ -68,7 +72,14 @@ fn main() {
         cfg.tokens(),
         heads.attention_algorithm()
     );
-    println!("{:>10} {:>12} {:>10}", "", "ms", "GFLOP/s");
+    println!("{:>10} {:>12} {:>10} {:>7}", "", "ms", "GFLOP/s", "peak");
+    let row = |what: &str, ms: f64, flops: f64, note: &str| {
+        let rate = flops / ms / 1e6;
+        println!(
+            "{what:>10} {ms:>12.1} {rate:>10.1} {:>7}{note}",
+            percent_of(rate, peak)
+        );
+    };
     let mut train = || {
         let t0 = Instant::now();
         let mut rec = gpu.recorder();
@@ -86,11 +97,11 @@ fn main() {
     };
     train(); // compile + warm up
     let (ms, loss) = train();
-    println!(
-        "{:>10} {:>12.1} {:>10.1}   (loss {loss:.4})",
+    row(
         "train",
         ms,
-        cfg.train_flops() / ms / 1e6
+        cfg.train_flops(),
+        &format!("   (loss {loss:.4})"),
     );
     let infer = |heads: &Heads| {
         let t0 = Instant::now();
@@ -103,22 +114,12 @@ fn main() {
     // The first pass also prepares the scoring weights (kept until the parameters change).
     infer(&heads);
     let ms = infer(&heads);
-    println!(
-        "{:>10} {:>12.1} {:>10.1}",
-        "inference",
-        ms,
-        cfg.infer_flops(b) / ms / 1e6
-    );
+    row("inference", ms, cfg.infer_flops(b), "");
     if gpu.supports_f16() {
         heads.set_scoring_precision(Precision::F16).unwrap();
         infer(&heads);
         let ms = infer(&heads);
-        println!(
-            "{:>10} {:>12.1} {:>10.1}   (f16 storage)",
-            "inf. f16",
-            ms,
-            cfg.infer_flops(b) / ms / 1e6
-        );
+        row("inf. f16", ms, cfg.infer_flops(b), "   (f16 storage)");
         heads.set_scoring_precision(Precision::F32).unwrap();
     }
     if std::env::var("DFD_PROFILE").is_ok_and(|v| v == "1") {

@@ -42,6 +42,7 @@ use dfd::detector::{Backbone, Detector};
 use dfd::gpu::AdapterKind;
 use dfd::heads::{Heads, TrainBatch};
 use dfd::image::load_rgb;
+use dfd::kernels::peak::{peak_gflops, percent_of};
 use dfd::kernels::random::fill_normal;
 use dfd::testing::random_vec;
 use dfd::train::{heads_config, learning_rates, loss_config, Trainer, TrainingRun};
@@ -372,6 +373,8 @@ fn weights(gpu: &Gpu, work: &Path) -> Result<PathBuf> {
 fn main() -> Result<()> {
     let gpu = Gpu::shared().context("no GPU adapter")?;
     println!("adapter: {}", gpu.describe());
+    let peak = peak_gflops(&gpu)?;
+    println!("measured peak: {peak:.1} GFLOP/s (f32 FMA, registers only)");
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
     let reps = match (quick, gpu.kind()) {
         (true, _) => 1,
@@ -390,7 +393,7 @@ fn main() -> Result<()> {
             .iter()
             .map(|n| {
                 let (stages, record) = bench_preset(&gpu, n, &w, &work, reps)?;
-                print_table(&stages);
+                print_table(&stages, peak);
                 Ok((n.clone(), stages, record))
             })
             .collect()
@@ -406,6 +409,7 @@ fn main() -> Result<()> {
                 AdapterKind::Cpu => "cpu",
             },
             "quick": quick,
+            "peak_gflops": peak,
             "presets": results
                 .iter()
                 .map(|(n, _, r)| (n.clone(), r.clone()))
@@ -422,19 +426,22 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Prints one preset's table: stage, ms, GFLOP, GFLOP/s.
-fn print_table(stages: &[Stage]) {
+/// Prints one preset's table: stage, ms, GFLOP, GFLOP/s and that as a fraction of the
+/// adapter's measured peak.
+fn print_table(stages: &[Stage], peak: f64) {
     println!(
-        "{:>12} {:>12} {:>10} {:>10}",
-        "stage", "ms", "GFLOP", "GFLOP/s"
+        "{:>12} {:>12} {:>10} {:>10} {:>7}",
+        "stage", "ms", "GFLOP", "GFLOP/s", "peak"
     );
     for st in stages {
+        let rate = st.flops / st.ms / 1e6;
         println!(
-            "{:>12} {:>12.1} {:>10.2} {:>10.1}",
+            "{:>12} {:>12.1} {:>10.2} {:>10.1} {:>7}",
             st.name,
             st.ms,
             st.flops / 1e9,
-            st.flops / st.ms / 1e6
+            rate,
+            percent_of(rate, peak)
         );
     }
 }

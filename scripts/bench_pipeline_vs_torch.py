@@ -46,7 +46,8 @@ def table(rust, torch_, loads=()):
     lines = [
         "dfd vs PyTorch, same machine, same work (median ms; ratio = PyTorch / dfd, "
         "above 1: dfd faster)",
-        f"dfd:     {rust['adapter']}",
+        f"dfd:     {rust['adapter']}"
+        + (f" (measured peak {rust['peak_gflops']:.1f} GFLOP/s f32 FMA)" if "peak_gflops" in rust else ""),
         f"PyTorch: {torch_['device']}",
     ]
     if loads and all(loads):

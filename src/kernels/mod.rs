@@ -15,6 +15,7 @@ pub mod gemm;
 pub mod layernorm;
 pub mod maxpool;
 pub mod patch;
+pub mod peak;
 pub mod permute;
 pub mod pyramid;
 pub mod random;
