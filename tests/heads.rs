@@ -320,7 +320,8 @@ fn load_tensors_is_strict() {
 }
 
 /// Scoring prepares its weights once and rebuilds them after a load: scores taken with the
-/// initial parameters, then a load of step 2's, must give the fixture's eval scores. f16
+/// initial parameters (prepared on the scoring recorder), then a load of step 2's (prepared
+/// by `prepare_scoring`), must give the fixture's eval scores. f16
 /// scoring needs `SHADER_F16`.
 #[test]
 fn scoring_follows_loads_and_needs_f16_support() {
@@ -339,6 +340,8 @@ fn scoring_follows_loads_and_needs_f16_support() {
         .filter(|(n, _)| names.contains(n))
         .collect();
     h.load_tensors(&step2).unwrap();
+    // Prepared in a submission of their own this time (as the detector does).
+    h.prepare_scoring().unwrap();
     let mut rec = g.recorder();
     let (sg, _) = h.scores(&mut rec, &inp.feats[0], &inp.feats[2], 2).unwrap();
     rec.submit();

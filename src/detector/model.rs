@@ -99,7 +99,8 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// Assembles a detector (used by the trainer and by [`Detector::load`]); the heads score
     /// in the configuration's `heads_precision` (f16 without `SHADER_F16` is an
-    /// [`Error::Unsupported`]).
+    /// [`Error::Unsupported`]), with their scoring weights prepared here, once
+    /// ([`Heads::prepare_scoring`]).
     pub fn from_parts(
         config: TrainConfig,
         backbone: Arc<Backbone>,
@@ -107,6 +108,7 @@ impl Detector {
         calibration: Calibration,
     ) -> Result<Detector> {
         heads.set_scoring_precision(config.heads_precision)?;
+        heads.prepare_scoring()?;
         let gpu = backbone.extractor.backbone().gpu().clone();
         let post = PostProcessor::new(&gpu, &config)?;
         Ok(Detector {

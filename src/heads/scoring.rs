@@ -54,6 +54,18 @@ impl Heads {
         Ok(())
     }
 
+    /// Prepares the scoring weights for the current parameters and precision now, in a
+    /// submission of their own. [`Heads::scores`] otherwise prepares them on its recorder
+    /// the first time it runs after a change, which orders them correctly after training
+    /// recorded on the same recorder; preparing them up front (as the detector does once
+    /// its heads are final) means later scoring, from any thread, only reads them.
+    pub fn prepare_scoring(&self) -> Result<()> {
+        let mut rec = self.gpu.recorder();
+        self.scoring_weights(&mut rec)?;
+        rec.submit();
+        Ok(())
+    }
+
     /// The prepared weights for the current parameters and precision, recorded on `rec` when
     /// they must be (re)built.
     fn scoring_weights(&self, rec: &mut Recorder) -> Result<std::sync::Arc<ScoringWeights>> {
