@@ -8,7 +8,8 @@
 //! aggregation and the per-shape convolutions with f16 storage (f32 accumulation; the
 //! features are cast to f32 at the end, as the pipeline does); the default is f32.
 //! `DFD_BENCH_SIZE=64` runs it all at another image side (the `fast` preset's 64 px), and
-//! `DFD_BENCH_CONV_ONLY=1` only the per-shape table. Compare with
+//! `DFD_BENCH_CONV_ONLY=1` only the per-shape table; `DFD_CONV_TILINGS="bm,bn,bk,tm,tn[,lanes];…"`
+//! compares those tiled variants with the chosen one (instead of the direct variant). Compare with
 //! `scripts/bench_torch_backbone.py`.
 
 use std::time::Instant;
@@ -134,7 +135,30 @@ fn main() {
             shared: false,
             subgroup: None,
         };
-        for tiling in [chosen, direct] {
+        // `DFD_CONV_TILINGS="bm,bn,bk,tm,tn[,subgroup lanes];…"` compares tiled variants
+        // with the chosen one instead of the direct variant.
+        let others: Vec<ConvTiling> = match std::env::var("DFD_CONV_TILINGS") {
+            Ok(list) => list
+                .split(';')
+                .map(|v| {
+                    let x: Vec<u32> = v
+                        .split(',')
+                        .map(|x| x.parse().expect("DFD_CONV_TILINGS: numbers"))
+                        .collect();
+                    ConvTiling {
+                        bm: x[0],
+                        bn: x[1],
+                        bk: x[2],
+                        tm: x[3],
+                        tn: x[4],
+                        shared: true,
+                        subgroup: x.get(5).copied(),
+                    }
+                })
+                .collect(),
+            Err(_) => vec![direct],
+        };
+        for tiling in std::iter::once(chosen).chain(others) {
             let run = |reps: usize| {
                 let mut rec = gpu.recorder();
                 for _ in 0..reps {
