@@ -19,7 +19,7 @@ pub(crate) struct GauSaved {
 }
 
 impl Heads {
-    fn gau_bn(&self) -> BatchNorm1d<'_> {
+    pub(super) fn gau_bn(&self) -> BatchNorm1d<'_> {
         BatchNorm1d {
             gamma: self.w("gau.bn.weight"),
             beta: self.w("gau.bn.bias"),

@@ -2,7 +2,7 @@
 //! [`crate::kernels::gemm`], forward and backward.
 
 use crate::gpu::{Recorder, Tensor};
-use crate::kernels::gemm::{gemm, BiasMode, Epilogue, GemmSpec, Mat};
+use crate::kernels::gemm::{gemm, Activation, BiasMode, Epilogue, GemmSpec, Mat};
 use crate::Result;
 
 /// `y = x·Wᵀ (+ b) (+ residual)` for `x` `[rows, inp]`, `w` `[out, inp]`, `y` `[rows, out]`.
@@ -18,7 +18,26 @@ pub(crate) fn forward(
     inp: usize,
     out: usize,
 ) -> Result<()> {
-    let spec = GemmSpec::new(rows, out, inp).transpose(false, true);
+    forward_act(rec, x, w, b, y, residual, Activation::None, rows, inp, out)
+}
+
+/// [`forward`] with an activation in the GEMM epilogue: `y = act(x·Wᵀ (+ b)) (+ residual)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward_act(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: Mat<'_>,
+    residual: Option<Mat<'_>>,
+    act: Activation,
+    rows: usize,
+    inp: usize,
+    out: usize,
+) -> Result<()> {
+    let spec = GemmSpec::new(rows, out, inp)
+        .transpose(false, true)
+        .activation(act);
     let epi = Epilogue {
         bias: b.map(|b| (b, BiasMode::PerColumn)),
         residual,

@@ -33,7 +33,7 @@ pub(crate) struct PerSaved {
 }
 
 impl Heads {
-    fn per_bn(&self) -> BatchNorm1d<'_> {
+    pub(super) fn per_bn(&self) -> BatchNorm1d<'_> {
         BatchNorm1d {
             gamma: self.w("per.bn.weight"),
             beta: self.w("per.bn.bias"),

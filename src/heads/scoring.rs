@@ -11,12 +11,12 @@
 //! until the parameters change (a training step or a load).
 
 use super::attention::attention_forward;
-use super::{tokens, Heads, BN_EPS, BN_MOMENTUM, LEAKY, LN_EPS};
+use super::{tokens, Heads, LEAKY, LN_EPS};
 use crate::backbone::Precision;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::BatchNorm1d;
 use crate::kernels::cast::cast_new;
-use crate::kernels::gemm::{gemm, Activation, BiasMode, Epilogue, GemmSpec, Mat};
+use crate::kernels::gemm::{gemm, Activation, Epilogue, GemmSpec, Mat};
 use crate::kernels::layernorm::layer_norm;
 use crate::{Error, Result};
 
@@ -106,16 +106,8 @@ impl Heads {
             self.w("per.block.mlp.fc2.bias").clone(),
         );
         let head = matrix("per.head.weight")?;
-        let mut fold = |layer: &str| -> Result<(Tensor, Tensor)> {
+        let mut fold = |layer: &str, bn: BatchNorm1d<'_>| -> Result<(Tensor, Tensor)> {
             let w = self.w(&format!("{layer}.fc1.weight"));
-            let bn = BatchNorm1d {
-                gamma: self.w(&format!("{layer}.bn.weight")),
-                beta: self.w(&format!("{layer}.bn.bias")),
-                running_mean: self.running(&format!("{layer}.bn.running_mean")),
-                running_var: self.running(&format!("{layer}.bn.running_var")),
-                eps: BN_EPS,
-                momentum: BN_MOMENTUM,
-            };
             let folded = (
                 gpu.empty(w.shape(), dtype),
                 gpu.empty(&[w.dim(0)], DType::F32),
@@ -133,9 +125,9 @@ impl Heads {
             generation: self.generation,
             precision: self.scoring_precision,
             adaptor,
-            gau_fc1: fold("gau")?,
+            gau_fc1: fold("gau", self.gau_bn())?,
             gau_fc2,
-            per_fc1: fold("per")?,
+            per_fc1: fold("per", self.per_bn())?,
             qkv,
             proj,
             mlp_fc1,
@@ -262,7 +254,7 @@ impl Heads {
 }
 
 /// `y = act(x·Wᵀ + b) (+ residual)` for `x` `[rows, in]`, `(W, b)` `[out, in]`, `[out]`,
-/// `y` `[rows, out]`.
+/// `y` `[rows, out]` ([`super::linear::forward_act`] on the prepared weights).
 fn linear(
     rec: &mut Recorder,
     x: &Tensor,
@@ -273,18 +265,17 @@ fn linear(
 ) -> Result<()> {
     let (out, inp) = (w.dim(0), w.dim(1));
     let rows = x.numel() / inp;
-    gemm(
+    super::linear::forward_act(
         rec,
-        &GemmSpec::new(rows, out, inp)
-            .transpose(false, true)
-            .activation(act),
-        Mat::dense(x, rows, inp),
-        Mat::dense(w, out, inp),
+        x,
+        w,
+        Some(b),
         Mat::dense(y, rows, out),
-        Epilogue {
-            bias: Some((b, BiasMode::PerColumn)),
-            residual: residual.map(|r| Mat::dense(r, rows, out)),
-        },
+        residual.map(|r| Mat::dense(r, rows, out)),
+        act,
+        rows,
+        inp,
+        out,
     )
 }
 
