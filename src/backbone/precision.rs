@@ -53,13 +53,10 @@ impl Precision {
     /// Fails with [`Error::Unsupported`] when `gpu` cannot run this precision (f16 without
     /// `SHADER_F16`).
     pub fn check_supported(self, gpu: &Gpu) -> Result<()> {
-        if self == Precision::F16 && !gpu.supports_f16() {
-            return Err(Error::Unsupported {
-                adapter: gpu.describe(),
-                what: "the f16 storage precision: the adapter lacks the SHADER_F16 feature \
-                       (use precision f32)"
-                    .into(),
-            });
+        if self == Precision::F16 {
+            crate::kernels::require_f16(gpu, || {
+                "the f16 storage precision (use precision f32)".into()
+            })?;
         }
         Ok(())
     }

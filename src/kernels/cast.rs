@@ -59,11 +59,8 @@ fn cast_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> 
     check_distinct("cast", y, &[x])?;
     let gpu = rec.gpu().clone();
     let uses_f16 = x.dtype() == DType::F16 || y.dtype() == DType::F16;
-    if uses_f16 && !gpu.supports_f16() {
-        return Err(Error::Unsupported {
-            adapter: gpu.describe(),
-            what: "f16 tensors (the device was opened without SHADER_F16)".into(),
-        });
+    if uses_f16 {
+        super::require_f16(&gpu, || "cast: f16 tensors".into())?;
     }
     let src = ShaderSource::new("cast", SHADER)
         .define("TI", x.dtype().wgsl())

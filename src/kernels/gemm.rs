@@ -536,13 +536,7 @@ fn operand_dtypes(
     for &(name, dtype) in &out {
         match dtype {
             DType::F32 => {}
-            DType::F16 if gpu.supports_f16() => {}
-            DType::F16 => {
-                return Err(Error::Unsupported {
-                    adapter: gpu.describe(),
-                    what: format!("gemm: operand {name} is f16 and the adapter lacks SHADER_F16"),
-                })
-            }
+            DType::F16 => super::require_f16(gpu, || format!("gemm: operand {name} is f16"))?,
             DType::U32 => {
                 return Err(Error::Shape(format!(
                     "gemm: operand {name} is u32; GEMM operands are f32 or f16"

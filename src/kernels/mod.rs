@@ -43,6 +43,18 @@ pub(crate) fn with_f16_enable(source: ShaderSource<'_>, dtype: DType) -> ShaderS
     )
 }
 
+/// [`Error::Unsupported`] naming `what` (formatted only on failure) unless `gpu` can use
+/// f16 in shaders (`SHADER_F16`): the one check behind every f16 path.
+pub(crate) fn require_f16(gpu: &Gpu, what: impl FnOnce() -> String) -> Result<()> {
+    if gpu.supports_f16() {
+        return Ok(());
+    }
+    Err(Error::Unsupported {
+        adapter: gpu.describe(),
+        what: format!("{}: the adapter lacks the SHADER_F16 feature", what()),
+    })
+}
+
 /// Workgroup counts for `n` invocations in groups of `size`, spread over x and y so that no
 /// dimension exceeds the 65 535 limit; the kernel recovers the linear index as
 /// `(wg.y * num_workgroups.x + wg.x) * size + local index`.
