@@ -169,44 +169,26 @@ mod tests {
     /// Which staging each operand layout gets, and when alignment rules a vec4 out.
     #[test]
     fn staging_follows_layout_and_alignment() {
-        let f32 = DType::F32;
-        // (dtype, x contiguous, ld, offset, stride, x, k, bk)
-        assert_eq!(
-            Staging::choose(f32, true, 64, 0, 0, 64, 7, 8),
-            Staging::AlongX
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 4, 128, 5, 64, 8),
-            Staging::AlongK
-        );
-        assert_eq!(
-            Staging::choose(f32, true, 64, 0, 0, 63, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 0, 0, 64, 62, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 66, 0, 0, 64, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 2, 0, 64, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 0, 6, 64, 64, 8),
-            Staging::Scalar
-        );
-        assert_eq!(
-            Staging::choose(f32, false, 64, 0, 0, 64, 64, 6),
-            Staging::Scalar
-        );
-        let f16 = DType::F16;
-        assert_eq!(
-            Staging::choose(f16, true, 64, 0, 0, 64, 64, 8),
-            Staging::Scalar
-        );
+        use DType::{F16, F32};
+        use Staging::{AlongK, AlongX, Scalar};
+        // (dtype, x contiguous, ld, offset, stride, x, k, bk) → staging
+        let cases = [
+            ((F32, true, 64, 0, 0, 64, 7, 8), AlongX),
+            ((F32, false, 64, 4, 128, 5, 64, 8), AlongK),
+            ((F32, true, 64, 0, 0, 63, 64, 8), Scalar), // x not a multiple of 4
+            ((F32, false, 64, 0, 0, 64, 62, 8), Scalar), // k not a multiple of 4
+            ((F32, false, 66, 0, 0, 64, 64, 8), Scalar), // rows not 16-byte aligned
+            ((F32, false, 64, 2, 0, 64, 64, 8), Scalar), // offset not aligned
+            ((F32, false, 64, 0, 6, 64, 64, 8), Scalar), // batch stride not aligned
+            ((F32, false, 64, 0, 0, 64, 64, 6), Scalar), // slice depth not a multiple of 4
+            ((F16, true, 64, 0, 0, 64, 64, 8), Scalar), // f16 storage
+        ];
+        for ((dtype, xc, ld, off, stride, x, k, bk), want) in cases {
+            assert_eq!(
+                Staging::choose(dtype, xc, ld, off, stride, x, k, bk),
+                want,
+                "{dtype:?} x-contiguous {xc} ld {ld} offset {off} stride {stride} x {x} k {k} bk {bk}"
+            );
+        }
     }
 }
