@@ -31,4 +31,4 @@ pub mod train;
 
 pub use config::TrainConfig;
 pub use error::{Error, Result};
-pub use gpu::{DType, Gpu, Recorder, Tensor};
+pub use gpu::{DType, Gpu, GpuOptions, Recorder, Tensor};

@@ -331,7 +331,7 @@ fn f16_backbone_matches_torchvision_within_its_tolerance() {
     );
 
     // An adapter without SHADER_F16 refuses the f16 precision with a typed error.
-    let no_f16 = Gpu::with_options(None, false).unwrap();
+    let no_f16 = Gpu::with_options(&dfd::GpuOptions::default().allow_f16(false)).unwrap();
     let e = WideResNet50::load_with(&no_f16, &path, Precision::F16).unwrap_err();
     assert!(
         matches!(e, Error::Unsupported { .. }) && e.to_string().contains("SHADER_F16"),

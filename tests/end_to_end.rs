@@ -552,7 +552,7 @@ fn f16_storage_trains_scores_and_agrees_with_f32() {
         "{e}"
     );
     // An adapter without SHADER_F16 refuses it with a typed error.
-    let no_f16 = dfd::Gpu::with_options(None, false).unwrap();
+    let no_f16 = dfd::Gpu::with_options(&dfd::GpuOptions::default().allow_f16(false)).unwrap();
     let e = Detector::load(&no_f16, &path, weights).unwrap_err();
     assert!(matches!(e, Error::Unsupported { .. }), "{e}");
 }

@@ -351,7 +351,7 @@ fn scoring_follows_loads_and_needs_f16_support() {
         &fx.get("eval.score_gau"),
         GOLDEN_TOL,
     );
-    let no_f16 = Gpu::with_options(None, false).unwrap();
+    let no_f16 = Gpu::with_options(&dfd::GpuOptions::default().allow_f16(false)).unwrap();
     let mut h = Heads::new(&no_f16, &config(), 0).unwrap();
     let e = h.set_scoring_precision(Precision::F16).unwrap_err();
     assert!(matches!(e, dfd::Error::Unsupported { .. }), "{e}");

@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn f16_needs_shader_f16() {
-        let g = Gpu::with_options(None, false).unwrap();
+        let g = Gpu::with_options(&crate::GpuOptions::default().allow_f16(false)).unwrap();
         Precision::F32.check_supported(&g).unwrap();
         let e = Precision::F16.check_supported(&g).unwrap_err();
         assert!(

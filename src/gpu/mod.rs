@@ -9,13 +9,16 @@
 //! - [`Kernel`] — a compiled WGSL compute pipeline, fetched once from the pipeline cache.
 
 mod adapter;
+mod errors;
+mod options;
 mod pipeline;
 mod pool;
 mod profile;
 mod recorder;
 mod tensor;
 
-pub use adapter::{AdapterKind, ADAPTER_ENV};
+pub use adapter::AdapterKind;
+pub use options::{AttentionAlgorithm, GpuOptions, GPU_VARIABLES};
 pub use pipeline::{Access, Kernel, ShaderSource};
 pub use profile::{DispatchTime, Profile, ProfileGroup};
 pub use recorder::{BindRange, Recorder};
@@ -40,8 +43,10 @@ pub(crate) struct GpuInner {
     pub(crate) features: wgpu::Features,
     pub(crate) pool: pool::BufferPool,
     pub(crate) pipelines: pipeline::PipelineCache,
-    /// Whether shaders are compiled with wgpu's runtime bounds checks (`DFD_SHADER_CHECKS=1`).
-    pub(crate) shader_checks: bool,
+    /// The options the context was opened with.
+    pub(crate) options: GpuOptions,
+    /// Errors the device reported outside an error scope, surfaced at the next wait.
+    pub(crate) errors: Arc<errors::ErrorSink>,
     /// Bound in place of optional operands a kernel variant does not read.
     pub(crate) placeholder: wgpu::Buffer,
 }
@@ -53,43 +58,34 @@ impl std::fmt::Debug for Gpu {
 }
 
 impl Gpu {
-    /// Opens the best adapter: a discrete GPU over an integrated one over a CPU (software)
-    /// one. The choice can be forced with the environment variable [`ADAPTER_ENV`]
-    /// (`DFD_ADAPTER`), whose value is matched case-insensitively against the adapter's name
-    /// and backend (`DFD_ADAPTER=llvmpipe`, `DFD_ADAPTER=vulkan`, `DFD_ADAPTER=nvidia`).
+    /// Opens the best adapter with [`GpuOptions::default`]: a discrete GPU over an
+    /// integrated one over a CPU (software) one, on Vulkan, Metal or DX12.
     ///
     /// The device is created with the adapter's own limits (largest storage binding, buffer
     /// size, workgroup memory) rather than WebGPU's conservative defaults, and with
     /// `SHADER_F16` when the adapter offers it.
     pub fn new() -> Result<Gpu> {
-        let filter = std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty());
-        Self::with_adapter_filter(filter.as_deref())
+        Self::with_options(&GpuOptions::default())
     }
 
-    /// Like [`Gpu::new`] but with an explicit adapter filter instead of the environment.
-    pub fn with_adapter_filter(filter: Option<&str>) -> Result<Gpu> {
-        Self::with_options(filter, true)
-    }
-
-    /// Like [`Gpu::with_adapter_filter`]; with `allow_f16 = false` the device is opened
-    /// without `SHADER_F16` even where the adapter offers it, so it behaves as an adapter
-    /// without f16 does ([`Gpu::supports_f16`] is false; f16 paths report
-    /// [`Error::Unsupported`]). Used to test those paths on any machine.
-    pub fn with_options(filter: Option<&str>, allow_f16: bool) -> Result<Gpu> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        // Vulkan / Metal / DX12 unless WGPU_BACKEND says otherwise: the GL backend lacks
-        // what the kernels need on many drivers, and probing it prints noise on headless
-        // machines.
-        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    /// Opens a context as `options` say (adapter filter, backends, f16, shader checks,
+    /// attention algorithm).
+    ///
+    /// GPU failures never panic: validation errors, out-of-memory and device loss reported
+    /// by the device are collected and come back as [`Error::Gpu`] from the next operation
+    /// that waits for the GPU ([`Gpu::wait`], a download, a prediction).
+    pub fn with_options(options: &GpuOptions) -> Result<Gpu> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = options.backends;
         let instance = wgpu::Instance::new(desc);
-        let adapter = adapter::choose(&instance, filter)?;
+        let adapter = adapter::choose(&instance, options.adapter.as_deref())?;
         let info = adapter.get_info();
         let adapter_limits = adapter.limits();
         // Timestamp queries cost nothing until a recorder asks for them (profiling).
         // Subgroup operations let kernels share values between lanes without memory
         // round-trips (see `Gpu::subgroup_size`).
         let mut wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
-        if allow_f16 {
+        if options.allow_f16 {
             wanted |= wgpu::Features::SHADER_F16;
         }
         let features = adapter.features() & wanted;
@@ -102,6 +98,7 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Gpu(format!("could not open a device on {}: {e}", info.name)))?;
+        let errors = errors::ErrorSink::install(&device);
         let limits = device.limits();
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dfd.placeholder"),
@@ -115,7 +112,8 @@ impl Gpu {
                 pool: pool::BufferPool::default(),
                 pipelines: pipeline::PipelineCache::default(),
                 placeholder,
-                shader_checks: std::env::var("DFD_SHADER_CHECKS").is_ok_and(|v| v == "1"),
+                options: options.clone(),
+                errors,
                 device,
                 queue,
                 info,
@@ -125,14 +123,25 @@ impl Gpu {
         })
     }
 
-    /// A process-wide context, created on first use with [`Gpu::new`]. Tests, benchmarks
-    /// and examples share it so that only one device is ever opened.
+    /// A process-wide context, created on first use with [`GpuOptions::default`]. Tests,
+    /// benchmarks and examples share it so that only one device is ever opened.
     pub fn shared() -> Result<Gpu> {
+        Self::shared_with(&GpuOptions::default())
+    }
+
+    /// The process-wide context, created with `options` if this is the first call that
+    /// asks for it (later calls get the existing context, whatever their options).
+    pub fn shared_with(options: &GpuOptions) -> Result<Gpu> {
         static SHARED: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
         SHARED
-            .get_or_init(|| Gpu::new().map_err(|e| e.to_string()))
+            .get_or_init(|| Gpu::with_options(options).map_err(|e| e.to_string()))
             .clone()
             .map_err(Error::NoAdapter)
+    }
+
+    /// The options the context was opened with.
+    pub fn options(&self) -> &GpuOptions {
+        &self.inner.options
     }
 
     /// The wgpu device.
@@ -229,13 +238,28 @@ impl Gpu {
         Ok(bytes)
     }
 
-    /// Blocks until all submitted work has finished.
+    /// Blocks until all submitted work has finished, then reports the first error the
+    /// device raised since the last check (validation, out of memory, device lost) as
+    /// [`Error::Gpu`].
     pub fn wait(&self) -> Result<()> {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        self.check_errors()
+    }
+
+    /// Reports (and clears) the errors the device raised since the last check, without
+    /// waiting. [`Gpu::wait`] and every download call it.
+    pub fn check_errors(&self) -> Result<()> {
+        self.inner.errors.take()
+    }
+
+    /// Records an error found by the library itself outside a `Result` path (an allocation
+    /// the device cannot hold); it comes back from the next [`Gpu::check_errors`].
+    pub(crate) fn report_error(&self, message: String) {
+        self.inner.errors.push(message);
     }
 
     /// Number of bytes currently held by the buffer pool (free and in use).

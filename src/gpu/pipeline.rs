@@ -150,7 +150,7 @@ impl Gpu {
             label: Some(source.name),
             source: wgpu::ShaderSource::Wgsl(text.into()),
         };
-        let module = if self.inner.shader_checks {
+        let module = if self.inner.options.shader_checks {
             device.create_shader_module(descriptor)
         } else {
             // SAFETY: every wrapper validates its operands' shapes and binding ranges before
@@ -158,7 +158,7 @@ impl Gpu {
             // index inside their bindings and all loops are bounded by uniform sizes. Without
             // naga's injected bounds clamps and loop-bounding counters, the drivers can unroll
             // and vectorise the inner loops (several times faster on lavapipe).
-            // `DFD_SHADER_CHECKS=1` turns the checks back on for debugging.
+            // `GpuOptions::shader_checks` turns the checks back on for debugging.
             unsafe {
                 device.create_shader_module_trusted(
                     descriptor,

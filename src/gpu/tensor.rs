@@ -57,10 +57,27 @@ impl std::fmt::Debug for Tensor {
 
 impl Gpu {
     /// A tensor with uninitialised (recycled) contents: for outputs that a kernel overwrites.
+    ///
+    /// A tensor larger than the device's largest buffer is not a panic: the failure is
+    /// recorded and comes back as [`Error::Gpu`] from the next [`Gpu::wait`] or download
+    /// (like every other device error), and the tensor has no usable storage.
     pub fn empty(&self, shape: &[usize], dtype: DType) -> Tensor {
-        let numel: usize = shape.iter().product();
-        let bytes = ((numel * dtype.size()) as u64).max(4).next_multiple_of(4);
-        let buffer = self.inner.pool.acquire(&self.inner.device, bytes);
+        let bytes = shape
+            .iter()
+            .try_fold(dtype.size() as u64, |acc, &d| acc.checked_mul(d as u64))
+            .map(|b| b.max(4).next_multiple_of(4));
+        let max = self.inner.limits.max_buffer_size;
+        let buffer = match bytes {
+            Some(bytes) if bytes <= max => self.inner.pool.acquire(&self.inner.device, bytes),
+            _ => {
+                self.report_error(format!(
+                    "allocating a {dtype:?} tensor of shape {shape:?}: {} exceeds the device's \
+                     largest buffer ({max} bytes)",
+                    bytes.map_or("the size overflows".to_string(), |b| format!("{b} bytes"))
+                ));
+                self.inner.pool.acquire(&self.inner.device, 4)
+            }
+        };
         Tensor {
             buf: Arc::new(PooledBuffer::new(buffer, Arc::downgrade(&self.inner))),
             shape: shape.to_vec(),
@@ -133,12 +150,12 @@ impl Tensor {
 
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
 
     /// Size of the data in bytes (the buffer may be larger).
     pub fn byte_len(&self) -> u64 {
-        (self.numel() * self.dtype.size()) as u64
+        (self.numel() as u64).saturating_mul(self.dtype.size() as u64)
     }
 
     /// The context this tensor lives on.

@@ -23,20 +23,12 @@ use crate::{Error, Result};
 
 pub use crate::kernels::flash_attention::AttentionDims;
 
-/// Environment variable that overrides the attention algorithm: `fused` or `materialized`.
-pub const ATTENTION_ENV: &str = "DFD_ATTENTION";
-
 /// How attention is computed; see the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttentionAlgorithm {
-    /// One fused kernel per pass ([`crate::kernels::flash_attention`]).
-    Fused,
-    /// Batched GEMMs and softmax over materialised score buffers.
-    Materialized,
-}
+pub use crate::gpu::AttentionAlgorithm;
 
 impl AttentionAlgorithm {
-    /// The algorithm for `gpu`, `tokens` per image and `head_dim`: [`ATTENTION_ENV`] when set;
+    /// The algorithm for `gpu`, `tokens` per image and `head_dim`: the context's
+    /// [`GpuOptions::attention`](crate::GpuOptions::attention) when set;
     /// otherwise the fused kernels, except where the device's workgroup memory cannot hold
     /// their staged blocks for this head dimension, and on a CPU adapter with more than 128
     /// tokens, where the
@@ -46,22 +38,15 @@ impl AttentionAlgorithm {
     /// 820 + 1590 ms — the fused kernels keep each row's vectors in per-invocation arrays,
     /// which llvmpipe spills to memory, while its GEMM is register-blocked).
     pub fn for_gpu(gpu: &Gpu, tokens: usize, head_dim: usize) -> Result<AttentionAlgorithm> {
-        match std::env::var(ATTENTION_ENV).ok().as_deref() {
-            None | Some("") => Ok(
-                if !supports_head_dim(gpu, head_dim)
-                    || (gpu.kind() == AdapterKind::Cpu && tokens > CPU_FUSED_MAX_TOKENS)
-                {
-                    AttentionAlgorithm::Materialized
-                } else {
-                    AttentionAlgorithm::Fused
-                },
-            ),
-            Some("fused") => Ok(AttentionAlgorithm::Fused),
-            Some("materialized") => Ok(AttentionAlgorithm::Materialized),
-            Some(other) => Err(Error::Config(format!(
-                "{ATTENTION_ENV}={other}: expected `fused` or `materialized`"
-            ))),
-        }
+        Ok(match gpu.options().attention {
+            Some(forced) => forced,
+            None if !supports_head_dim(gpu, head_dim)
+                || (gpu.kind() == AdapterKind::Cpu && tokens > CPU_FUSED_MAX_TOKENS) =>
+            {
+                AttentionAlgorithm::Materialized
+            }
+            None => AttentionAlgorithm::Fused,
+        })
     }
 }
 
@@ -306,8 +291,8 @@ mod tests {
     #[test]
     fn algorithm_choice_follows_adapter_tokens_and_workgroup_memory() {
         let g = gpu();
-        if std::env::var(ATTENTION_ENV).is_ok() {
-            return; // an override is in force for this process
+        if g.options().attention.is_some() {
+            return; // an override is in force for this context
         }
         let pick = |tokens, head_dim| AttentionAlgorithm::for_gpu(&g, tokens, head_dim).unwrap();
         if supports_head_dim(&g, 96) {

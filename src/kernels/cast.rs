@@ -190,7 +190,7 @@ mod tests {
     /// compilation failure.
     #[test]
     fn f16_without_shader_f16_is_unsupported() {
-        let g = crate::Gpu::with_options(None, false).unwrap();
+        let g = crate::Gpu::with_options(&crate::GpuOptions::default().allow_f16(false)).unwrap();
         assert!(!g.supports_f16());
         let x = g.zeros(&[5], DType::F32);
         let h = g.empty(&[5], DType::F16);
