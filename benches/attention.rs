@@ -27,7 +27,8 @@ fn time(gpu: &Gpu, reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let gpu = Gpu::shared().expect("a GPU adapter");
+    let options = dfd::GpuOptions::from_lookup(|k| std::env::var(k).ok()).expect("DFD_* settings");
+    let gpu = Gpu::shared_with(&options).expect("a GPU adapter");
     println!("adapter: {}", gpu.describe());
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
     let reps = if quick { 1 } else { 3 };

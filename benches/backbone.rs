@@ -24,7 +24,8 @@ use dfd::testing::random_vec;
 use dfd::Gpu;
 
 fn main() {
-    let gpu = Gpu::shared().expect("a GPU adapter");
+    let options = dfd::GpuOptions::from_lookup(|k| std::env::var(k).ok()).expect("DFD_* settings");
+    let gpu = Gpu::shared_with(&options).expect("a GPU adapter");
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
     println!("adapter: {}", gpu.describe());
     let peak = peak_gflops(&gpu).expect("peak probe");

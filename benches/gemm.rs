@@ -50,7 +50,8 @@ fn time_gemm(gpu: &Gpu, m: usize, n: usize, k: usize, tiling: Tiling, reps: usiz
 }
 
 fn main() {
-    let gpu = Gpu::shared().expect("a GPU adapter");
+    let options = dfd::GpuOptions::from_lookup(|k| std::env::var(k).ok()).expect("DFD_* settings");
+    let gpu = Gpu::shared_with(&options).expect("a GPU adapter");
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
     println!("adapter: {}", gpu.describe());
     let peak = peak_gflops(&gpu).expect("peak probe");

@@ -371,7 +371,8 @@ fn weights(gpu: &Gpu, work: &Path) -> Result<PathBuf> {
 }
 
 fn main() -> Result<()> {
-    let gpu = Gpu::shared().context("no GPU adapter")?;
+    let gpu = Gpu::shared_with(&dfd::GpuOptions::from_lookup(|k| std::env::var(k).ok())?)
+        .context("no GPU adapter")?;
     println!("adapter: {}", gpu.describe());
     let peak = peak_gflops(&gpu)?;
     println!("measured peak: {peak:.1} GFLOP/s (f32 FMA, registers only)");

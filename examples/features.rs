@@ -64,7 +64,7 @@ fn main() -> Result<()> {
     let (Some(weights), Some(image), Some(out)) = (&args.weights, &args.image, &args.out) else {
         bail!("give --weights, --image and --out (or --write-random-weights FILE)");
     };
-    let gpu = Gpu::shared()?;
+    let gpu = Gpu::shared_with(&dfd::GpuOptions::from_lookup(|k| std::env::var(k).ok())?)?;
     println!("adapter: {}", gpu.describe());
     let t = Instant::now();
     let ext = FeatureExtractor::load_with(&gpu, weights, args.precision)?;

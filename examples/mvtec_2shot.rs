@@ -180,14 +180,14 @@ fn main() -> Result<()> {
         let mut cfg = config.clone();
         cfg.seed = seed;
         let trainer =
-            Trainer::new(&gpu, cfg, backbone.clone(), textures.clone())?.with_progress(true);
+            Trainer::new(&gpu, cfg, backbone.clone(), textures.clone())?;
         for cat in &categories {
             let name = cat.name().to_string();
             let t = Instant::now();
             let (detector, shots) = train_category(&trainer, cat.as_ref(), args.shots, seed)
                 .with_context(|| format!("training `{name}` (run {run})"))?;
             let train_s = t.elapsed().as_secs_f64();
-            let test = TestSet::load(cat.as_ref(), config.image_size, true)?;
+            let test = TestSet::load(cat.as_ref(), config.image_size, &dfd::progress::Progress::silent())?;
             let t = Instant::now();
             let ev = evaluate(&detector, &test, normalization, AuproVariant::Official)?;
             let eval_s = t.elapsed().as_secs_f64();

@@ -25,6 +25,7 @@ pub mod gpu;
 pub mod heads;
 pub mod image;
 pub mod kernels;
+pub mod progress;
 #[doc(hidden)]
 pub mod testing;
 pub mod train;

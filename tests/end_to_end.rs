@@ -144,7 +144,7 @@ fn fast_preset_learns_the_synthetic_category_and_round_trips() {
     let cats = open_categories(cat_dir, None).unwrap();
     assert_eq!(cats.len(), 1);
     let cat = cats[0].as_ref();
-    let test = TestSet::load(cat, cfg.image_size, false).unwrap();
+    let test = TestSet::load(cat, cfg.image_size, &dfd::progress::Progress::silent()).unwrap();
     let mut first = None;
     for seed in fast_seeds() {
         let cfg = TrainConfig { seed, ..fast() };
@@ -239,7 +239,7 @@ fn same_seed_gives_identical_results() {
     let gpu = gpu();
     let cats = open_categories(cat_dir, None).unwrap();
     let cat = cats[0].as_ref();
-    let test = TestSet::load(cat, cfg.image_size, false).unwrap();
+    let test = TestSet::load(cat, cfg.image_size, &dfd::progress::Progress::silent()).unwrap();
     let trainer = Trainer::new(
         &gpu,
         cfg.clone(),
@@ -407,7 +407,7 @@ fn data_path_reads_mvtec_and_visa_layouts() {
     let cats = open_categories(&v, None).unwrap();
     assert_eq!(cats.len(), 1);
     assert_eq!(cats[0].name(), "candle");
-    let test = TestSet::load(cats[0].as_ref(), 32, false).unwrap();
+    let test = TestSet::load(cats[0].as_ref(), 32, &dfd::progress::Progress::silent()).unwrap();
     let labels = test.labels();
     assert_eq!(labels.iter().filter(|&&l| l).count(), 1);
     let anomalous = labels.iter().position(|&l| l).unwrap();
@@ -477,7 +477,7 @@ fn f16_storage_trains_scores_and_agrees_with_f32() {
             heads_precision: precision,
             ..tiny(3)
         };
-        let test = TestSet::load(cat, cfg.image_size, false).unwrap();
+        let test = TestSet::load(cat, cfg.image_size, &dfd::progress::Progress::silent()).unwrap();
         let trainer = Trainer::new(
             &gpu,
             cfg.clone(),

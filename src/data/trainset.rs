@@ -10,7 +10,6 @@
 
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -19,6 +18,7 @@ use crate::data::otsu::ForegroundRule;
 use crate::data::perlin::{perlin_mask, PerlinConfig};
 use crate::data::textures::TextureSource;
 use crate::error::{Error, Result};
+use crate::progress::{Event, Progress, Stage};
 use crate::image::{frequency_split, normalize_imagenet, resize_bilinear, rotate, Image};
 
 /// Configuration of the training-set builder. Defaults are the paper's (SPEC §2).
@@ -214,15 +214,15 @@ pub fn sample_rng(seed: u64, index: u64) -> ChaCha8Rng {
 
 /// Builds the `k × N` training samples (shot-major order: the first `N` come from the first
 /// shot). Shots must be 3-channel images of one size. Runs on all CPU cores; the result
-/// depends only on the inputs and `seed`. Shows a progress bar when `progress` is `true`,
-/// and, for procedural textures, prints [`TextureSource::notice`] (also logged).
+/// depends only on the inputs and `seed`. Reports its progress to `progress`, and, for
+/// procedural textures, sends [`TextureSource::notice`] as a note.
 pub fn build_training_set(
     shots: &[Image],
     category: &str,
     cfg: &TrainSetConfig,
     textures: &TextureSource,
     seed: u64,
-    progress: bool,
+    progress: &Progress,
 ) -> Result<Vec<TrainSample>> {
     cfg.validate()?;
     let first = shots
@@ -237,24 +237,11 @@ pub fn build_training_set(
         }
     }
     if let Some(note) = textures.notice() {
-        log::warn!("{note}");
-        if progress {
-            eprintln!("note: {note}");
-        }
+        progress.emit(Event::Note(note));
     }
     let rule = cfg.foreground.resolve(category);
     let total = shots.len() * cfg.samples_per_shot;
-    let bar = if progress {
-        let b = ProgressBar::new(total as u64);
-        if let Ok(style) =
-            ProgressStyle::with_template("building training set {bar:30} {pos}/{len} [{elapsed}]")
-        {
-            b.set_style(style);
-        }
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress.stage(Stage::TrainingSet, total as u64);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -277,7 +264,7 @@ pub fn build_training_set(
                 if let Ok(mut slot) = slots[j].lock() {
                     *slot = Some(r);
                 }
-                bar.inc(1);
+                bar.advance(1);
                 if failed {
                     // Stop handing out work; the error is reported below.
                     next.store(total, std::sync::atomic::Ordering::Relaxed);
@@ -285,7 +272,7 @@ pub fn build_training_set(
             });
         }
     });
-    bar.finish_and_clear();
+    drop(bar);
     let results: Vec<Option<Result<TrainSample>>> = slots
         .into_iter()
         .map(|s| s.into_inner().ok().flatten())

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use crate::progress::{Progress, Stage};
 
 use super::Trainer;
 use crate::data::datasets::{Category, MvtecCategory, TestItem, Visa};
@@ -93,28 +93,18 @@ pub struct TestSet {
 }
 
 impl TestSet {
-    /// Loads every test item of `category` at `size × size` (with a progress bar when
-    /// `progress`).
-    pub fn load(category: &dyn Category, size: usize, progress: bool) -> Result<TestSet> {
+    /// Loads every test item of `category` at `size × size`, reporting to `progress`.
+    pub fn load(category: &dyn Category, size: usize, progress: &Progress) -> Result<TestSet> {
         let items = category.test_items()?;
-        let bar = if progress {
-            let b = ProgressBar::new(items.len() as u64);
-            if let Ok(s) = ProgressStyle::with_template("loading test images {bar:30} {pos}/{len}")
-            {
-                b.set_style(s);
-            }
-            b
-        } else {
-            ProgressBar::hidden()
-        };
+        let bar = progress.stage(Stage::TestSet, items.len() as u64);
         let (mut images, mut masks) = (Vec::new(), Vec::new());
         for it in &items {
             let (img, mask) = it.load(size)?;
             images.push(img);
             masks.push(mask.data.iter().map(|&v| v > 0.5).collect());
-            bar.inc(1);
+            bar.advance(1);
         }
-        bar.finish_and_clear();
+        drop(bar);
         Ok(TestSet {
             items,
             images,

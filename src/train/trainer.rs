@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -18,6 +17,7 @@ use crate::image::{resize_bilinear, Image};
 use crate::kernels::elementwise::axpby;
 use crate::kernels::random::fill_normal;
 use crate::kernels::reduce::{reduce_all, ReduceOp};
+use crate::progress::{Event, Progress, Stage, StageCounter};
 use crate::{Error, Result};
 
 /// Salt of the calibration samples' seed (a stream family disjoint from the training set's).
@@ -86,7 +86,7 @@ pub struct Trainer {
     config: TrainConfig,
     backbone: Arc<Backbone>,
     textures: TextureSource,
-    progress: bool,
+    progress: Progress,
 }
 
 impl Trainer {
@@ -127,12 +127,13 @@ impl Trainer {
             config,
             backbone,
             textures,
-            progress: false,
+            progress: Progress::silent(),
         })
     }
 
-    /// Shows progress bars (training set, features, epochs with loss terms) on stderr.
-    pub fn with_progress(mut self, progress: bool) -> Self {
+    /// Reports progress (training set, features, training steps, epochs with their loss
+    /// terms, calibration) to `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> Self {
         self.progress = progress;
         self
     }
@@ -191,7 +192,7 @@ impl Trainer {
             &cfg.trainset(),
             &self.textures,
             cfg.seed,
-            self.progress,
+            &self.progress,
         )?;
         let features = self.features(&samples)?;
         drop(samples);
@@ -204,19 +205,8 @@ impl Trainer {
             heads,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ BATCH_SALT),
             history: Vec::with_capacity(cfg.epochs),
-            bar: None,
+            counter: None,
         })
-    }
-
-    fn bar(&self, len: usize, template: &str) -> ProgressBar {
-        if !self.progress {
-            return ProgressBar::hidden();
-        }
-        let b = ProgressBar::new(len as u64);
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            b.set_style(style);
-        }
-        b
     }
 
     /// Frozen backbone features of every sample's normal and (when it differs) anomalous
@@ -236,10 +226,7 @@ impl Trainer {
                 v
             })
             .collect();
-        let bar = self.bar(
-            jobs.len(),
-            "backbone features {bar:30} {pos}/{len} [{elapsed}<{eta}]",
-        );
+        let bar = self.progress.stage(Stage::Features, jobs.len() as u64);
         let mut normal: Vec<Option<Tensor>> = vec![None; samples.len()];
         let mut anomalous: Vec<Option<Tensor>> = vec![None; samples.len()];
         for chunk in jobs.chunks(cfg.extract_batch) {
@@ -276,9 +263,9 @@ impl Trainer {
             rec.submit();
             // Bound the work in flight (and the memory it holds) on slow adapters.
             self.gpu.wait()?;
-            bar.inc(n as u64);
+            bar.advance(n as u64);
         }
-        bar.finish_and_clear();
+        drop(bar);
         samples
             .iter()
             .zip(normal.into_iter().zip(anomalous))
@@ -330,6 +317,7 @@ impl Trainer {
         let mut tcfg = cfg.trainset();
         tcfg.p_anomaly = 1.0;
         let rule = tcfg.foreground.resolve(category);
+        let _stage = self.progress.stage(Stage::Calibration, 1);
         let (mut normals, mut anomalies) = (Vec::new(), Vec::new());
         for j in 0..shots.len() * cfg.calibration_per_shot {
             let shot = &shots[j / cfg.calibration_per_shot];
@@ -364,8 +352,8 @@ pub struct TrainingRun<'a> {
     rng: ChaCha8Rng,
     /// Mean loss terms of every epoch done.
     history: Vec<EpochLoss>,
-    /// The training progress bar (created at the first epoch, over every planned step).
-    bar: Option<ProgressBar>,
+    /// Training progress (started at the first epoch, over every planned step).
+    counter: Option<StageCounter>,
 }
 
 impl std::fmt::Debug for TrainingRun<'_> {
@@ -421,7 +409,7 @@ impl TrainingRun<'_> {
             heads,
             rng,
             history,
-            bar,
+            counter,
             shots,
             ..
         } = self;
@@ -437,11 +425,10 @@ impl TrainingRun<'_> {
         }
         let steps = cfg.steps_per_epoch(shots.len());
         let loss_cfg = loss_config(cfg);
-        let bar = bar.get_or_insert_with(|| {
-            trainer.bar(
-                cfg.epochs * steps,
-                "training {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}",
-            )
+        let bar = counter.get_or_insert_with(|| {
+            trainer
+                .progress
+                .stage(Stage::Training, (cfg.epochs * steps) as u64)
         });
         let check_every = if cfg.loss_check_every == 0 {
             steps
@@ -503,7 +490,7 @@ impl TrainingRun<'_> {
             axpby(&mut rec, 1.0, &loss.reshape(&[6])?, 1.0, &sum)?;
             rec.submit();
             since_check += 1;
-            bar.inc(1);
+            bar.advance(1);
             if since_check == check_every || step + 1 == steps {
                 since_check = 0;
                 let v = sum.to_vec()?;
@@ -516,7 +503,6 @@ impl TrainingRun<'_> {
                     None => trainer.first_non_finite_parameter(heads)?,
                 };
                 if let Some((what, value)) = bad {
-                    bar.abandon();
                     return Err(Error::Training(format!(
                         "{what} became {value} in epoch {} (step {} of {steps}); lower \
                          the learning rates or check the inputs",
@@ -525,15 +511,6 @@ impl TrainingRun<'_> {
                     )));
                 }
                 let n = (step + 1) as f32;
-                bar.set_message(format!(
-                    "epoch {}/{} loss {:.4} (gau {:.4} per {:.4} sim {:.4})",
-                    epoch + 1,
-                    cfg.epochs,
-                    v[0] / n,
-                    v[1] / n,
-                    v[4] / n,
-                    v[5] / n
-                ));
                 if step + 1 == steps {
                     mean = Some(std::array::from_fn(|i| v[i] / n));
                 }
@@ -542,8 +519,13 @@ impl TrainingRun<'_> {
         let mean: EpochLoss =
             mean.ok_or_else(|| Error::Training("an epoch ran no training step".into()))?;
         history.push(mean);
+        trainer.progress.emit(Event::Epoch {
+            epoch: history.len(),
+            epochs: cfg.epochs,
+            loss: &mean,
+        });
         if history.len() == cfg.epochs {
-            bar.finish_and_clear();
+            *counter = None;
         }
         Ok(mean)
     }
@@ -561,12 +543,10 @@ impl TrainingRun<'_> {
             features,
             heads,
             history,
-            bar,
+            counter,
             ..
         } = self;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        drop(counter);
         drop(features);
         if history.is_empty() {
             return Err(Error::Training(
