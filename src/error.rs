@@ -2,7 +2,7 @@
 //!
 //! Every failure a user can cause (a missing file, a corrupt image, a weight file of another
 //! architecture, no GPU adapter, …) is reported through [`Error`] with a message that names
-//! the file or tensor involved and the problem, never through a panic (SPEC §7).
+//! the file or tensor involved and the problem, never through a panic.
 
 use std::path::PathBuf;
 
@@ -11,6 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No usable GPU adapter was found (or the override matched none).
     #[error("no GPU adapter: {0}")]
@@ -87,6 +88,10 @@ pub enum Error {
     /// Training diverged (NaN or infinite loss) or could not proceed.
     #[error("training: {0}")]
     Training(String),
+
+    /// A prediction could not be made (a non-finite score: never reported as a pass).
+    #[error("prediction: {0}")]
+    Prediction(String),
 
     /// An evaluation metric is undefined for its input (a single class, no anomalous
     /// region, no normal pixel, a NaN score, a constant set of scores, …).

@@ -112,29 +112,61 @@ enum Decoded {
     F32(Vec<Vec<f32>>),
 }
 
+/// Largest width or height of an image the library decodes (a 16 k × 16 k photo is larger
+/// than any industrial camera frame; a larger header is a decompression bomb).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Largest allocation the decoder may make for one image (an RGBA 16-bit 8 k × 8 k image).
+pub const MAX_IMAGE_ALLOC: u64 = 512 << 20;
+
+fn limited<R: std::io::BufRead + std::io::Seek>(
+    mut reader: image::ImageReader<R>,
+    origin: &Path,
+) -> Result<(image::DynamicImage, usize, usize)> {
+    let image_err = |message: String| Error::Image {
+        path: origin.to_path_buf(),
+        message,
+    };
+    if reader.format().is_none() {
+        return Err(image_err(
+            "not a recognised image format (PNG, JPEG, BMP or TIFF expected)".into(),
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => image_err(format!(
+            "refused before decoding: {l} (at most {MAX_IMAGE_SIDE} pixels a side and \
+             {MAX_IMAGE_ALLOC} bytes)"
+        )),
+        e => image_err(format!("cannot decode: {e}")),
+    })?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return Err(image_err("image has zero size".into()));
+    }
+    Ok((img, h, w))
+}
+
 fn decode(path: &Path) -> Result<(image::DynamicImage, usize, usize)> {
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
-    if reader.format().is_none() {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            message: "not a recognised image format (PNG, JPEG, BMP or TIFF expected)".into(),
-        });
-    }
-    let img = reader.decode().map_err(|e| Error::Image {
-        path: path.to_path_buf(),
-        message: format!("cannot decode: {e}"),
-    })?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    if w == 0 || h == 0 {
-        return Err(Error::Image {
-            path: path.to_path_buf(),
-            message: "image has zero size".into(),
-        });
-    }
-    Ok((img, h, w))
+    limited(reader, path)
+}
+
+/// Decodes an image held in memory (PNG, JPEG, BMP or TIFF) within the same limits as files
+/// ([`MAX_IMAGE_SIDE`], [`MAX_IMAGE_ALLOC`]: a header declaring a huge image is refused
+/// before anything is allocated); `origin` names it in errors.
+pub fn decode_bytes(bytes: &[u8], origin: &Path) -> Result<image::DynamicImage> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(origin, e))?;
+    Ok(limited(reader, origin)?.0)
 }
 
 fn split_planes<T: Copy + Default>(interleaved: &[T], channels: usize, n: usize) -> Vec<Vec<T>> {
@@ -147,11 +179,10 @@ fn split_planes<T: Copy + Default>(interleaved: &[T], channels: usize, n: usize)
     planes
 }
 
-fn decode_rgb(path: &Path) -> Result<(Decoded, usize, usize)> {
+fn planes_of(img: &image::DynamicImage) -> Decoded {
     use image::DynamicImage as D;
-    let (img, h, w) = decode(path)?;
-    let n = h * w;
-    let planes = match &img {
+    let n = img.width() as usize * img.height() as usize;
+    match img {
         D::ImageLuma8(_) | D::ImageLumaA8(_) | D::ImageRgb8(_) | D::ImageRgba8(_) => {
             Decoded::U8(split_planes(img.to_rgb8().as_raw(), 3, n))
         }
@@ -159,30 +190,28 @@ fn decode_rgb(path: &Path) -> Result<(Decoded, usize, usize)> {
             Decoded::U16(split_planes(img.to_rgb16().as_raw(), 3, n))
         }
         _ => Decoded::F32(split_planes(img.to_rgb32f().as_raw(), 3, n)),
-    };
-    Ok((planes, h, w))
+    }
 }
 
-/// Loads an image as RGB, resizes it to `size × size` with OpenCV `INTER_LINEAR` semantics
-/// (in the decoded integer domain, like `cv2.resize` on the decoded array) and scales it to
-/// `[0, 1]`. Grey images are replicated to three channels; alpha is dropped.
-pub fn load_rgb(path: &Path, size: usize) -> Result<Image> {
-    load_rgb_hw(path, size, size)
-}
-
-/// Like [`load_rgb`] with a separate output height and width.
-pub fn load_rgb_hw(path: &Path, height: usize, width: usize) -> Result<Image> {
-    if height == 0 || width == 0 {
-        return Err(Error::Config(format!(
-            "cannot resize {} to {height}×{width}",
-            path.display()
+/// A decoded image (from the `image` crate, a camera buffer, …) as RGB in `[0, 1]` at
+/// `height × width`, resized exactly as [`load_rgb_hw`] resizes a file's pixels (OpenCV
+/// `INTER_LINEAR` in the decoded integer domain): a file and its decoded buffer give the
+/// same image. Grey is replicated to three channels; alpha is dropped.
+pub fn rgb_from_dynamic(img: &image::DynamicImage, height: usize, width: usize) -> Result<Image> {
+    let (h, w) = (img.height() as usize, img.width() as usize);
+    if height == 0 || width == 0 || h == 0 || w == 0 {
+        return Err(Error::Shape(format!(
+            "cannot resize a {w}×{h} image to {width}×{height}"
         )));
     }
-    let (planes, h, w) = decode_rgb(path)?;
+    Ok(resize_planes(&planes_of(img), h, w, height, width))
+}
+
+fn resize_planes(planes: &Decoded, h: usize, w: usize, height: usize, width: usize) -> Image {
     let mut out = Image::zeros(3, height, width);
     for c in 0..3 {
         let dst = out.plane_mut(c);
-        match &planes {
+        match planes {
             Decoded::U8(p) => {
                 let r = resize_u8(&p[c], h, w, height, width);
                 for (d, s) in dst.iter_mut().zip(r) {
@@ -203,7 +232,32 @@ pub fn load_rgb_hw(path: &Path, height: usize, width: usize) -> Result<Image> {
             }
         }
     }
-    Ok(out)
+    out
+}
+
+/// Reads an image file's pixels (PNG, JPEG, BMP or TIFF), refusing undecodable files with
+/// an [`Error::Image`] naming the file.
+pub fn decode_file(path: &Path) -> Result<image::DynamicImage> {
+    Ok(decode(path)?.0)
+}
+
+/// Loads an image as RGB, resizes it to `size × size` with OpenCV `INTER_LINEAR` semantics
+/// (in the decoded integer domain, like `cv2.resize` on the decoded array) and scales it to
+/// `[0, 1]`. Grey images are replicated to three channels; alpha is dropped.
+pub fn load_rgb(path: &Path, size: usize) -> Result<Image> {
+    load_rgb_hw(path, size, size)
+}
+
+/// Like [`load_rgb`] with a separate output height and width.
+pub fn load_rgb_hw(path: &Path, height: usize, width: usize) -> Result<Image> {
+    if height == 0 || width == 0 {
+        return Err(Error::Config(format!(
+            "cannot resize {} to {height}×{width}",
+            path.display()
+        )));
+    }
+    let (img, h, w) = decode(path)?;
+    Ok(resize_planes(&planes_of(&img), h, w, height, width))
 }
 
 /// Loads a ground-truth mask: grey, resized like [`load_rgb`] (8-bit fixed-point

@@ -30,6 +30,12 @@ pub mod progress;
 pub mod testing;
 pub mod train;
 
+pub use backbone::Precision;
 pub use config::TrainConfig;
+pub use data::{ForegroundRule, TextureSource};
+pub use detector::{Detector, Prediction};
+pub use image::Image;
+pub use progress::{Event, Progress, Stage};
+pub use train::{DetectorBuilder, Trainer};
 pub use error::{Error, Result};
 pub use gpu::{DType, Gpu, GpuOptions, Recorder, Tensor};

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::precision::Precision;
 use super::weights::{wrn50_convs, ConvKey, WeightFile};
-use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::gpu::{DType, Gpu, Recorder, Tensor};
 use crate::kernels::cast::cast_new;
 use crate::kernels::conv2d::{conv2d_new, Conv2dSpec, ResidualMode};
 use crate::kernels::maxpool::{maxpool2d, MaxPoolSpec};
@@ -141,20 +141,94 @@ impl WideResNet50 {
         precision: Precision,
     ) -> Result<WideResNet50> {
         precision.check_supported(gpu)?;
-        let mut convs = wrn50_convs(3)
+        let convs = wrn50_convs(3)
             .into_iter()
             .map(|key| fold(gpu, file, key, precision))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter();
-        let mut next = || convs.next().expect("wrn50_convs lists every convolution");
-        let stem = next();
+            .collect::<Result<Vec<_>>>()?;
+        Self::assemble(gpu, precision, convs)
+    }
+
+
+    /// Every folded convolution in forward order.
+    fn convs(&self) -> impl Iterator<Item = &FoldedConv> {
+        std::iter::once(&self.stem).chain(self.stages.iter().flatten().flat_map(|b| {
+            [&b.conv1, &b.conv2, &b.conv3]
+                .into_iter()
+                .chain(b.downsample.as_ref())
+        }))
+    }
+
+    /// The folded weights and biases as stored on the GPU (f32 or f16 bytes, little endian):
+    /// `(name, dtype, shape, bytes)` with names `{conv}.weight` and `{conv}.bias`
+    /// (`conv1.weight`, `layer2.0.downsample.0.bias`, …). What a self-contained model file
+    /// embeds; [`WideResNet50::from_folded`] reads it back bit for bit.
+    pub fn folded_tensors(&self) -> Result<Vec<(String, DType, Vec<usize>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for conv in self.convs() {
+            for (suffix, t) in [("weight", &conv.weight), ("bias", &conv.bias)] {
+                out.push((
+                    format!("{}.{suffix}", conv.key.conv),
+                    t.dtype(),
+                    t.shape().to_vec(),
+                    t.to_bytes()?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the network from folded weights (what [`WideResNet50::folded_tensors`]
+    /// returns): `tensor(name, shape, dtype)` gives the raw bytes of `{conv}.weight` /
+    /// `{conv}.bias`, which must have exactly that shape and the storage dtype of
+    /// `precision`, and hold only finite values.
+    pub fn from_folded(
+        gpu: &Gpu,
+        precision: Precision,
+        tensor: impl Fn(&str, &[usize], DType) -> Result<Vec<u8>>,
+    ) -> Result<WideResNet50> {
+        precision.check_supported(gpu)?;
+        let dtype = precision.dtype();
+        let upload = |name: String, shape: &[usize]| -> Result<Tensor> {
+            let bytes = tensor(&name, shape, dtype)?;
+            let t = gpu.empty(shape, dtype);
+            t.write_bytes(&bytes)
+                .map_err(|e| Error::Weights {
+                    path: name.clone().into(),
+                    message: e.to_string(),
+                })?;
+            Ok(t)
+        };
+        let convs = wrn50_convs(3)
+            .into_iter()
+            .map(|key| {
+                Ok(FoldedConv {
+                    weight: upload(format!("{}.weight", key.conv), &key.shape)?,
+                    bias: upload(format!("{}.bias", key.conv), &key.shape[..1])?,
+                    key,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::assemble(gpu, precision, convs)
+    }
+
+    /// Arranges the convolutions (in [`wrn50_convs`] order) into the stem and the stages.
+    fn assemble(gpu: &Gpu, precision: Precision, convs: Vec<FoldedConv>) -> Result<WideResNet50> {
+        let expected = wrn50_convs(3).len();
+        if convs.len() != expected {
+            return Err(Error::Shape(format!(
+                "WideResNet50 needs {expected} convolutions, got {}",
+                convs.len()
+            )));
+        }
+        let mut convs = convs.into_iter();
+        let mut next = || convs.next().ok_or_else(|| Error::Shape("too few convolutions".into()));
+        let stem = next()?;
         let mut stages = Vec::new();
-        for (s, &blocks) in super::weights::BLOCKS[..3].iter().enumerate() {
+        for &blocks in &super::weights::BLOCKS[..3] {
             let mut stage = Vec::new();
             for b in 0..blocks {
-                let (conv1, conv2, conv3) = (next(), next(), next());
-                let downsample = (b == 0).then(&mut next);
-                debug_assert!(conv1.key.conv.starts_with(&format!("layer{}", s + 1)));
+                let (conv1, conv2, conv3) = (next()?, next()?, next()?);
+                let downsample = if b == 0 { Some(next()?) } else { None };
                 stage.push(Bottleneck {
                     conv1,
                     conv2,

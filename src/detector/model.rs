@@ -40,6 +40,61 @@ impl Backbone {
     }
 }
 
+impl Backbone {
+    /// The backbone embedded in a self-contained model file (an
+    /// [`Error::ModelFile`] when the file has none or it does not fit the configuration).
+    pub fn embedded(gpu: &Gpu, path: &Path, file: &ModelFile) -> Result<Arc<Backbone>> {
+        let model_err = |message: String| Error::ModelFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let tensors = file.embedded_backbone.as_ref().ok_or_else(|| {
+            model_err(
+                "has no embedded backbone (saved with a shared backbone): give the weight file \
+                 it was trained on"
+                    .into(),
+            )
+        })?;
+        let by_name: std::collections::HashMap<&str, _> =
+            tensors.iter().map(|t| (t.0.as_str(), t)).collect();
+        let net = WideResNet50::from_folded(gpu, file.config.backbone_precision, |name, shape, dtype| {
+            let (_, d, s, bytes) = by_name
+                .get(name)
+                .ok_or_else(|| model_err(format!("embedded backbone tensor `{name}` is missing")))?;
+            if s.as_slice() != shape || *d != dtype {
+                return Err(model_err(format!(
+                    "embedded backbone tensor `{name}` is {d:?} {s:?}, expected {dtype:?} {shape:?}"
+                )));
+            }
+            let finite = match dtype {
+                DType::F16 => bytes
+                    .chunks_exact(2)
+                    .all(|b| half::f16::from_le_bytes([b[0], b[1]]).is_finite()),
+                _ => bytes
+                    .chunks_exact(4)
+                    .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+            };
+            if !finite {
+                return Err(model_err(format!(
+                    "embedded backbone tensor `{name}` holds a non-finite value"
+                )));
+            }
+            Ok(bytes.clone())
+        })?;
+        if by_name.len() != 2 * crate::backbone::weights::wrn50_convs(3).len() {
+            return Err(model_err(format!(
+                "the embedded backbone has {} tensors, expected {}",
+                by_name.len(),
+                2 * crate::backbone::weights::wrn50_convs(3).len()
+            )));
+        }
+        Ok(Arc::new(Backbone {
+            extractor: FeatureExtractor::with_dims(net, file.config.patch_dims()),
+            id: file.backbone.clone(),
+        }))
+    }
+}
+
 /// Raw maps read back: `(gaussian, perlin)`, one `S × S` map per image each.
 pub type RawMapsCpu = (Vec<Vec<f32>>, Vec<Vec<f32>>);
 
@@ -60,6 +115,7 @@ pub enum Normalization {
 
 /// The result for one image.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Prediction {
     /// Image score (max of the map).
     pub score: f32,
@@ -70,6 +126,23 @@ pub struct Prediction {
     pub size: usize,
     /// `score > threshold` (the calibrated pass/fail decision).
     pub is_anomalous: bool,
+    /// The threshold the decision used.
+    pub threshold: f32,
+    /// `(width, height)` of the image as given, before it was resized to `S × S`.
+    pub source_size: (usize, usize),
+}
+
+impl Prediction {
+    /// The anomaly map resized to `width × height` (bilinear, OpenCV `INTER_LINEAR`
+    /// semantics, as the paper's evaluation resizes maps back), row-major.
+    pub fn heatmap(&self, width: usize, height: usize) -> Vec<f32> {
+        crate::image::resize_f32(&self.map, self.size, self.size, height, width)
+    }
+
+    /// The anomaly map at the input image's own size ([`Prediction::source_size`]).
+    pub fn heatmap_at_source(&self) -> Vec<f32> {
+        self.heatmap(self.source_size.0, self.source_size.1)
+    }
 }
 
 /// A trained DFD detector.
@@ -233,6 +306,37 @@ impl Detector {
         Ok((g, p))
     }
 
+    /// Predicts a decoded image from the `image` crate (any size and colour type; resized
+    /// to `S × S` exactly as an image file is). Its map can be had at the photo's size with
+    /// [`Prediction::heatmap_at_source`].
+    pub fn predict_image(&self, image: &image::DynamicImage) -> Result<Prediction> {
+        let s = self.config.image_size;
+        let input = crate::image::rgb_from_dynamic(image, s, s)?;
+        let mut p = self.predict(&input)?;
+        p.source_size = (image.width() as usize, image.height() as usize);
+        Ok(p)
+    }
+
+    /// Predicts an interleaved 8-bit RGB buffer (`width × height × 3` bytes, row-major, as
+    /// cameras and GUI toolkits hand them out).
+    pub fn predict_rgb8(&self, width: usize, height: usize, rgb: &[u8]) -> Result<Prediction> {
+        let expected = width.checked_mul(height).and_then(|n| n.checked_mul(3));
+        if expected != Some(rgb.len()) || width == 0 || height == 0 {
+            return Err(Error::Shape(format!(
+                "an RGB8 buffer of {width} × {height} needs {} bytes, got {}",
+                expected.map_or("too many".to_string(), |n| n.to_string()),
+                rgb.len()
+            )));
+        }
+        let (w, h) = (
+            u32::try_from(width).map_err(|_| Error::Shape("width too large".into()))?,
+            u32::try_from(height).map_err(|_| Error::Shape("height too large".into()))?,
+        );
+        let buffer = image::RgbImage::from_raw(w, h, rgb.to_vec())
+            .ok_or_else(|| Error::Shape("RGB8 buffer does not fit its size".into()))?;
+        self.predict_image(&image::DynamicImage::ImageRgb8(buffer))
+    }
+
     /// Predicts one image (any size; it is resized to `S × S`).
     pub fn predict(&self, image: &Image) -> Result<Prediction> {
         let mut v = self.predict_batch(std::slice::from_ref(image))?;
@@ -251,12 +355,22 @@ impl Detector {
             let (map, scores) = self.post.combine(&mut rec, &raw, &self.calibration)?;
             rec.submit();
             let (map, scores): (Vec<f32>, Vec<f32>) = (map.to_vec()?, scores.to_vec()?);
-            for (m, &score) in map.chunks(n).zip(&scores) {
+            for ((m, &score), img) in map.chunks(n).zip(&scores).zip(chunk) {
+                // A NaN would compare as "not above the threshold": never a pass.
+                if !score.is_finite() {
+                    return Err(Error::Prediction(format!(
+                        "image {} of the batch scored {score}: the model or the input is \
+                         corrupt",
+                        out.len()
+                    )));
+                }
                 out.push(Prediction {
                     score,
                     map: m.to_vec(),
                     size,
                     is_anomalous: score > self.calibration.threshold,
+                    threshold: self.calibration.threshold,
+                    source_size: (img.width, img.height),
                 });
             }
         }
@@ -295,28 +409,64 @@ impl Detector {
             .collect()
     }
 
-    /// Saves the detector to one safetensors file (atomic; see
-    /// [`crate::detector::model_file`]).
+    /// Saves the detector as one **self-contained** safetensors file (atomic; see
+    /// [`crate::detector::model_file`]): heads, calibration, configuration and the frozen
+    /// backbone's folded weights in its storage precision, so that [`Detector::open`] needs
+    /// nothing else.
     pub fn save(&self, path: &Path) -> Result<()> {
-        ModelFile {
+        self.model_file(true)?.write(path)
+    }
+
+    /// Saves the detector without its backbone (heads, calibration, configuration and the
+    /// backbone's identity): for many models on one backbone. Load it with
+    /// [`Detector::load`] and the weight file it was trained on.
+    pub fn save_shared_backbone(&self, path: &Path) -> Result<()> {
+        self.model_file(false)?.write(path)
+    }
+
+    /// The model file's contents, with or without the embedded backbone.
+    pub fn model_file(&self, embed_backbone: bool) -> Result<ModelFile> {
+        Ok(ModelFile {
             config: self.config.clone(),
             calibration: self.calibration.clone(),
             backbone: self.backbone.id.clone(),
             tensors: self.tensor_values()?,
-        }
-        .write(path)
+            embedded_backbone: if embed_backbone {
+                Some(self.backbone.extractor.backbone().folded_tensors()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Opens a self-contained model file (written by [`Detector::save`]).
+    pub fn open(gpu: &Gpu, path: &Path) -> Result<Detector> {
+        Self::from_model_file(gpu, path, ModelFile::read(path)?)
+    }
+
+    /// Opens a self-contained model held in memory (e.g. shipped inside an application's
+    /// assets); `bytes` are the file's contents.
+    pub fn from_bytes(gpu: &Gpu, bytes: &[u8]) -> Result<Detector> {
+        let origin = Path::new("<model bytes>");
+        Self::from_model_file(gpu, origin, ModelFile::from_bytes(bytes, origin)?)
+    }
+
+    fn from_model_file(gpu: &Gpu, path: &Path, file: ModelFile) -> Result<Detector> {
+        let backbone = Backbone::embedded(gpu, path, &file)?;
+        Self::from_file(gpu, path, file, backbone, None)
     }
 
     /// Loads a detector from `path`, with the backbone weights at `weights` (which must be
-    /// the weights it was trained with).
+    /// the weights it was trained with). Works for heads-only and self-contained files (the
+    /// weight file is used either way).
     pub fn load(gpu: &Gpu, path: &Path, weights: &Path) -> Result<Detector> {
         let file = ModelFile::read(path)?;
         let backbone = Backbone::load(gpu, weights, &file.config)?;
         Self::from_file(gpu, path, file, backbone, None)
     }
 
-    /// Like [`Detector::load`] with an already loaded backbone, and optionally a
-    /// configuration whose architecture values the file must have.
+    /// Like [`Detector::load`] with an already loaded backbone (shared by several models),
+    /// and optionally a configuration whose architecture values the file must have.
     pub fn load_with(
         gpu: &Gpu,
         path: &Path,
@@ -327,7 +477,8 @@ impl Detector {
         Self::from_file(gpu, path, file, backbone, expected)
     }
 
-    fn from_file(
+    /// A detector from a read model file and a backbone (checked against the file).
+    pub fn from_file(
         gpu: &Gpu,
         path: &Path,
         file: ModelFile,

@@ -1,7 +1,15 @@
 //! The model file (SPEC §7): one safetensors file holding the trained heads' tensors (f32)
 //! and, in its metadata, the format tag, the whole [`TrainConfig`] (JSON), the
 //! [`Calibration`] (JSON) and the identity of the backbone the heads were trained on
-//! ([`BackboneId`], JSON). The backbone's weights are not copied into it.
+//! ([`BackboneId`], JSON).
+//!
+//! A **self-contained** file also embeds the frozen backbone (conv1..layer3) as the folded
+//! convolution weights and biases the GPU runs, in the backbone's storage precision (f32 or
+//! f16), under `backbone.{conv}.weight` / `backbone.{conv}.bias`, with the metadata entry
+//! `backbone_embedded = folded`: such a file needs nothing else to predict, and predicts
+//! bit-identically to the heads-only file with its weight file. A **heads-only** file
+//! (shared backbone) keeps only the backbone's identity; the weights file is then named
+//! separately.
 //!
 //! Writing is atomic (a temporary file in the same folder, then a rename). Reading checks
 //! everything it can and reports a problem as [`Error::ModelFile`] naming the file and the
@@ -18,7 +26,21 @@ use serde::{Deserialize, Serialize};
 use super::postprocess::Calibration;
 use crate::backbone::weights::{wrn50_state_keys, WeightFile};
 use crate::config::TrainConfig;
+use crate::gpu::DType;
 use crate::{Error, Result};
+
+/// Prefix of the embedded backbone's tensors in a self-contained file.
+pub const EMBEDDED_PREFIX: &str = "backbone.";
+
+/// Largest safetensors header accepted (the JSON listing tensors and metadata): a model's
+/// is a few tens of kilobytes, so anything near this is not a model file.
+const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+/// Largest model file accepted: a self-contained f32 model is about 100 MB.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Raw tensors: `(name, dtype, shape, little-endian bytes)`.
+pub type RawTensors = Vec<(String, DType, Vec<usize>, Vec<u8>)>;
 
 /// The format tag stored under the metadata key `format`.
 pub const FORMAT: &str = "dfd-model/1";
@@ -87,6 +109,17 @@ pub struct ModelFile {
     pub backbone: BackboneId,
     /// The heads' tensors: `(name, shape, values)`.
     pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// The embedded backbone of a self-contained file: folded weights and biases as the GPU
+    /// stores them (names without [`EMBEDDED_PREFIX`]); `None` in a heads-only file.
+    pub embedded_backbone: Option<RawTensors>,
+}
+
+fn st_dtype(d: DType) -> Option<Dtype> {
+    match d {
+        DType::F32 => Some(Dtype::F32),
+        DType::F16 => Some(Dtype::F16),
+        DType::U32 => None,
+    }
 }
 
 fn err(path: &Path, message: impl Into<String>) -> Error {
@@ -136,6 +169,16 @@ impl ModelFile {
             .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
             views.push((name.clone(), view));
         }
+        if let Some(embedded) = &self.embedded_backbone {
+            meta.insert("backbone_embedded".into(), "folded".into());
+            for (name, dtype, shape, bytes) in embedded {
+                let dtype = st_dtype(*dtype)
+                    .ok_or_else(|| err(path, format!("backbone tensor `{name}` is not a float")))?;
+                let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes)
+                    .map_err(|e| err(path, format!("backbone tensor `{name}`: {e}")))?;
+                views.push((format!("{EMBEDDED_PREFIX}{name}"), view));
+            }
+        }
         let bytes = safetensors::serialize(views, Some(meta))
             .map_err(|e| err(path, format!("serialising: {e}")))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -144,12 +187,56 @@ impl ModelFile {
         crate::eval::write_atomic(path, &bytes)
     }
 
-    /// Reads and checks a model file (format tag, metadata, f32 tensors).
+    /// Reads and checks a model file (size, header, format tag, metadata, tensors). The
+    /// header is checked before the data is read, so a file that is not a model (or is far
+    /// too large to be one) is refused without reading it whole.
     pub fn read(path: &Path) -> Result<ModelFile> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes)
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(err(path, "not a regular file"));
+        }
+        if meta.len() > MAX_MODEL_BYTES {
+            return Err(err(
+                path,
+                format!(
+                    "{} bytes is larger than any model file ({MAX_MODEL_BYTES} bytes at most)",
+                    meta.len()
+                ),
+            ));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_MODEL_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads and checks a model file held in memory (for models shipped inside an
+    /// application's assets); `origin` names it in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<ModelFile> {
+        let path = origin;
+        if bytes.len() as u64 > MAX_MODEL_BYTES {
+            return Err(err(path, "larger than any model file"));
+        }
+        let header_len = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .ok_or_else(|| err(path, "not a safetensors file: shorter than its header size"))?;
+        if header_len > MAX_HEADER_BYTES || header_len > bytes.len() as u64 - 8 {
+            return Err(err(
+                path,
+                format!(
+                    "not a dfd model file: its header claims {header_len} bytes (the file has \
+                     {}, a model header at most {MAX_HEADER_BYTES})",
+                    bytes.len()
+                ),
+            ));
+        }
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| err(path, format!("not a safetensors file: {e}")))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| err(path, format!("unreadable header: {e}")))?;
         let meta = header
             .metadata()
@@ -175,13 +262,49 @@ impl ModelFile {
             .map_err(|e| err(path, format!("metadata `calibration` does not parse: {e}")))?;
         let backbone: BackboneId = serde_json::from_str(get("backbone")?)
             .map_err(|e| err(path, format!("metadata `backbone` does not parse: {e}")))?;
+        calibration
+            .validate()
+            .map_err(|e| err(path, format!("stored calibration is invalid: {e}")))?;
+        let embedded = match meta.get("backbone_embedded").map(String::as_str) {
+            None => false,
+            Some("folded") => true,
+            Some(other) => {
+                return Err(err(
+                    path,
+                    format!("metadata `backbone_embedded` is `{other}`, expected `folded`"),
+                ))
+            }
+        };
         let mut tensors = Vec::new();
+        let mut backbone_tensors = Vec::new();
         let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
         names.sort();
         for name in names {
             let view = st
                 .tensor(&name)
                 .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+            if let Some(conv) = name.strip_prefix(EMBEDDED_PREFIX) {
+                if !embedded {
+                    return Err(err(path, format!("unexpected tensor `{name}`")));
+                }
+                let dtype = match view.dtype() {
+                    Dtype::F32 => DType::F32,
+                    Dtype::F16 => DType::F16,
+                    d => {
+                        return Err(err(
+                            path,
+                            format!("tensor `{name}` has dtype {d:?}, expected F32 or F16"),
+                        ))
+                    }
+                };
+                backbone_tensors.push((
+                    conv.to_string(),
+                    dtype,
+                    view.shape().to_vec(),
+                    view.data().to_vec(),
+                ));
+                continue;
+            }
             if view.dtype() != Dtype::F32 {
                 return Err(err(
                     path,
@@ -193,13 +316,23 @@ impl ModelFile {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(err(
+                    path,
+                    format!("tensor `{name}` holds a non-finite value ({}) at {i}", data[i]),
+                ));
+            }
             tensors.push((name, view.shape().to_vec(), data));
+        }
+        if embedded && backbone_tensors.is_empty() {
+            return Err(err(path, "says it embeds its backbone but holds none of it"));
         }
         Ok(ModelFile {
             config,
             calibration,
             backbone,
             tensors,
+            embedded_backbone: embedded.then_some(backbone_tensors),
         })
     }
 
@@ -321,6 +454,7 @@ mod tests {
                 ),
                 ("b".into(), vec![4], vec![1.0, -2.0, 3.5, f32::MIN_POSITIVE]),
             ],
+            embedded_backbone: None,
         }
     }
 

@@ -87,6 +87,26 @@ pub struct Calibration {
 }
 
 impl Calibration {
+    /// Checks the invariants a usable calibration has: finite ranges with `lo < hi` and a
+    /// finite threshold (what a model file read from disk must satisfy).
+    pub fn validate(&self) -> Result<()> {
+        for (what, r) in [("gaussian", &self.gaussian), ("perlin", &self.perlin)] {
+            if !(r.lo.is_finite() && r.hi.is_finite() && r.lo < r.hi) {
+                return Err(Error::Config(format!(
+                    "the {what} range [{}, {}] must be finite with lo < hi",
+                    r.lo, r.hi
+                )));
+            }
+        }
+        if !self.threshold.is_finite() {
+            return Err(Error::Config(format!(
+                "the threshold {} is not finite",
+                self.threshold
+            )));
+        }
+        Ok(())
+    }
+
     /// Fits the calibration from the raw maps (`S × S` each, row-major) of the calibration
     /// normals and pseudo-anomalies, per discriminator (see the module documentation).
     pub fn fit(

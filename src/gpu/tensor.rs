@@ -212,6 +212,22 @@ impl Tensor {
         Ok(())
     }
 
+    /// Overwrites the tensor's contents with raw little-endian bytes of its dtype
+    /// (exactly [`Tensor::byte_len`] of them). Takes effect before the next submitted work.
+    pub fn write_bytes(&self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 != self.byte_len() {
+            return Err(Error::Shape(format!(
+                "{} bytes for a {:?} tensor of shape {:?} ({} bytes)",
+                bytes.len(),
+                self.dtype,
+                self.shape,
+                self.byte_len()
+            )));
+        }
+        write_padded(&self.gpu, self.buffer(), bytes);
+        Ok(())
+    }
+
     /// Downloads the raw bytes of the tensor's data. Waits for all submitted work.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let len = self.byte_len().next_multiple_of(4);

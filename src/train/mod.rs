@@ -3,9 +3,11 @@
 //! calibrates the [`crate::detector::Detector`] ([`Trainer::start`] gives the same run one
 //! epoch at a time, as a [`TrainingRun`]); [`evaluate()`] scores a test set.
 
+pub mod builder;
 pub mod evaluate;
 pub mod trainer;
 
+pub use builder::DetectorBuilder;
 pub use evaluate::{evaluate, open_categories, train_category, Evaluation, TestSet};
 pub use trainer::{
     heads_config, learning_rates, loss_config, EpochLoss, Trainer, TrainingRun, LOSS_TERMS,
