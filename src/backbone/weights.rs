@@ -245,7 +245,7 @@ pub fn write_random_wrn50_calibrated(gpu: &crate::Gpu, path: &Path) -> Result<()
 }
 
 /// Writes named raw tensors `(name, dtype, shape, little-endian bytes)` to a safetensors
-/// file atomically (temporary file in the same folder, then rename).
+/// file atomically ([`crate::eval::write_atomic`]).
 pub fn write_safetensors(
     path: &Path,
     tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)],
@@ -266,12 +266,9 @@ pub fn write_safetensors(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    safetensors::serialize_to_file(views, metadata, &tmp)
-        .map_err(|e| werr(format!("writing: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| werr(format!("serialising: {e}")))?;
+    crate::eval::write_atomic(path, &bytes)
 }
 
 /// A memory-mapped safetensors weight file.

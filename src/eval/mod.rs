@@ -14,6 +14,7 @@
 pub mod metrics;
 pub mod normalize;
 pub mod overlay;
+pub mod photo;
 pub mod report;
 
 pub use metrics::{
@@ -26,40 +27,39 @@ pub use normalize::{
     Combined, MinMax, TransductiveMode,
 };
 pub use overlay::{jet, overlay_strip, save_overlay_png, OverlayInput};
+pub use photo::{heatmap_image, photo_overlay, save_png};
 pub use report::{CategoryResult, Report, RunMean, Stat, Summary};
 
 use std::path::Path;
 
 use crate::{Error, Result};
 
-/// Writes `bytes` to `path` atomically: to a temporary file in the same folder, then renamed
-/// over `path`, so a reader never sees a half-written file.
+/// Writes `bytes` to `path` atomically: to a uniquely named temporary file in the same
+/// folder, flushed to disk (fsync), then renamed over `path`, so a reader never sees a
+/// half-written file and two writers never mix their contents (the last rename wins). The
+/// temporary file is removed when anything fails, and errors name `path`, not the
+/// temporary file. Every file the library writes goes through here.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_sibling(path)?;
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".dfd-").suffix(".tmp");
+    // Temporary files are private (0600); the result is an ordinary file (0644).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(path, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
 }
 
-/// A temporary path next to `path` (same folder, so a rename is atomic).
-pub(crate) fn temp_sibling(path: &Path) -> Result<std::path::PathBuf> {
-    let name = path.file_name().ok_or_else(|| {
-        Error::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        )
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    // Unique per process and per call: two threads writing the same file each rename their
-    // own complete temporary file, and the last rename wins.
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tmp_name.push(format!(".tmp{}.{n}", std::process::id()));
-    Ok(path.with_file_name(tmp_name))
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,153 @@
+//! What every subcommand shares: the GPU from the `DFD_*` variables, input lists, the
+//! backbone weights (or their random stand-in) and terminal progress bars.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use dfd::{Event, Gpu, GpuOptions, Progress};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// The process's GPU context, with the `DFD_*` variables applied (the library never reads
+/// the environment itself).
+pub fn gpu() -> Result<Gpu> {
+    let options = GpuOptions::from_lookup(|name| std::env::var(name).ok())?;
+    Gpu::shared_with(&options).context("no GPU adapter")
+}
+
+/// The image files named by `inputs`: files as given, folders' image files (PNG, JPEG, BMP,
+/// TIFF; not recursive) sorted by name. A missing path or a folder without images is an
+/// error naming it.
+pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).with_context(|| format!("{}", input.display()))?;
+        if meta.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("reading folder {}", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_image(p))
+                .collect();
+            if found.is_empty() {
+                bail!("{}: no PNG, JPEG, BMP or TIFF images in this folder", input.display());
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(input.clone());
+        }
+    }
+    if out.is_empty() {
+        bail!("no input images");
+    }
+    Ok(out)
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .is_some_and(|e| matches!(e.as_str(), "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff"))
+}
+
+/// How to get backbone weights, printed when none are given.
+pub const WEIGHTS_HELP: &str = "\
+No backbone weights. DFD needs torchvision's ImageNet WideResNet-50-2 as safetensors
+(timm/wide_resnet50_2.tv_in1k, ~275 MB); see weights/README.md for how to fetch it, then
+pass --weights weights/model.safetensors.
+Offline, --random-weights runs on randomly initialised weights of the same architecture
+(every code path runs; detection quality is poor).";
+
+/// The weight file to use: `--weights`, else `weights/model.safetensors` if present, else
+/// (with `--random-weights`) the calibrated random stand-in at `random_path`, written on
+/// first use. Returns the path and whether it is random.
+pub fn resolve_weights(
+    gpu: &Gpu,
+    weights: Option<&Path>,
+    random: bool,
+    random_path: &Path,
+) -> Result<(PathBuf, bool)> {
+    if let Some(w) = weights {
+        if !w.is_file() {
+            bail!("weights {}: not a file", w.display());
+        }
+        return Ok((w.to_path_buf(), false));
+    }
+    let default = Path::new("weights/model.safetensors");
+    if default.is_file() && !random {
+        return Ok((default.to_path_buf(), false));
+    }
+    if !random {
+        bail!("{WEIGHTS_HELP}");
+    }
+    if !random_path.is_file() {
+        eprintln!(
+            "writing random WideResNet-50-2 weights (BatchNorm statistics estimated on \
+             procedural textures) to {} …",
+            random_path.display()
+        );
+        dfd::backbone::weights::write_random_wrn50_calibrated(gpu, random_path)?;
+    }
+    eprintln!("RUNNING ON RANDOM BACKBONE WEIGHTS: results carry no ImageNet knowledge.");
+    Ok((random_path.to_path_buf(), true))
+}
+
+/// Progress bars and notes on stderr when it is a terminal; nothing otherwise.
+pub fn terminal_progress() -> Progress {
+    let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
+    let current: Mutex<Option<ProgressBar>> = Mutex::new(None);
+    Progress::to(move |event: &Event<'_>| {
+        let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::Note(note) if bars.is_some() => eprintln!("note: {note}"),
+            Event::Started { stage, total } => {
+                if let Some(bars) = &bars {
+                    let bar = bars.add(ProgressBar::new(*total));
+                    if let Ok(style) = ProgressStyle::with_template(&format!(
+                        "{:<22} {{bar:30}} {{pos}}/{{len}} [{{elapsed}}<{{eta}}] {{msg}}",
+                        stage.name()
+                    )) {
+                        bar.set_style(style);
+                    }
+                    *current = Some(bar);
+                }
+            }
+            Event::Advanced { done, .. } => {
+                if let Some(bar) = current.as_ref() {
+                    bar.set_position(*done);
+                }
+            }
+            Event::Epoch {
+                epoch,
+                epochs,
+                loss,
+            } => {
+                let text = format!(
+                    "epoch {epoch}/{epochs} loss {:.4} (gau {:.4} per {:.4} sim {:.4})",
+                    loss[0], loss[1], loss[4], loss[5]
+                );
+                match current.as_ref() {
+                    Some(bar) => bar.set_message(text),
+                    None if bars.is_some() => eprintln!("{text}"),
+                    None => {}
+                }
+            }
+            Event::Finished { .. } => {
+                if let Some(bar) = current.take() {
+                    bar.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+    })
+}
+
+/// Creates `dir` (and its parents) and checks that a file can be written in it, before any
+/// expensive work.
+pub fn writable_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("{}: cannot write files here", dir.display()))?;
+    Ok(())
+}

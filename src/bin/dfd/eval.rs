@@ -1,0 +1,316 @@
+//! `dfd eval`: few-shot training and evaluation on MVTec AD, VisA, plain category folders
+//! or a generated synthetic category (what the `mvtec_2shot` example runs).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use dfd::data::synthetic::{generate_category, SyntheticCounts};
+use dfd::data::TextureSource;
+use dfd::detector::{Backbone, Normalization};
+use dfd::eval::{
+    save_overlay_png, AuproVariant, CategoryResult, OverlayInput, Report, TransductiveMode,
+};
+use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
+use dfd::Precision;
+
+use super::common;
+use super::fit::preset_for;
+
+/// Trains on K shots per category and evaluates on the test set.
+///
+/// Prints a table and writes under --out: `results.csv` (per category and run, plus the
+/// means), `run_info.txt` (weights, preset, configuration), a model file per category
+/// (`<category>.dfd.safetensors`, self-contained) and heat-map overlays
+/// (`overlays/<category>/`). Without --data a synthetic category is generated under
+/// `<out>/synthetic` and used. Reported numbers are the last epoch's; nothing is chosen on
+/// the test set.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Dataset root (MVTec AD, VisA raw or converted, or one category folder). Without it,
+    /// a synthetic category is generated and used.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Only this category.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Shots per category.
+    #[arg(long, default_value_t = 2)]
+    pub shots: usize,
+    /// Seed of the first run (shot draw and training); run r uses seed + r.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Runs (shot draws) per category; the table shows mean ± std.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: u64,
+    /// WideResNet-50-2 weights (safetensors). Default: weights/model.safetensors.
+    #[arg(long, conflicts_with = "random_weights")]
+    pub weights: Option<PathBuf>,
+    /// Use randomly initialised backbone weights (results labelled as such).
+    #[arg(long)]
+    pub random_weights: bool,
+    /// Describable Textures Dataset folder for the pseudo-anomalies (default: procedural).
+    #[arg(long)]
+    pub textures: Option<PathBuf>,
+    /// Preset: paper, paper_visa, reference_code, fast, tiny (default: paper on a GPU,
+    /// fast on a CPU adapter).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Storage precision of the backbone and of the heads' scoring: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+    /// Epochs (overrides the preset).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Normalisation: `calibrated` (per image) or `transductive` (the paper's, over the
+    /// whole test set, for comparison only).
+    #[arg(long, default_value = "calibrated")]
+    pub normalization: String,
+    /// Output folder.
+    #[arg(long, default_value = "out/mvtec_2shot")]
+    pub out: PathBuf,
+    /// Overlays written per category (first run only).
+    #[arg(long, default_value_t = 6)]
+    pub overlays: usize,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let gpu = common::gpu()?;
+    println!("adapter: {}", gpu.describe());
+    if args.preset.is_none() && gpu.kind() == dfd::gpu::AdapterKind::Cpu {
+        println!(
+            "CPU adapter (software Vulkan): using the `fast` preset (S = 64, D = 256, fewer \
+             samples and epochs). Pass --preset paper for the paper's configuration."
+        );
+    }
+    let mut config = preset_for(&gpu, args.preset.as_deref())?;
+    if let Some(e) = args.epochs {
+        config.epochs = e;
+    }
+    config.backbone_precision = args.precision;
+    config.heads_precision = args.precision;
+    config.validate()?;
+    let normalization = match args.normalization.as_str() {
+        "calibrated" => Normalization::Calibrated,
+        "transductive" => Normalization::Transductive(TransductiveMode::SetMinMax),
+        other => bail!("--normalization must be calibrated or transductive, not `{other}`"),
+    };
+    common::writable_dir(&args.out)?;
+
+    let data_root = match &args.data {
+        Some(d) => d.clone(),
+        None => {
+            let root = args.out.join("synthetic");
+            let dir = generate_category(
+                &root,
+                "synthetic_texture",
+                256,
+                SyntheticCounts::default(),
+                7,
+            )?;
+            println!(
+                "no --data: generated a synthetic category in {}",
+                dir.display()
+            );
+            dir
+        }
+    };
+    // The whole dataset is checked before weights are written or loaded: every category's
+    // shots can be drawn for every run and its test list (images and masks) is complete.
+    let categories = open_categories(&data_root, args.category.as_deref())?;
+    for cat in &categories {
+        for run in 0..args.runs {
+            cat.choose_shots(args.shots, args.seed + run)
+                .with_context(|| format!("category `{}`", cat.name()))?;
+        }
+        for item in cat.test_items()? {
+            dfd::image::image_dimensions(&item.path)?;
+            if let Some(m) = &item.mask_path {
+                dfd::image::image_dimensions(m)?;
+            }
+        }
+    }
+    let textures = match &args.textures {
+        Some(t) => TextureSource::from_folder(t)?,
+        None => TextureSource::procedural(),
+    };
+    let (weights, random) = common::resolve_weights(
+        &gpu,
+        args.weights.as_deref(),
+        args.random_weights,
+        &args.out.join("random_wrn50_calibrated.safetensors"),
+    )?;
+    let label = if random {
+        " [RANDOM BACKBONE WEIGHTS: not comparable to the paper]"
+    } else {
+        ""
+    };
+    let t0 = Instant::now();
+    let backbone = Backbone::load(&gpu, &weights, &config)
+        .with_context(|| format!("loading backbone weights {}", weights.display()))?;
+    println!(
+        "backbone {} loaded in {:.1} s ({} storage, also for scoring); preset `{}` (S = {}, \
+         D = {}, {} epochs, N = {})",
+        weights.display(),
+        t0.elapsed().as_secs_f64(),
+        config.backbone_precision,
+        config.preset,
+        config.image_size,
+        config.feature_dim,
+        config.epochs,
+        config.samples_per_shot
+    );
+
+    let progress = common::terminal_progress();
+    let mut report = Report::new();
+    for run in 0..args.runs as usize {
+        let seed = args.seed + run as u64;
+        let mut cfg = config.clone();
+        cfg.seed = seed;
+        let trainer = Trainer::new(&gpu, cfg, backbone.clone(), textures.clone())?
+            .with_progress(progress.clone());
+        for cat in &categories {
+            let name = cat.name().to_string();
+            let t = Instant::now();
+            let (detector, shots) = train_category(&trainer, cat.as_ref(), args.shots, seed)
+                .with_context(|| format!("training `{name}` (run {run})"))?;
+            let train_s = t.elapsed().as_secs_f64();
+            let test = TestSet::load(cat.as_ref(), config.image_size, &progress)?;
+            let t = Instant::now();
+            let ev = evaluate(&detector, &test, normalization, AuproVariant::Official)?;
+            let eval_s = t.elapsed().as_secs_f64();
+            let decisions = match ev.decisions {
+                Some(d) => format!(
+                    ": {}/{} good images flagged, {}/{} defective caught",
+                    d.false_alarms, d.normals, d.detected, d.anomalies
+                ),
+                None => String::new(),
+            };
+            println!(
+                "{name} run {run} (seed {seed}, shots {}): image AUROC {:.1}  pixel AUROC {:.1}  \
+                 AUPRO {:.1}  | train {train_s:.1} s, test {:.2} s/image, threshold {:.3} \
+                 (calibration F1 {:.2}){decisions}{label}",
+                shots
+                    .iter()
+                    .map(|p| p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                100.0 * ev.metrics.image_auroc,
+                100.0 * ev.metrics.pixel_auroc,
+                100.0 * ev.metrics.aupro,
+                eval_s / test.images.len().max(1) as f64,
+                detector.threshold(),
+                detector.calibration().f1,
+            );
+            report.push(CategoryResult::new(&name, run, seed, ev.metrics))?;
+            // Written after each category, so a later failure keeps what finished.
+            report.write_csv(args.out.join("results.csv"))?;
+            if run == 0 {
+                write_overlays(
+                    &args.out,
+                    &name,
+                    &test,
+                    &ev.maps,
+                    detector.threshold(),
+                    args.overlays,
+                )?;
+                detector.save(&args.out.join(format!("{}.dfd.safetensors", safe_name(&name)?)))?;
+            }
+        }
+    }
+    println!();
+    if random {
+        println!(
+            "RESULTS ON RANDOM BACKBONE WEIGHTS (no ImageNet features; not the paper's setting)"
+        );
+    }
+    println!("{}", report.table());
+    let csv = args.out.join("results.csv");
+    report.write_csv(&csv)?;
+    let note = format!(
+        "weights: {}{}\npreset: {}\nbackbone precision: {}\nheads scoring precision: {}\n\
+         normalization: {}\nconfig: {}\n",
+        weights.display(),
+        if random { " (RANDOM)" } else { "" },
+        config.preset,
+        config.backbone_precision,
+        config.heads_precision,
+        args.normalization,
+        config.to_json()?
+    );
+    dfd::eval::write_atomic(&args.out.join("run_info.txt"), note.as_bytes())?;
+    println!(
+        "wrote {} and overlays under {}",
+        csv.display(),
+        args.out.join("overlays").display()
+    );
+    Ok(())
+}
+
+/// A category name as a file or folder name: refused when it could leave `--out` (a path
+/// separator, `..`, an absolute path) or is empty.
+fn safe_name(name: &str) -> Result<&str> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !Path::new(name).is_absolute();
+    if !ok {
+        bail!("category name `{name}` cannot be used as a file name");
+    }
+    Ok(name)
+}
+
+/// Overlays for a few test images: the first defective ones of each type and a couple of
+/// normal ones.
+fn write_overlays(
+    out: &Path,
+    category: &str,
+    test: &TestSet,
+    maps: &[Vec<f32>],
+    threshold: f32,
+    count: usize,
+) -> Result<()> {
+    let dir = out.join("overlays").join(safe_name(category)?);
+    std::fs::create_dir_all(&dir)?;
+    let mut picked: Vec<usize> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, it) in test.items.iter().enumerate() {
+        if seen.insert(it.defect_type.clone()) {
+            picked.push(i);
+        }
+    }
+    for i in 0..test.items.len() {
+        if picked.len() >= count {
+            break;
+        }
+        if !picked.contains(&i) {
+            picked.push(i);
+        }
+    }
+    picked.truncate(count);
+    for i in picked {
+        let it = &test.items[i];
+        let img = &test.images[i];
+        let stem = it.path.file_stem().unwrap_or_default().to_string_lossy();
+        let path = dir.join(format!("{}_{stem}.png", safe_name(&it.defect_type)?));
+        save_overlay_png(
+            &path,
+            &OverlayInput {
+                image: &img.data,
+                channels: 3,
+                height: img.height,
+                width: img.width,
+                map: &maps[i],
+                mask: Some(&test.masks[i]),
+                threshold,
+            },
+        )?;
+    }
+    Ok(())
+}
