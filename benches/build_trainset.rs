@@ -28,7 +28,15 @@ fn main() {
     let tex = TextureSource::procedural();
     for run in 0..3 {
         let t = Instant::now();
-        let set = build_training_set(&shots, "bottle", &cfg, &tex, run, &dfd::progress::Progress::silent()).expect("build");
+        let set = build_training_set(
+            &shots,
+            "bottle",
+            &cfg,
+            &tex,
+            run,
+            &dfd::progress::Progress::silent(),
+        )
+        .expect("build");
         let dt = t.elapsed().as_secs_f64();
         let anomalies = set.iter().filter(|s| s.label > 0.0).count();
         println!(

@@ -308,9 +308,33 @@ fn training_set_is_deterministic_and_well_formed() {
         ..TrainSetConfig::default()
     };
     let tex = TextureSource::procedural();
-    let a = build_training_set(&shots, "object_synth", &cfg, &tex, 5, &dfd::progress::Progress::silent()).unwrap();
-    let b = build_training_set(&shots, "object_synth", &cfg, &tex, 5, &dfd::progress::Progress::silent()).unwrap();
-    let c = build_training_set(&shots, "object_synth", &cfg, &tex, 6, &dfd::progress::Progress::silent()).unwrap();
+    let a = build_training_set(
+        &shots,
+        "object_synth",
+        &cfg,
+        &tex,
+        5,
+        &dfd::progress::Progress::silent(),
+    )
+    .unwrap();
+    let b = build_training_set(
+        &shots,
+        "object_synth",
+        &cfg,
+        &tex,
+        5,
+        &dfd::progress::Progress::silent(),
+    )
+    .unwrap();
+    let c = build_training_set(
+        &shots,
+        "object_synth",
+        &cfg,
+        &tex,
+        6,
+        &dfd::progress::Progress::silent(),
+    )
+    .unwrap();
     assert_eq!(a.len(), 24);
     assert_eq!(a, b, "same seed must give a bit-identical training set");
     assert_ne!(a, c);
@@ -402,19 +426,35 @@ fn masks_stay_inside_the_foreground_and_blend_correctly() {
 fn builder_rejects_bad_configuration_and_shots() {
     let tex = TextureSource::procedural();
     let cfg = TrainSetConfig::default();
-    assert!(build_training_set(&[], "x", &cfg, &tex, 0, &dfd::progress::Progress::silent()).is_err());
+    assert!(
+        build_training_set(&[], "x", &cfg, &tex, 0, &dfd::progress::Progress::silent()).is_err()
+    );
     let shots = vec![Image::zeros(3, 16, 16), Image::zeros(3, 16, 8)];
-    let e = build_training_set(&shots, "x", &cfg, &tex, 0, &dfd::progress::Progress::silent())
-        .unwrap_err()
-        .to_string();
+    let e = build_training_set(
+        &shots,
+        "x",
+        &cfg,
+        &tex,
+        0,
+        &dfd::progress::Progress::silent(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("shot 1"), "{e}");
     let bad = TrainSetConfig {
         p_anomaly: 1.5,
         ..cfg
     };
-    let e = build_training_set(&shots[..1], "x", &bad, &tex, 0, &dfd::progress::Progress::silent())
-        .unwrap_err()
-        .to_string();
+    let e = build_training_set(
+        &shots[..1],
+        "x",
+        &bad,
+        &tex,
+        0,
+        &dfd::progress::Progress::silent(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("p_anomaly"), "{e}");
 }
 

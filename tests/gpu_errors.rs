@@ -51,7 +51,10 @@ fn invalid_dispatch_is_an_error_and_the_context_stays_usable() {
     let mut rec = gpu.recorder();
     rec.dispatch(&kernel, &[4u32, 0, 0, 0], &[], [1, 1, 1])
         .unwrap();
-    let message = assert_gpu_error("dispatch without its storage binding", rec.submit_and_wait());
+    let message = assert_gpu_error(
+        "dispatch without its storage binding",
+        rec.submit_and_wait(),
+    );
     assert!(message.contains("invalid GPU operation"), "{message}");
     let out = gpu.zeros(&[4], DType::F32);
     let mut rec = gpu.recorder();

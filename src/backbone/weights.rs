@@ -266,8 +266,8 @@ pub fn write_safetensors(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let bytes = safetensors::serialize(views, metadata)
-        .map_err(|e| werr(format!("serialising: {e}")))?;
+    let bytes =
+        safetensors::serialize(views, metadata).map_err(|e| werr(format!("serialising: {e}")))?;
     crate::eval::write_atomic(path, &bytes)
 }
 

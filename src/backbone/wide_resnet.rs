@@ -148,7 +148,6 @@ impl WideResNet50 {
         Self::assemble(gpu, precision, convs)
     }
 
-
     /// Every folded convolution in forward order.
     fn convs(&self) -> impl Iterator<Item = &FoldedConv> {
         std::iter::once(&self.stem).chain(self.stages.iter().flatten().flat_map(|b| {
@@ -191,11 +190,10 @@ impl WideResNet50 {
         let upload = |name: String, shape: &[usize]| -> Result<Tensor> {
             let bytes = tensor(&name, shape, dtype)?;
             let t = gpu.empty(shape, dtype);
-            t.write_bytes(&bytes)
-                .map_err(|e| Error::Weights {
-                    path: name.clone().into(),
-                    message: e.to_string(),
-                })?;
+            t.write_bytes(&bytes).map_err(|e| Error::Weights {
+                path: name.clone().into(),
+                message: e.to_string(),
+            })?;
             Ok(t)
         };
         let convs = wrn50_convs(3)
@@ -221,7 +219,11 @@ impl WideResNet50 {
             )));
         }
         let mut convs = convs.into_iter();
-        let mut next = || convs.next().ok_or_else(|| Error::Shape("too few convolutions".into()));
+        let mut next = || {
+            convs
+                .next()
+                .ok_or_else(|| Error::Shape("too few convolutions".into()))
+        };
         let stem = next()?;
         let mut stages = Vec::new();
         for &blocks in &super::weights::BLOCKS[..3] {

@@ -18,8 +18,8 @@ use crate::data::otsu::ForegroundRule;
 use crate::data::perlin::{perlin_mask, PerlinConfig};
 use crate::data::textures::TextureSource;
 use crate::error::{Error, Result};
-use crate::progress::{Event, Progress, Stage};
 use crate::image::{frequency_split, normalize_imagenet, resize_bilinear, rotate, Image};
+use crate::progress::{Event, Progress, Stage};
 
 /// Configuration of the training-set builder. Defaults are the paper's (SPEC §2).
 #[derive(Clone, Debug, PartialEq)]

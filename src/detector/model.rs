@@ -57,30 +57,34 @@ impl Backbone {
         })?;
         let by_name: std::collections::HashMap<&str, _> =
             tensors.iter().map(|t| (t.0.as_str(), t)).collect();
-        let net = WideResNet50::from_folded(gpu, file.config.backbone_precision, |name, shape, dtype| {
-            let (_, d, s, bytes) = by_name
-                .get(name)
-                .ok_or_else(|| model_err(format!("embedded backbone tensor `{name}` is missing")))?;
-            if s.as_slice() != shape || *d != dtype {
-                return Err(model_err(format!(
+        let net = WideResNet50::from_folded(
+            gpu,
+            file.config.backbone_precision,
+            |name, shape, dtype| {
+                let (_, d, s, bytes) = by_name.get(name).ok_or_else(|| {
+                    model_err(format!("embedded backbone tensor `{name}` is missing"))
+                })?;
+                if s.as_slice() != shape || *d != dtype {
+                    return Err(model_err(format!(
                     "embedded backbone tensor `{name}` is {d:?} {s:?}, expected {dtype:?} {shape:?}"
                 )));
-            }
-            let finite = match dtype {
-                DType::F16 => bytes
-                    .chunks_exact(2)
-                    .all(|b| half::f16::from_le_bytes([b[0], b[1]]).is_finite()),
-                _ => bytes
-                    .chunks_exact(4)
-                    .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
-            };
-            if !finite {
-                return Err(model_err(format!(
-                    "embedded backbone tensor `{name}` holds a non-finite value"
-                )));
-            }
-            Ok(bytes.clone())
-        })?;
+                }
+                let finite = match dtype {
+                    DType::F16 => bytes
+                        .chunks_exact(2)
+                        .all(|b| half::f16::from_le_bytes([b[0], b[1]]).is_finite()),
+                    _ => bytes
+                        .chunks_exact(4)
+                        .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()),
+                };
+                if !finite {
+                    return Err(model_err(format!(
+                        "embedded backbone tensor `{name}` holds a non-finite value"
+                    )));
+                }
+                Ok(bytes.clone())
+            },
+        )?;
         if by_name.len() != 2 * crate::backbone::weights::wrn50_convs(3).len() {
             return Err(model_err(format!(
                 "the embedded backbone has {} tensors, expected {}",

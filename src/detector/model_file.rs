@@ -319,13 +319,19 @@ impl ModelFile {
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
                 return Err(err(
                     path,
-                    format!("tensor `{name}` holds a non-finite value ({}) at {i}", data[i]),
+                    format!(
+                        "tensor `{name}` holds a non-finite value ({}) at {i}",
+                        data[i]
+                    ),
                 ));
             }
             tensors.push((name, view.shape().to_vec(), data));
         }
         if embedded && backbone_tensors.is_empty() {
-            return Err(err(path, "says it embeds its backbone but holds none of it"));
+            return Err(err(
+                path,
+                "says it embeds its backbone but holds none of it",
+            ));
         }
         Ok(ModelFile {
             config,

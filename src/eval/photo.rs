@@ -50,10 +50,16 @@ pub fn photo_overlay(
         let c = jet(map[yi * w + xi]);
         let mix = |a: u8, b: u8| ((a as u16 + b as u16) / 2) as u8;
         let edge = above(xi, yi)
-            && [(0i64, 1i64), (0, -1), (1, 0), (-1, 0)].iter().any(|(dx, dy)| {
-                let (nx, ny) = (xi as i64 + dx, yi as i64 + dy);
-                nx < 0 || ny < 0 || nx >= w as i64 || ny >= h as i64 || !above(nx as usize, ny as usize)
-            });
+            && [(0i64, 1i64), (0, -1), (1, 0), (-1, 0)]
+                .iter()
+                .any(|(dx, dy)| {
+                    let (nx, ny) = (xi as i64 + dx, yi as i64 + dy);
+                    nx < 0
+                        || ny < 0
+                        || nx >= w as i64
+                        || ny >= h as i64
+                        || !above(nx as usize, ny as usize)
+                });
         if edge {
             Rgb([255, 0, 0])
         } else {
@@ -155,8 +161,16 @@ mod tests {
         }
         let o = photo_overlay(&photo, &map, 0.5, 0.9, true).unwrap();
         assert_eq!(o.dimensions(), (300, 200));
-        assert_eq!(o.get_pixel(150, 120).0, [255, 0, 0], "outline on the region's edge");
-        assert_ne!(o.get_pixel(150, 140).0, [255, 0, 0], "inside is blended, not outlined");
+        assert_eq!(
+            o.get_pixel(150, 120).0,
+            [255, 0, 0],
+            "outline on the region's edge"
+        );
+        assert_ne!(
+            o.get_pixel(150, 140).0,
+            [255, 0, 0],
+            "inside is blended, not outlined"
+        );
         assert_eq!(o.get_pixel(0, 0).0, [200, 0, 0], "red banner for FAIL");
         let pass = photo_overlay(&photo, &map, 0.95, 0.9, false).unwrap();
         assert_eq!(pass.get_pixel(0, 0).0, [0, 140, 0]);

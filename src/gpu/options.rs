@@ -63,10 +63,19 @@ impl Default for GpuOptions {
 
 /// The variables [`GpuOptions::from_lookup`] reads, with what they set.
 pub const GPU_VARIABLES: [(&str, &str); 4] = [
-    ("DFD_ADAPTER", "adapter name or backend filter (`nvidia`, `llvmpipe`, `vulkan`)"),
-    ("DFD_SHADER_CHECKS", "`1`: kernels with runtime bounds checks"),
+    (
+        "DFD_ADAPTER",
+        "adapter name or backend filter (`nvidia`, `llvmpipe`, `vulkan`)",
+    ),
+    (
+        "DFD_SHADER_CHECKS",
+        "`1`: kernels with runtime bounds checks",
+    ),
     ("DFD_ATTENTION", "`fused` or `materialized`"),
-    ("DFD_BACKENDS", "comma-separated wgpu backends (`vulkan,metal,dx12,gl`)"),
+    (
+        "DFD_BACKENDS",
+        "comma-separated wgpu backends (`vulkan,metal,dx12,gl`)",
+    ),
 ];
 
 impl GpuOptions {
@@ -131,7 +140,10 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert_eq!(GpuOptions::from_lookup(|_| None).unwrap(), GpuOptions::default());
+        assert_eq!(
+            GpuOptions::from_lookup(|_| None).unwrap(),
+            GpuOptions::default()
+        );
         let o = GpuOptions::from_lookup(vars(&[
             ("DFD_ADAPTER", "llvmpipe"),
             ("DFD_SHADER_CHECKS", "1"),

@@ -28,15 +28,12 @@ struct Cli {
     command: Command,
 }
 
+/// The subcommands; each one's help is its arguments' documentation.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train on good images and write a model file.
     Fit(fit::FitArgs),
-    /// Score images with a model (exit 1 when any is anomalous).
     Predict(predict::PredictArgs),
-    /// Few-shot training and evaluation on a dataset (image/pixel AUROC, AUPRO).
     Eval(eval::EvalArgs),
-    /// Write backbone weight files (the random offline stand-in).
     Weights(weights::WeightsArgs),
 }
 

@@ -30,7 +30,10 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .filter(|p| p.is_file() && is_image(p))
                 .collect();
             if found.is_empty() {
-                bail!("{}: no PNG, JPEG, BMP or TIFF images in this folder", input.display());
+                bail!(
+                    "{}: no PNG, JPEG, BMP or TIFF images in this folder",
+                    input.display()
+                );
             }
             found.sort();
             out.extend(found);

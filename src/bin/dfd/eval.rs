@@ -219,7 +219,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     detector.threshold(),
                     args.overlays,
                 )?;
-                detector.save(&args.out.join(format!("{}.dfd.safetensors", safe_name(&name)?)))?;
+                detector.save(
+                    &args
+                        .out
+                        .join(format!("{}.dfd.safetensors", safe_name(&name)?)),
+                )?;
             }
         }
     }

@@ -89,15 +89,22 @@ pub fn run(args: FitArgs) -> Result<()> {
     };
     common::writable_dir(&out_dir)?;
     if args.out.is_dir() {
-        bail!("--out {}: is a folder; give the model file's path", args.out.display());
+        bail!(
+            "--out {}: is a folder; give the model file's path",
+            args.out.display()
+        );
     }
     let textures = match &args.textures {
         Some(t) => TextureSource::from_folder(t)?,
         None => TextureSource::procedural(),
     };
     let random_path = out_dir.join("random_wrn50_calibrated.safetensors");
-    let (weights, random) =
-        common::resolve_weights(&gpu, args.weights.as_deref(), args.random_weights, &random_path)?;
+    let (weights, random) = common::resolve_weights(
+        &gpu,
+        args.weights.as_deref(),
+        args.random_weights,
+        &random_path,
+    )?;
 
     let t0 = Instant::now();
     let detector = DetectorBuilder::new(&gpu)
@@ -121,7 +128,11 @@ pub fn run(args: FitArgs) -> Result<()> {
         config.preset,
         s,
         detector.config().epochs,
-        if random { ", RANDOM backbone weights" } else { "" },
+        if random {
+            ", RANDOM backbone weights"
+        } else {
+            ""
+        },
         detector.threshold(),
         args.out.display(),
         bytes as f64 / 1e6,

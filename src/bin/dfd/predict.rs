@@ -122,7 +122,12 @@ pub fn run(args: PredictArgs) -> Result<bool> {
 /// Output file stems: the image's stem, prefixed with its folder's name where two inputs
 /// share a stem (test sets reuse names across defect folders).
 fn output_stems(files: &[PathBuf]) -> Vec<String> {
-    let stem = |p: &Path| p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let stem = |p: &Path| {
+        p.file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
     files
         .iter()
         .map(|p| {

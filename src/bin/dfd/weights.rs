@@ -25,6 +25,9 @@ pub fn run(args: WeightsArgs) -> Result<()> {
     }
     let gpu = common::gpu()?;
     dfd::backbone::weights::write_random_wrn50_calibrated(&gpu, &args.random)?;
-    println!("wrote {} (random weights, not ImageNet)", args.random.display());
+    println!(
+        "wrote {} (random weights, not ImageNet)",
+        args.random.display()
+    );
     Ok(())
 }

@@ -1,0 +1,200 @@
+//! The `dfd` binary end to end on the `tiny` preset: fit on two good images, predict with
+//! JSON output, heat maps and overlays at each input's size, the exit status, and the
+//! self-contained model against the shared-backbone pair and against loading from bytes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dfd::data::synthetic::{generate_category, SyntheticCounts};
+
+fn dfd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dfd"))
+        .args(args)
+        .output()
+        .expect("run dfd")
+}
+
+fn ok(out: &std::process::Output, code: i32) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    category: PathBuf,
+    weights: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let counts = SyntheticCounts {
+        train_good: 3,
+        test_good: 2,
+        test_per_defect: 1,
+    };
+    let category = generate_category(dir.path(), "synthetic_texture", 64, counts, 3).unwrap();
+    let weights = dir.path().join("w.safetensors");
+    dfd::backbone::weights::write_random_wrn50(&weights).unwrap();
+    Setup {
+        dir,
+        category,
+        weights,
+    }
+}
+
+fn scores(json: &str) -> Vec<f64> {
+    json.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["score"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn fit_predict_json_heatmaps_exit_status_and_model_files() {
+    let t = setup();
+    let root = t.dir.path();
+    let model = root.join("m.dfd");
+    let shared = root.join("m_shared.dfd");
+    let train = t.category.join("train/good");
+    let fit = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "--preset",
+            "tiny",
+            "--weights",
+            s(&t.weights),
+            "--shots",
+            "2",
+            "--out",
+            s(out),
+        ];
+        args.extend_from_slice(extra);
+        args.push(s(&train));
+        ok(&dfd(&args), 0)
+    };
+    assert!(fit(&model, &[]).contains("self-contained"));
+    assert!(fit(&shared, &["--shared-backbone"]).contains("heads only"));
+    assert!(
+        std::fs::metadata(&model).unwrap().len() > 50 * std::fs::metadata(&shared).unwrap().len()
+    );
+
+    // A non-square photo (300 × 200) beside a good and a defective test image.
+    let good = t.category.join("test/good/000.png");
+    let defect_dir = std::fs::read_dir(t.category.join("test"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !p.ends_with("good"))
+        .unwrap();
+    let defective = defect_dir.join("000.png");
+    let wide = root.join("wide.png");
+    image::open(&good)
+        .unwrap()
+        .resize_exact(300, 200, image::imageops::FilterType::Triangle)
+        .save(&wide)
+        .unwrap();
+    let (hm, ov) = (root.join("hm"), root.join("ov"));
+    let inputs = [s(&good), s(&defective), s(&wide)];
+    let predict = |model_args: &[&str], extra: &[&str], code: i32| {
+        let mut args = vec!["predict", "--json"];
+        args.extend_from_slice(model_args);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&inputs);
+        ok(&dfd(&args), code)
+    };
+    // A threshold no score reaches: every image passes, exit 0.
+    let json = predict(
+        &["--model", s(&model)],
+        &[
+            "--heatmaps",
+            s(&hm),
+            "--overlays",
+            s(&ov),
+            "--threshold",
+            "1e9",
+        ],
+        0,
+    );
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (line, input) in lines.iter().zip(inputs) {
+        assert_eq!(line["image"], input);
+        assert_eq!(line["anomalous"], false);
+        assert_eq!(line["threshold"].as_f64(), Some(1e9));
+        assert!(line["score"].as_f64().unwrap().is_finite());
+        let (w, h) = image::image_dimensions(input).unwrap();
+        for key in ["heatmap", "overlay"] {
+            let written = line[key].as_str().expect(key);
+            assert_eq!(
+                image::image_dimensions(written).unwrap(),
+                (w, h),
+                "{key} of {input}"
+            );
+        }
+    }
+    assert_eq!(
+        image::image_dimensions(lines[2]["heatmap"].as_str().unwrap()).unwrap(),
+        (300, 200)
+    );
+    // A threshold every score exceeds: anomalous, exit 1.
+    let flagged = predict(&["--model", s(&model)], &["--threshold=-1e9"], 1);
+    assert!(flagged.lines().all(|l| l.contains("\"anomalous\":true")));
+    // The self-contained model, the heads-only file with its weights, and the model loaded
+    // from bytes in-process score bit-identically.
+    let pair = predict(
+        &["--model", s(&shared), "--weights", s(&t.weights)],
+        &["--threshold", "1e9"],
+        0,
+    );
+    assert_eq!(scores(&json), scores(&pair));
+    let gpu = dfd::testing::gpu();
+    let from_bytes = dfd::Detector::from_bytes(&gpu, &std::fs::read(&model).unwrap()).unwrap();
+    for (input, want) in inputs.iter().zip(scores(&json)) {
+        let p = from_bytes
+            .predict_image(&image::open(input).unwrap())
+            .unwrap();
+        assert_eq!(p.score as f64, want, "{input}");
+    }
+    // A heads-only model without weights: a clear error, exit 2.
+    let e = dfd(&["predict", "--model", s(&shared), s(&good)]);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("no embedded backbone"));
+    // A corrupt image: exit 2 naming the file.
+    let bad = root.join("bad.png");
+    std::fs::write(&bad, b"not a png").unwrap();
+    let e = dfd(&["predict", "--model", s(&model), s(&bad)]);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("bad.png"));
+}
+
+#[test]
+fn bad_arguments_and_inputs_are_refused_before_work() {
+    let e = dfd(&[
+        "predict",
+        "--model",
+        "/nonexistent/m.dfd",
+        "/nonexistent/x.png",
+    ]);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("/nonexistent/x.png"));
+    let e = dfd(&["eval", "--runs", "0"]);
+    ok(&e, 2);
+    let e = dfd(&["fit", "--out", "m.dfd"]);
+    ok(&e, 2);
+    let help = ok(&dfd(&["predict", "--help"]), 0);
+    assert!(help.contains("Exit status"), "{help}");
+}
