@@ -262,6 +262,23 @@ fn every_variant_translates_on_every_backend() {
     );
     println!("distinct variants per template: {names:?}");
 
+    // No entry point of any template is left out of the list.
+    let mut entries: HashMap<&str, Vec<&str>> = HashMap::new();
+    for r in &rendered {
+        entries.entry(r.name).or_default().push(&r.entry);
+    }
+    for (name, listed) in &entries {
+        let r = rendered.iter().find(|r| r.name == *name).unwrap();
+        let module = naga::front::wgsl::parse_str(&r.text).unwrap();
+        for ep in &module.entry_points {
+            assert!(
+                listed.contains(&ep.name.as_str()),
+                "{name}: entry point {} has no variant in the list",
+                ep.name
+            );
+        }
+    }
+
     // Parse, validate and translate, spread over the cores.
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = rendered.len().div_ceil(threads).max(1);
@@ -336,4 +353,297 @@ fn check_all(part: &[Rendered]) -> (Vec<usize>, Vec<String>) {
         }
     }
     (counts, failures)
+}
+
+/// Fails when a variant needs a capability the validator was not given: shows that the
+/// check above is not vacuous (an f16 variant without `SHADER_FLOAT16`, a subgroup variant
+/// without `SUBGROUP`).
+#[test]
+fn validation_refuses_missing_capabilities() {
+    let full = desc(AdapterKind::Cpu, desktop_limits(), true, Some((8, 8)));
+    let rendered: Vec<(String, String)> = variants(&full)
+        .iter()
+        .map(|s| (s.render().unwrap(), s.entry.to_string()))
+        .collect();
+    let f16 = rendered
+        .iter()
+        .find(|(t, _)| t.contains("enable f16;"))
+        .expect("an f16 variant");
+    let subgroup = rendered
+        .iter()
+        .find(|(t, _)| t.contains("subgroupBroadcast") && !t.contains("enable f16;"))
+        .expect("a subgroup variant");
+    for ((text, _), missing) in [
+        (f16, Capabilities::SHADER_FLOAT16),
+        (subgroup, Capabilities::SUBGROUP),
+    ] {
+        let module = naga::front::wgsl::parse_str(text);
+        let refused = match module {
+            Err(_) => true,
+            Ok(m) => Validator::new(
+                ValidationFlags::all(),
+                (Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP) - missing,
+            )
+            .validate(&m)
+            .is_err(),
+        };
+        assert!(refused, "a variant validated without {missing:?}");
+    }
+}
+
+/// An adapter as its driver publishes it: the backend, the kind, the limits, the features and
+/// the subgroup sizes wgpu reports.
+struct Adapter {
+    name: &'static str,
+    desc: DeviceDesc,
+}
+
+/// Typical adapters, with the figures wgpu reports for them.
+fn typical_adapters() -> Vec<Adapter> {
+    let gpu_limits = |storage: u32, z: u32| wgpu::Limits {
+        max_compute_workgroup_storage_size: storage,
+        max_compute_invocations_per_workgroup: 1024,
+        max_compute_workgroup_size_x: 1024,
+        max_compute_workgroup_size_y: 1024,
+        max_compute_workgroup_size_z: z,
+        max_storage_buffer_binding_size: 1 << 30,
+        max_buffer_size: 1 << 32,
+        ..wgpu::Limits::default()
+    };
+    vec![
+        // Apple M1 on Metal: 32 KiB threadgroup memory, 1024 threads; wgpu-hal reports
+        // simdgroups as 4..64 lanes (Metal does not promise one width), so no kernel may
+        // assume a width there.
+        Adapter {
+            name: "Apple M1 (Metal)",
+            desc: desc(
+                AdapterKind::Gpu,
+                gpu_limits(32768, 1024),
+                true,
+                Some((4, 64)),
+            ),
+        },
+        // An NVIDIA desktop GPU on Vulkan: 48 KiB shared memory, 1024 invocations, z ≤ 64,
+        // subgroups of exactly 32 (subgroup size control reports 32..32).
+        Adapter {
+            name: "NVIDIA GeForce RTX 3080 (Vulkan)",
+            desc: desc(
+                AdapterKind::Gpu,
+                gpu_limits(49152, 64),
+                true,
+                Some((32, 32)),
+            ),
+        },
+        // An Intel iGPU on DX12 (shader model 6.x, native 16-bit ops): 32 KiB group shared
+        // memory, 1024 threads, waves of 8 to 32 lanes (WaveLaneCountMin / Max).
+        Adapter {
+            name: "Intel UHD Graphics 770 (DX12)",
+            desc: desc(AdapterKind::Gpu, gpu_limits(32768, 64), true, Some((8, 32))),
+        },
+        // Mesa lavapipe (llvmpipe) on Vulkan with AVX2: 64 KiB shared memory, 1024
+        // invocations, subgroups of exactly 8 lanes.
+        Adapter {
+            name: "lavapipe (Vulkan, CPU)",
+            desc: desc(
+                AdapterKind::Cpu,
+                gpu_limits(65536, 1024),
+                true,
+                Some((8, 8)),
+            ),
+        },
+        // Any WebGPU adapter: the default limits (16 KiB, 256 invocations, z ≤ 64), no
+        // f16, no subgroups.
+        Adapter {
+            name: "WebGPU defaults",
+            desc: desc(AdapterKind::Gpu, wgpu::Limits::default(), false, None),
+        },
+    ]
+}
+
+/// Shapes the library runs: the presets' products and convolutions, and ragged ones.
+const EXTENTS: [usize; 14] = [1, 3, 4, 5, 17, 64, 65, 100, 128, 129, 256, 520, 1025, 4096];
+
+/// Checks one adapter; returns a line per violated limit or assumption.
+fn check_adapter(a: &Adapter) -> Vec<String> {
+    use dfd::heads::AttentionAlgorithm;
+    use dfd::kernels::conv2d::{Conv2dSpec, ConvTiling};
+    use dfd::kernels::flash_attention;
+    use dfd::kernels::gemm::Tiling;
+    let d = &a.desc;
+    let l = &d.limits;
+    let mut bad = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            bad.push(format!("{}: {what}", a.name));
+        }
+    };
+    let lanes_ok = |lanes: Option<u32>| lanes.is_none() || lanes == d.subgroup_size();
+    // GEMM tilings.
+    for &m in &EXTENTS {
+        for &n in &EXTENTS {
+            for k in [1, 96, 1536] {
+                let t = Tiling::select(d, m, n, k);
+                let threads = t.invocations();
+                check(
+                    threads <= l.max_compute_invocations_per_workgroup
+                        && threads <= l.max_compute_workgroup_size_x,
+                    format!("gemm {m}x{n}x{k}: {t:?} has {threads} invocations"),
+                );
+                check(
+                    t.workgroup_bytes() <= l.max_compute_workgroup_storage_size,
+                    format!("gemm {m}x{n}x{k}: {t:?} needs {} B", t.workgroup_bytes()),
+                );
+                check(
+                    lanes_ok(t.subgroup)
+                        && t.subgroup
+                            .is_none_or(|s| (t.bn / t.tn).is_multiple_of(s) && t.tm / 4 <= s),
+                    format!("gemm {m}x{n}x{k}: {t:?} assumes subgroups the device lacks"),
+                );
+            }
+        }
+    }
+    // Convolution tilings, over the backbone's geometries.
+    for &c_out in &EXTENTS {
+        for &hw in &[1usize, 4, 7, 16, 56, 64] {
+            for (kk, stride, pad) in [(7, 2, 3), (3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0)] {
+                let spec = Conv2dSpec::new(2, 64, (hw, hw), c_out, kk, stride, pad);
+                let t = ConvTiling::select(d, &spec);
+                match t.invocations() {
+                    Ok(threads) => check(
+                        threads <= l.max_compute_invocations_per_workgroup
+                            && threads <= l.max_compute_workgroup_size_x,
+                        format!("conv {spec:?}: {t:?} has {threads} invocations"),
+                    ),
+                    Err(e) => check(false, format!("conv {spec:?}: {e}")),
+                }
+                check(
+                    t.workgroup_bytes() <= l.max_compute_workgroup_storage_size,
+                    format!("conv {spec:?}: {t:?} needs {} B", t.workgroup_bytes()),
+                );
+                check(
+                    lanes_ok(t.subgroup),
+                    format!("conv {spec:?}: {t:?} assumes subgroups the device lacks"),
+                );
+            }
+        }
+    }
+    // Attention: the fused kernels only where their blocks fit.
+    for tokens in [65, 257, 1025] {
+        for head_dim in [32, 64, 96, 128, 256] {
+            let algorithm = AttentionAlgorithm::select(d, tokens, head_dim);
+            if algorithm == AttentionAlgorithm::Fused {
+                let bytes = flash_attention::workgroup_bytes_for(head_dim);
+                let threads = flash_attention::invocations_for(tokens);
+                check(
+                    bytes <= l.max_compute_workgroup_storage_size
+                        && threads <= l.max_compute_invocations_per_workgroup,
+                    format!("fused attention N {tokens} hd {head_dim}: {bytes} B, {threads} inv."),
+                );
+                check(
+                    lanes_ok(flash_attention::broadcast_lanes(d, head_dim.div_ceil(4))),
+                    format!("fused attention hd {head_dim} assumes subgroups the device lacks"),
+                );
+            }
+        }
+    }
+    // Row kernels.
+    for &cols in &EXTENTS {
+        let wg = dfd::kernels::layernorm::row_wg(d.kind, cols);
+        check(
+            wg <= l.max_compute_invocations_per_workgroup,
+            format!("layer norm over {cols}: {wg} invocations"),
+        );
+    }
+    // Every variant the device can build, as compiled: workgroup sizes and memory read off
+    // naga's module, subgroup operations only where the device has them.
+    let caps = Backend::Vulkan.capabilities(d);
+    for source in variants(d) {
+        let text = source.render().unwrap();
+        let what = format!("{} ({})", source.name, source.entry);
+        let module = naga::front::wgsl::parse_str(&text).unwrap();
+        let info = match Validator::new(ValidationFlags::all(), caps).validate(&module) {
+            Ok(info) => info,
+            Err(e) => {
+                check(false, format!("{what}: invalid with {caps:?}: {e}"));
+                continue;
+            }
+        };
+        let (index, ep) = module
+            .entry_points
+            .iter()
+            .enumerate()
+            .find(|(_, ep)| ep.name == source.entry)
+            .unwrap();
+        let [x, y, z] = ep.workgroup_size;
+        check(
+            x * y * z <= l.max_compute_invocations_per_workgroup
+                && x <= l.max_compute_workgroup_size_x
+                && y <= l.max_compute_workgroup_size_y
+                && z <= l.max_compute_workgroup_size_z,
+            format!("{what}: workgroup size {x}×{y}×{z}"),
+        );
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let ep_info = info.get_entry_point(index);
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(h, g)| g.space == naga::AddressSpace::WorkGroup && !ep_info[*h].is_empty())
+            .map(|(_, g)| layouter[g.ty].size)
+            .sum();
+        check(
+            bytes <= l.max_compute_workgroup_storage_size,
+            format!("{what}: {bytes} B of workgroup memory"),
+        );
+    }
+    bad
+}
+
+/// The selection run against each typical adapter's published limits: every tiling,
+/// attention path and workgroup size it picks fits them, and every variant it leads to
+/// compiles within them.
+#[test]
+fn selection_fits_typical_adapters() {
+    let mut bad = Vec::new();
+    for a in typical_adapters() {
+        let n = variants(&a.desc).len();
+        let found = check_adapter(&a);
+        println!("{}: {n} variants, {} problems", a.name, found.len());
+        bad.extend(found);
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// The description of the device in use (lavapipe here) says what the device does, and the
+/// selection through it chooses as the device-side functions do.
+#[test]
+fn device_description_matches_the_device() {
+    use dfd::heads::AttentionAlgorithm;
+    use dfd::kernels::conv2d::{Conv2dSpec, ConvTiling};
+    use dfd::kernels::gemm::Tiling;
+    let g = dfd::testing::gpu();
+    let d = DeviceDesc::of(&g);
+    assert_eq!(d.subgroup_size(), g.subgroup_size());
+    assert_eq!(d.supports_f16(), g.supports_f16());
+    assert_eq!(d.kind, g.kind());
+    for &m in &EXTENTS {
+        for &n in &EXTENTS {
+            assert_eq!(Tiling::choose(&g, m, n, 96), Tiling::select(&d, m, n, 96));
+            let spec = Conv2dSpec::new(1, 16, (m.min(64), m.min(64)), n, 3, 1, 1);
+            assert_eq!(ConvTiling::choose(&g, &spec), ConvTiling::select(&d, &spec));
+        }
+    }
+    if std::env::var_os(dfd::heads::attention::ATTENTION_ENV).is_none() {
+        for (tokens, hd) in [(65, 64), (1025, 96), (65, 4096)] {
+            assert_eq!(
+                AttentionAlgorithm::for_gpu(&g, tokens, hd).unwrap(),
+                AttentionAlgorithm::select(&d, tokens, hd)
+            );
+        }
+    }
+    let found = check_adapter(&Adapter {
+        name: "this device",
+        desc: d,
+    });
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }
