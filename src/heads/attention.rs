@@ -15,10 +15,11 @@
 
 use crate::gpu::{AdapterKind, DType, Gpu, Recorder, Tensor};
 use crate::kernels::flash_attention::{
-    flash_attention_backward, flash_attention_forward, supports_head_dim,
+    fits_head_dim, flash_attention_backward, flash_attention_forward,
 };
 use crate::kernels::gemm::{gemm, Epilogue, GemmSpec, Mat};
 use crate::kernels::softmax::{softmax, softmax_backward};
+use crate::kernels::DeviceDesc;
 use crate::{Error, Result};
 
 pub use crate::kernels::flash_attention::AttentionDims;
@@ -40,13 +41,22 @@ impl AttentionAlgorithm {
     pub fn for_gpu(gpu: &Gpu, tokens: usize, head_dim: usize) -> Result<AttentionAlgorithm> {
         Ok(match gpu.options().attention {
             Some(forced) => forced,
-            None if !supports_head_dim(gpu, head_dim)
-                || (gpu.kind() == AdapterKind::Cpu && tokens > CPU_FUSED_MAX_TOKENS) =>
-            {
-                AttentionAlgorithm::Materialized
-            }
-            None => AttentionAlgorithm::Fused,
+            None => AttentionAlgorithm::select(&DeviceDesc::of(gpu), tokens, head_dim),
         })
+    }
+}
+
+impl AttentionAlgorithm {
+    /// The algorithm [`AttentionAlgorithm::for_gpu`] picks on a device so described when
+    /// no override is set in [`GpuOptions::attention`](crate::GpuOptions::attention).
+    pub fn select(device: &DeviceDesc, tokens: usize, head_dim: usize) -> AttentionAlgorithm {
+        if !fits_head_dim(&device.limits, head_dim)
+            || (device.kind == AdapterKind::Cpu && tokens > CPU_FUSED_MAX_TOKENS)
+        {
+            AttentionAlgorithm::Materialized
+        } else {
+            AttentionAlgorithm::Fused
+        }
     }
 }
 
@@ -283,6 +293,7 @@ pub(crate) fn backward_impl(
 mod tests {
     use super::*;
     use crate::cpu::attention::attention as cpu_attention;
+    use crate::kernels::flash_attention::supports_head_dim;
     use crate::testing::{assert_close, gpu, random_vec};
 
     /// f32 GEMMs and softmax vs an f64 reference.

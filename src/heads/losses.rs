@@ -116,19 +116,7 @@ fn run<'a>(
     s: &'a LossScratch,
     grid: [u32; 3],
 ) -> Result<()> {
-    let src = ShaderSource::new("heads_loss", SHADER)
-        .define("ENABLE_F16", "")
-        .entry(entry)
-        .storage(&[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-        ]);
-    let k = rec.gpu().kernel(&src)?;
+    let k = rec.gpu().kernel(&source(entry))?;
     let mut binds: Vec<BindRange<'a>> = reads
         .iter()
         .map(|t| match t {
@@ -237,4 +225,37 @@ pub(crate) fn combine(
         s,
         [1, 1, 1],
     )
+}
+
+/// Entry point `entry` of the loss kernels.
+fn source(entry: &'static str) -> ShaderSource<'static> {
+    ShaderSource::new("heads_loss", SHADER)
+        .define("ENABLE_F16", "")
+        .entry(entry)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::ReadWrite,
+            Access::ReadWrite,
+            Access::ReadWrite,
+        ])
+}
+
+/// The entry points the loss functions dispatch (one variant each, f32).
+const ENTRIES: [&str; 8] = [
+    "gau",
+    "pix_stats",
+    "pix_finish",
+    "pix_grad",
+    "sim_rows",
+    "sim_finish",
+    "sim_grad",
+    "combine",
+];
+
+/// Every variant of the loss kernels (see [`crate::kernels::shader_variants`]).
+pub(crate) fn shader_variants() -> Vec<ShaderSource<'static>> {
+    ENTRIES.into_iter().map(source).collect()
 }

@@ -34,6 +34,18 @@ use crate::{Error, Result};
 use losses::{LossDims, LossScratch};
 use optim::Group;
 
+/// Every variant of the heads' own kernels (the token assembly and the losses) the library
+/// can build on `device`; the heads' other work runs on [`crate::kernels`], whose variants
+/// [`crate::kernels::shader_variants`] lists.
+#[doc(hidden)]
+pub fn shader_variants(
+    device: &crate::kernels::DeviceDesc,
+) -> Vec<crate::gpu::ShaderSource<'static>> {
+    let mut out = tokens::shader_variants(device);
+    out.extend(losses::shader_variants());
+    out
+}
+
 /// BatchNorm1d eps (PyTorch default, SPEC §1.8).
 const BN_EPS: f32 = 1e-5;
 /// BatchNorm1d momentum (PyTorch default).

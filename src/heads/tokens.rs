@@ -3,7 +3,7 @@
 //! (timm), and the gradient's way back to the patch rows.
 
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
-use crate::kernels::{grid_1d, with_f16_enable};
+use crate::kernels::{grid_1d, with_f16_enable, DeviceDesc};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/vit_tokens.wgsl");
@@ -25,14 +25,7 @@ fn kernel_run(
     p: Params,
     n: usize,
 ) -> Result<()> {
-    let src = ShaderSource::new("vit_tokens", SHADER).define("T", rows.wgsl());
-    let src = with_f16_enable(src, rows).entry(entry).storage(&[
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::ReadWrite,
-    ]);
-    let k = rec.gpu().kernel(&src)?;
+    let k = rec.gpu().kernel(&source(entry, rows))?;
     rec.dispatch(&k, &p, &binds, grid_1d(n, 256))
 }
 
@@ -116,6 +109,28 @@ pub(crate) fn split_grad(
         p,
         da.numel(),
     )
+}
+
+/// Entry point `entry` on token rows of `rows`.
+fn source(entry: &'static str, rows: DType) -> ShaderSource<'static> {
+    let src = ShaderSource::new("vit_tokens", SHADER).define("T", rows.wgsl());
+    with_f16_enable(src, rows).entry(entry).storage(&[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ])
+}
+
+/// Every variant of the token kernels the library can build on `device`: the assembly on
+/// rows of each storage type, the gradient split (f32).
+pub(crate) fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out: Vec<_> = crate::kernels::float_types(device)
+        .into_iter()
+        .map(|rows| source("assemble", rows))
+        .collect();
+    out.push(source("split_grad", DType::F32));
+    out
 }
 
 #[cfg(test)]

@@ -151,14 +151,8 @@ fn adam_with_limit(
         ));
     }
     let s = cfg.scalars(step, lr);
-    let src = ShaderSource::new("adam", SHADER).storage(&[
-        Access::ReadWrite,
-        Access::Read,
-        Access::ReadWrite,
-        Access::ReadWrite,
-    ]);
     let gpu = rec.gpu().clone();
-    let kernel = gpu.kernel(&super::with_f16_enable(src, DType::F32))?;
+    let kernel = gpu.kernel(&source())?;
     for (start, len) in pieces(param.numel(), limit) {
         // Same start and dtype, so every binding has the same in-binding offset.
         let (pb, off) = param.bind_elems(start, len);
@@ -182,6 +176,25 @@ fn adam_with_limit(
         rec.dispatch(&kernel, &params, &[pb, gb, mb, vb], super::grid_1d(len, WG))?;
     }
     Ok(())
+}
+
+/// The kernel's one variant (f32 parameters and moments).
+fn source() -> ShaderSource<'static> {
+    let src = ShaderSource::new("adam", SHADER).storage(&[
+        Access::ReadWrite,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ]);
+    super::with_f16_enable(src, DType::F32)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let _ = device;
+    vec![source()]
 }
 
 #[cfg(test)]

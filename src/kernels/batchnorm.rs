@@ -219,21 +219,8 @@ impl<'a> BatchNorm1d<'a> {
         let pieces = row_pieces(W, r, c, max_elems, 1)?;
         let nblocks = count_blocks(&pieces);
         let part = gpu.empty(&[nblocks, c, 4], DType::F32);
-        let storage = [
-            Access::Read,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-        ];
-        let source = ShaderSource::new("batchnorm1d_stats", STATS)
-            .define("T", "f32")
-            .define("BLOCK_ROWS", BLOCK_ROWS)
-            .storage(&storage);
-        let partial =
-            gpu.kernel(&super::with_f16_enable(source.clone(), DType::F32).entry("partial"))?;
-        let finalize = gpu.kernel(&super::with_f16_enable(source, DType::F32).entry("finalize"))?;
+        let partial = gpu.kernel(&stats_source("partial"))?;
+        let finalize = gpu.kernel(&stats_source("finalize"))?;
         let mut params = StatsParams {
             rows: 0,
             cols: c as u32,
@@ -384,21 +371,7 @@ impl<'a> BatchNorm1d<'a> {
             out,
             max_elems,
         )?;
-        let source = ShaderSource::new("batchnorm1d_backward", BACKWARD)
-            .define("T", "f32")
-            .define("ACCUMULATE", out.accumulate)
-            .storage(&[
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::ReadWrite,
-            ]);
-        let kernel = rec
-            .gpu()
-            .kernel(&super::with_f16_enable(source, DType::F32))?;
+        let kernel = rec.gpu().kernel(&backward_source(out.accumulate))?;
         for (r0, r1) in row_pieces(W, r, c, max_elems, 1)? {
             let n = (r1 - r0) * c;
             let (xb, off_x) = x.bind_elems(r0 * c, n);
@@ -471,19 +444,7 @@ impl BatchNorm1d<'_> {
                 "{W}: a {c}×{inp} weight exceeds one storage binding"
             )));
         }
-        let source = ShaderSource::new("batchnorm1d_fold", FOLD)
-            .define("T", w_out.dtype().wgsl())
-            .storage(&[
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::Read,
-                Access::ReadWrite,
-                Access::ReadWrite,
-            ]);
-        let kernel = gpu.kernel(&super::with_f16_enable(source, w_out.dtype()))?;
+        let kernel = gpu.kernel(&fold_source(w_out.dtype()))?;
         let params = FoldParams {
             out: c as u32,
             inp: inp as u32,
@@ -522,20 +483,7 @@ fn apply(
     max_elems: usize,
 ) -> Result<()> {
     let (r, c) = rows_cols("batch_norm", x)?;
-    let source = ShaderSource::new("batchnorm1d", APPLY)
-        .define("T", "f32")
-        .define("FROM_VAR", from_var)
-        .storage(&[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-        ]);
-    let kernel = rec
-        .gpu()
-        .kernel(&super::with_f16_enable(source, DType::F32))?;
+    let kernel = rec.gpu().kernel(&apply_source(from_var))?;
     for (r0, r1) in row_pieces("batch_norm", r, c, max_elems, 1)? {
         let n = (r1 - r0) * c;
         let (xb, off_x) = x.bind_elems(r0 * c, n);
@@ -589,24 +537,9 @@ pub(crate) fn affine_grads(
     let nblocks = count_blocks(&pieces);
     let part = gpu.empty(&[nblocks, c, 2], DType::F32);
     let totals = gpu.empty(&[c, 2], DType::F32);
-    let source = ShaderSource::new("norm_affine_grad", AFFINE_GRAD)
-        .define("T", "f32")
-        .define("BLOCK_ROWS", BLOCK_ROWS)
-        .define("PER_ROW", layout == StatsLayout::PerRow)
-        .define("ACCUMULATE", out.accumulate)
-        .storage(&[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-        ]);
-    let partial =
-        gpu.kernel(&super::with_f16_enable(source.clone(), DType::F32).entry("partial"))?;
-    let finalize = gpu.kernel(&super::with_f16_enable(source, DType::F32).entry("finalize"))?;
+    let per_row = layout == StatsLayout::PerRow;
+    let partial = gpu.kernel(&affine_grad_source("partial", per_row, out.accumulate))?;
+    let finalize = gpu.kernel(&affine_grad_source("finalize", per_row, out.accumulate))?;
     let mut params = GradParams {
         rows: 0,
         cols: c as u32,
@@ -661,6 +594,117 @@ pub(crate) fn affine_grads(
         [c.div_ceil(BLOCK_COLS) as u32, 1, 1],
     )?;
     Ok(totals)
+}
+
+/// Entry point `entry` of the statistics kernel.
+fn stats_source(entry: &'static str) -> ShaderSource<'static> {
+    let storage = [
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ];
+    let source = ShaderSource::new("batchnorm1d_stats", STATS)
+        .define("T", "f32")
+        .define("BLOCK_ROWS", BLOCK_ROWS)
+        .storage(&storage);
+    super::with_f16_enable(source, DType::F32).entry(entry)
+}
+
+/// The input-gradient kernel, accumulating or not.
+fn backward_source(accumulate: bool) -> ShaderSource<'static> {
+    let source = ShaderSource::new("batchnorm1d_backward", BACKWARD)
+        .define("T", "f32")
+        .define("ACCUMULATE", accumulate)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+        ]);
+    super::with_f16_enable(source, DType::F32)
+}
+
+/// The folding kernel writing a `dtype` weight.
+fn fold_source(dtype: DType) -> ShaderSource<'static> {
+    let source = ShaderSource::new("batchnorm1d_fold", FOLD)
+        .define("T", dtype.wgsl())
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::ReadWrite,
+        ]);
+    super::with_f16_enable(source, dtype)
+}
+
+/// The normalising kernel, from the variance or from the inverse deviation.
+fn apply_source(from_var: bool) -> ShaderSource<'static> {
+    let source = ShaderSource::new("batchnorm1d", APPLY)
+        .define("T", "f32")
+        .define("FROM_VAR", from_var)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+        ]);
+    super::with_f16_enable(source, DType::F32)
+}
+
+/// Entry point `entry` of the affine-gradient reduction.
+fn affine_grad_source(
+    entry: &'static str,
+    per_row: bool,
+    accumulate: bool,
+) -> ShaderSource<'static> {
+    let source = ShaderSource::new("norm_affine_grad", AFFINE_GRAD)
+        .define("T", "f32")
+        .define("BLOCK_ROWS", BLOCK_ROWS)
+        .define("PER_ROW", per_row)
+        .define("ACCUMULATE", accumulate)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::ReadWrite,
+            Access::ReadWrite,
+            Access::ReadWrite,
+        ]);
+    super::with_f16_enable(source, DType::F32).entry(entry)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out = vec![stats_source("partial"), stats_source("finalize")];
+    for flag in [false, true] {
+        out.push(backward_source(flag));
+        out.push(apply_source(flag));
+        for accumulate in [false, true] {
+            for entry in ["partial", "finalize"] {
+                out.push(affine_grad_source(entry, flag, accumulate));
+            }
+        }
+    }
+    for dtype in super::float_types(device) {
+        out.push(fold_source(dtype));
+    }
+    out
 }
 
 #[cfg(test)]

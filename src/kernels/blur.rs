@@ -131,12 +131,8 @@ fn run(
     let plane = h * w;
     let tmp = rec.gpu().empty(s, DType::F32);
     let gpu = rec.gpu().clone();
-    let source = ShaderSource::new("sepconv", SHADER)
-        .define("T", "f32")
-        .storage(&[Access::Read, Access::ReadWrite, Access::Read]);
-    let along_h =
-        gpu.kernel(&super::with_f16_enable(source.clone(), DType::F32).entry("along_h"))?;
-    let along_w = gpu.kernel(&super::with_f16_enable(source, DType::F32).entry("along_w"))?;
+    let along_h = gpu.kernel(&source("along_h"))?;
+    let along_w = gpu.kernel(&source("along_w"))?;
     for (m0, m1) in row_pieces(W, maps, plane, max_elems, 1)? {
         let n = (m1 - m0) * plane;
         let (xb, off_x) = x.bind_elems(m0 * plane, n);
@@ -172,6 +168,22 @@ fn run(
         )?;
     }
     Ok(())
+}
+
+/// The kernel's entry point `entry` (f32 maps).
+fn source(entry: &'static str) -> ShaderSource<'static> {
+    let source = ShaderSource::new("sepconv", SHADER)
+        .define("T", "f32")
+        .storage(&[Access::Read, Access::ReadWrite, Access::Read]);
+    super::with_f16_enable(source, DType::F32).entry(entry)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let _ = device;
+    vec![source("along_h"), source("along_w")]
 }
 
 #[cfg(test)]

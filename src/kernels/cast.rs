@@ -62,12 +62,7 @@ fn cast_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> 
     if uses_f16 {
         super::require_f16(&gpu, || "cast: f16 tensors".into())?;
     }
-    let src = ShaderSource::new("cast", SHADER)
-        .define("TI", x.dtype().wgsl())
-        .define("TO", y.dtype().wgsl())
-        .storage(&[Access::Read, Access::ReadWrite]);
-    let src = super::with_f16_enable(src, if uses_f16 { DType::F16 } else { DType::F32 });
-    let kernel = gpu.kernel(&src)?;
+    let kernel = gpu.kernel(&source(x.dtype(), y.dtype()))?;
     for (start, len) in pieces(y.numel(), limit) {
         let (xb, off_x) = x.bind_elems(start, len);
         let (yb, off_y) = y.bind_elems(start, len);
@@ -80,6 +75,30 @@ fn cast_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> 
         rec.dispatch(&kernel, &params, &[xb, yb], super::grid_1d(len, WG))?;
     }
     Ok(())
+}
+
+/// The kernel converting `from` to `to`.
+fn source(from: DType, to: DType) -> ShaderSource<'static> {
+    let uses_f16 = from == DType::F16 || to == DType::F16;
+    let src = ShaderSource::new("cast", SHADER)
+        .define("TI", from.wgsl())
+        .define("TO", to.wgsl())
+        .storage(&[Access::Read, Access::ReadWrite]);
+    super::with_f16_enable(src, if uses_f16 { DType::F16 } else { DType::F32 })
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let types = super::float_types(device);
+    let mut out = Vec::new();
+    for &from in &types {
+        for &to in &types {
+            out.push(source(from, to));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

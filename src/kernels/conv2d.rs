@@ -7,7 +7,7 @@
 //! Batches whose input or output exceed one storage binding are split into image chunks.
 
 use super::staging::{OperandNames, Staging};
-use super::ASource;
+use super::{ASource, DeviceDesc};
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -161,17 +161,23 @@ impl ConvTiling {
         subgroup: None,
     };
 
-    /// The tiling used on this device for a convolution. Layers with few output pixels per
-    /// channel (deep stages on small images) get narrower pixel tiles.
+    /// The tiling used on this device for a convolution: [`ConvTiling::select`] for the
+    /// device's [`DeviceDesc`].
     pub fn choose(gpu: &Gpu, spec: &Conv2dSpec) -> ConvTiling {
+        ConvTiling::select(&DeviceDesc::of(gpu), spec)
+    }
+
+    /// The tiling [`ConvTiling::choose`] picks on a device so described. Layers with few
+    /// output pixels per channel (deep stages on small images) get narrower pixel tiles.
+    pub fn select(device: &DeviceDesc, spec: &Conv2dSpec) -> ConvTiling {
         let (oh, ow) = spec.out_hw();
         let n = spec.batch * oh * ow;
         let small = spec.c_out < 64 || n < 64;
-        if gpu.kind() == AdapterKind::Cpu {
+        if device.kind == AdapterKind::Cpu {
             // lavapipe (Mesa 25): the vec4 workgroup tiles with big unrolled register blocks,
             // as for the GEMM (`cargo bench --bench backbone`), the weight rows shared by
             // subgroup broadcasts where subgroups have its 8 lanes.
-            let subgroup = gpu.subgroup_size().filter(|&lanes| lanes == 8);
+            let subgroup = device.subgroup_size().filter(|&lanes| lanes == 8);
             let tiling = if spec.c_out >= 128 && n <= 32 {
                 // Deep layers of small images (layer3 at 64 px, 2 × 16 pixels): a 64-pixel
                 // tile would idle half its work; tall 128 × 32 tiles measured 1.3–1.5× faster
@@ -222,6 +228,34 @@ impl ConvTiling {
                 subgroup: None,
             }
         }
+    }
+
+    /// Every tiling [`ConvTiling::select`] returns on `device`, for convolutions of any
+    /// size (the selection run over output channels and pixels around its thresholds).
+    pub fn selectable(device: &DeviceDesc) -> Vec<ConvTiling> {
+        let mut out = Vec::new();
+        for &c_out in &super::PROBE_EXTENTS {
+            for &pixels in &super::PROBE_EXTENTS {
+                let spec = Conv2dSpec::new(1, 3, (1, pixels), c_out, 1, 1, 0);
+                let t = ConvTiling::select(device, &spec);
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+
+    /// Invocations per workgroup, or an error naming the constraint an inconsistent tiling
+    /// breaks.
+    pub fn invocations(&self) -> Result<u32> {
+        self.validate()
+    }
+
+    /// Bytes of workgroup memory the variant declares (the weight and input tiles of one
+    /// slice; the direct variant declares them too, unused).
+    pub fn workgroup_bytes(&self) -> u32 {
+        16 * (self.bk * self.bm / 4 + self.bk * self.bn / 4)
     }
 
     fn validate(&self) -> Result<u32> {
@@ -396,6 +430,67 @@ pub fn conv2d_with(
             spec.c_out
         )));
     }
+    let source = variant_source(spec, tiling, threads, dtype, bias.is_some());
+    let kernel = gpu.kernel(&source)?;
+    let mut b0 = 0;
+    while b0 < spec.batch {
+        let nb = per_chunk.min(spec.batch - b0);
+        let (in_bind, off_in) = input.bind_elems(b0 * in_img, nb * in_img);
+        let (out_bind, off_out) = out.bind_elems(b0 * out_img, nb * out_img);
+        let (res_bind, off_res) = match residual {
+            Some(r) => r.bind_elems(b0 * out_img, nb * out_img),
+            None => (BindRange::unused(), 0),
+        };
+        let bias_bind = match bias {
+            Some(b) => b.bind(),
+            None => BindRange::unused(),
+        };
+        let n = nb * oh * ow;
+        let params = Params {
+            c_in: spec.c_in as u32,
+            h: spec.h as u32,
+            w: spec.w as u32,
+            c_out: spec.c_out as u32,
+            oh: oh as u32,
+            ow: ow as u32,
+            k: k as u32,
+            n: n as u32,
+            off_in,
+            off_out,
+            off_res,
+            _pad: 0,
+        };
+        rec.note_next(|| {
+            format!(
+                "{}x{} {}->{} {}x{}/{} ({}x{})",
+                spec.h, spec.w, spec.c_in, spec.c_out, spec.kh, spec.kw, spec.stride, oh, ow
+            )
+        });
+        rec.dispatch(
+            &kernel,
+            &params,
+            &[in_bind, weight.bind(), bias_bind, res_bind, out_bind],
+            [
+                (n as u32).div_ceil(tiling.bn),
+                (spec.c_out as u32).div_ceil(tiling.bm),
+                1,
+            ],
+        )?;
+        b0 += nb;
+    }
+    Ok(())
+}
+
+/// The shader of one convolution variant: `spec`'s geometry and epilogue, `tiling` (of
+/// `threads` invocations), storage type `dtype`, with or without a bias.
+fn variant_source(
+    spec: &Conv2dSpec,
+    tiling: ConvTiling,
+    threads: u32,
+    dtype: DType,
+    bias: bool,
+) -> ShaderSource<'static> {
+    let k = spec.c_in * spec.kh * spec.kw;
     let pointwise = spec.kh == 1 && spec.kw == 1 && spec.stride == 1 && spec.pad == 0;
     let res_mode = match spec.residual {
         ResidualMode::None => 0,
@@ -446,7 +541,7 @@ pub fn conv2d_with(
         .define("TM", tiling.tm)
         .define("TN", tiling.tn)
         .define("THREADS", threads)
-        .define("BIAS", bias.is_some())
+        .define("BIAS", bias)
         .define("RELU", spec.relu)
         .define("RES_MODE", res_mode)
         .define("SHARED", tiling.shared)
@@ -462,54 +557,78 @@ pub fn conv2d_with(
             Access::Read,
             Access::ReadWrite,
         ]);
-    let kernel = gpu.kernel(&super::with_f16_enable(source, dtype))?;
-    let mut b0 = 0;
-    while b0 < spec.batch {
-        let nb = per_chunk.min(spec.batch - b0);
-        let (in_bind, off_in) = input.bind_elems(b0 * in_img, nb * in_img);
-        let (out_bind, off_out) = out.bind_elems(b0 * out_img, nb * out_img);
-        let (res_bind, off_res) = match residual {
-            Some(r) => r.bind_elems(b0 * out_img, nb * out_img),
-            None => (BindRange::unused(), 0),
-        };
-        let bias_bind = match bias {
-            Some(b) => b.bind(),
-            None => BindRange::unused(),
-        };
-        let n = nb * oh * ow;
-        let params = Params {
-            c_in: spec.c_in as u32,
-            h: spec.h as u32,
-            w: spec.w as u32,
-            c_out: spec.c_out as u32,
-            oh: oh as u32,
-            ow: ow as u32,
-            k: k as u32,
-            n: n as u32,
-            off_in,
-            off_out,
-            off_res,
-            _pad: 0,
-        };
-        rec.note_next(|| {
-            format!(
-                "{}x{} {}->{} {}x{}/{} ({}x{})",
-                spec.h, spec.w, spec.c_in, spec.c_out, spec.kh, spec.kw, spec.stride, oh, ow
-            )
-        });
-        rec.dispatch(
-            &kernel,
-            &params,
-            &[in_bind, weight.bind(), bias_bind, res_bind, out_bind],
-            [
-                (n as u32).div_ceil(tiling.bn),
-                (spec.c_out as u32).div_ceil(tiling.bm),
-                1,
-            ],
-        )?;
-        b0 += nb;
+    super::with_f16_enable(source, dtype)
+}
+
+/// The geometries (kernel size, stride, padding) [`shader_variants`] instantiates: the
+/// backbone's (7 × 7 / 2 stem, 3 × 3 / 1 and / 2, 1 × 1 / 1 and / 2) and a 5 × 5.
+const GEOMETRIES: [(usize, usize, usize); 6] = [
+    (7, 2, 3),
+    (3, 1, 1),
+    (3, 2, 1),
+    (1, 1, 0),
+    (1, 2, 0),
+    (5, 1, 2),
+];
+
+/// Every convolution variant the library can build on `device`: each tiling
+/// [`ConvTiling::select`] returns, with every storage type and every weight staging
+/// [`Staging::choose`] gives it (the full product: these change the generated code), and
+/// every geometry of [`GEOMETRIES`] with every epilogue (bias, ReLU, residual mode). The
+/// geometry and epilogue are constants of the kernel, the same code whatever their value, so
+/// they are dealt out over the product in turn: every structure and every geometry ×
+/// epilogue combination appears at least once.
+#[doc(hidden)]
+pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut structures = Vec::new();
+    for tiling in ConvTiling::selectable(device) {
+        let threads = tiling
+            .validate()
+            .expect("the selection returns consistent tilings");
+        for dtype in super::float_types(device) {
+            let stagings = if tiling.shared {
+                Staging::reachable(dtype, false, tiling.bk)
+            } else {
+                vec![Staging::Scalar]
+            };
+            for staging in stagings {
+                structures.push((tiling, threads, dtype, staging));
+            }
+        }
     }
-    Ok(())
+    let mut rest = Vec::new();
+    for (k, stride, pad) in GEOMETRIES {
+        for bias in [false, true] {
+            for relu in [false, true] {
+                for residual in [
+                    ResidualMode::None,
+                    ResidualMode::BeforeActivation,
+                    ResidualMode::AfterActivation,
+                ] {
+                    rest.push((k, stride, pad, bias, relu, residual));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for i in 0..structures.len().max(rest.len()) {
+        let (tiling, threads, dtype, staging) = structures[i % structures.len()];
+        let (k, stride, pad, bias, relu, residual) = rest[i % rest.len()];
+        // Weight rows of K = C_in · k²: a multiple of 4 when the staging reads vec4s, not
+        // when it is scalar for lack of alignment (f32).
+        let c_in = if staging == Staging::Scalar { 3 } else { 4 };
+        let spec = Conv2dSpec::new(1, c_in, (32, 32), 64, k, stride, pad)
+            .relu(relu)
+            .residual(residual);
+        let kk = c_in * k * k;
+        let chosen = Staging::choose(dtype, false, kk, 0, 0, spec.c_out, kk, tiling.bk);
+        assert!(
+            !tiling.shared || chosen == staging,
+            "{tiling:?} {dtype:?} {k}"
+        );
+        out.push(variant_source(&spec, tiling, threads, dtype, bias));
+    }
+    out
 }
 
 /// The weight as the staging code names it: rows of `K = C_in·KH·KW`, one for every image.

@@ -339,17 +339,9 @@ fn binary_with_limit(
             "{what}: a broadcast row of {cols} elements exceeds one binding"
         )));
     }
-    let (code, alpha, beta) = match op {
-        BinaryOp::Add => (0, 1.0, 1.0),
-        BinaryOp::Sub => (0, 1.0, -1.0),
-        BinaryOp::Mul => (1, 1.0, 0.0),
-    };
+    let (code, alpha, beta) = binary_code(op);
     let gpu = rec.gpu().clone();
-    let src = ShaderSource::new("binary", BINARY)
-        .define("T", out.dtype().wgsl())
-        .define("OP", code)
-        .storage(&[Access::Read, Access::ReadWrite, Access::Read]);
-    let kernel = gpu.kernel(&super::with_f16_enable(src, out.dtype()))?;
+    let kernel = gpu.kernel(&binary_source(code, out.dtype()))?;
     for (start, len) in pieces(a.numel(), limit) {
         let (ab, off_a) = a.bind_elems(start, len);
         let (ob, off_out) = out.bind_elems(start, len);
@@ -407,12 +399,7 @@ fn axpby_with_limit(
     check_same("axpby", x, y)?;
     check_distinct("axpby", y, &[x])?;
     let gpu = rec.gpu().clone();
-    let src = ShaderSource::new("binary", BINARY)
-        .entry("axpby")
-        .define("T", y.dtype().wgsl())
-        .define("OP", 0)
-        .storage(&[Access::Read, Access::ReadWrite]);
-    let kernel = gpu.kernel(&super::with_f16_enable(src, y.dtype()))?;
+    let kernel = gpu.kernel(&axpby_source(y.dtype()))?;
     for (start, len) in pieces(y.numel(), limit) {
         let (xb, off_a) = x.bind_elems(start, len);
         let (yb, off_out) = y.bind_elems(start, len);
@@ -429,6 +416,55 @@ fn axpby_with_limit(
         rec.dispatch(&kernel, &params, &[xb, yb], super::grid_1d(len, WG))?;
     }
     Ok(())
+}
+
+/// The kernel's op code (0: `alpha · a + beta · b`, 1: `a · b`) and the scalars of `op`.
+fn binary_code(op: BinaryOp) -> (u32, f32, f32) {
+    match op {
+        BinaryOp::Add => (0, 1.0, 1.0),
+        BinaryOp::Sub => (0, 1.0, -1.0),
+        BinaryOp::Mul => (1, 1.0, 0.0),
+    }
+}
+
+/// The binary kernel with op code `op` (0 add, 1 multiply) on `dtype`.
+fn binary_source(op: u32, dtype: DType) -> ShaderSource<'static> {
+    let src = ShaderSource::new("binary", BINARY)
+        .define("T", dtype.wgsl())
+        .define("OP", op)
+        .storage(&[Access::Read, Access::ReadWrite, Access::Read]);
+    super::with_f16_enable(src, dtype)
+}
+
+/// The `axpby` entry point on `dtype`.
+fn axpby_source(dtype: DType) -> ShaderSource<'static> {
+    let src = ShaderSource::new("binary", BINARY)
+        .entry("axpby")
+        .define("T", dtype.wgsl())
+        .define("OP", 0)
+        .storage(&[Access::Read, Access::ReadWrite]);
+    super::with_f16_enable(src, dtype)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out = Vec::new();
+    for dtype in super::float_types(device) {
+        // Op 0 is the affine map (`affine`, `scale`); the others are activations.
+        out.push(unary_source("forward", 0, dtype));
+        for act in [Act::Relu, Act::LeakyRelu(0.1), Act::Gelu, Act::Sigmoid] {
+            out.push(unary_source("forward", act.code(), dtype));
+            out.push(unary_source("backward", act.code(), dtype));
+        }
+        out.push(unary_source("fill", 0, dtype));
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul] {
+            out.push(binary_source(binary_code(op).0, dtype));
+        }
+        out.push(axpby_source(dtype));
+    }
+    out
 }
 
 #[cfg(test)]

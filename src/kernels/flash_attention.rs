@@ -12,6 +12,7 @@
 //! output `[B·N, D]`. Dispatches are split by whole images so that every binding stays under
 //! the device's storage-binding limit.
 
+use super::DeviceDesc;
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -154,7 +155,22 @@ fn workgroup_bytes(head_dim: usize) -> u32 {
 /// Whether the fused kernels can run heads of `head_dim` on `gpu` (its workgroup memory
 /// holds the staged blocks).
 pub fn supports_head_dim(gpu: &Gpu, head_dim: usize) -> bool {
-    workgroup_bytes(head_dim) <= gpu.limits().max_compute_workgroup_storage_size
+    fits_head_dim(gpu.limits(), head_dim)
+}
+
+/// [`supports_head_dim`] for a device with these limits.
+pub fn fits_head_dim(limits: &wgpu::Limits, head_dim: usize) -> bool {
+    workgroup_bytes(head_dim) <= limits.max_compute_workgroup_storage_size
+}
+
+/// Bytes of workgroup memory the kernels declare for heads of `head_dim`.
+pub fn workgroup_bytes_for(head_dim: usize) -> u32 {
+    workgroup_bytes(head_dim)
+}
+
+/// Invocations per workgroup (rows per block) for `tokens` per image.
+pub fn invocations_for(tokens: usize) -> u32 {
+    block_rows(tokens) as u32
 }
 
 /// WGSL of a loop over the `HD4` vec4s of one staged row (starting at index `row` of
@@ -207,37 +223,31 @@ fn row_loop(row: &str, stmts: &[&str], lanes: Option<u32>) -> String {
     out
 }
 
-/// Lanes per subgroup for [`row_loop`]'s broadcasts: on CPU adapters with 8-lane subgroups
+/// Lanes per subgroup for `row_loop`'s broadcasts: on CPU adapters with 8-lane subgroups
 /// (lavapipe) when the head dimension fills whole groups of 8 vec4s (multiples of 32, as
 /// both presets' 64 and 96 do); GPUs broadcast same-address reads in hardware.
-fn broadcast_lanes(gpu: &Gpu, hd4: usize) -> Option<u32> {
-    (gpu.kind() == AdapterKind::Cpu)
-        .then(|| gpu.subgroup_size())
+pub fn broadcast_lanes(device: &DeviceDesc, hd4: usize) -> Option<u32> {
+    (device.kind == AdapterKind::Cpu)
+        .then(|| device.subgroup_size())
         .flatten()
         .filter(|&lanes| lanes == 8 && hd4.is_multiple_of(lanes as usize))
 }
 
-/// Records `entry` over all images, in pieces of whole images that fit one binding each.
-fn run(rec: &mut Recorder, entry: &'static str, d: &AttentionDims, ops: &Operands) -> Result<()> {
-    let hd = d.head_dim();
+/// The shader of entry point `entry` for storage type `storage`, heads of `hd`, blocks of
+/// `block` rows and, with `lanes`, rows read by subgroup broadcasts.
+fn variant_source(
+    entry: &'static str,
+    storage: DType,
+    hd: usize,
+    block: usize,
+    lanes: Option<u32>,
+) -> ShaderSource<'static> {
     let hd4 = hd.div_ceil(4);
-    let gpu = rec.gpu().clone();
-    let smem = workgroup_bytes(hd);
-    let block = block_rows(d.tokens);
-    if !supports_head_dim(&gpu, hd) {
-        return Err(Error::Shape(format!(
-            "flash attention: head dimension {hd} needs {smem} bytes of workgroup memory, the \
-             device offers {}",
-            gpu.limits().max_compute_workgroup_storage_size
-        )));
-    }
-    let lanes = broadcast_lanes(&gpu, hd4);
     let lane_arg = if lanes.is_some() {
         ", @builtin(subgroup_invocation_id) lane: u32"
     } else {
         ""
     };
-    let storage = ops.qkv.dtype();
     let source = ShaderSource::new("flash_attention", SHADER).define("T", storage.wgsl());
     let source = super::with_f16_enable(source, storage)
         .entry(entry)
@@ -291,6 +301,58 @@ fn run(rec: &mut Recorder, entry: &'static str, d: &AttentionDims, ops: &Operand
             Access::ReadWrite,
             Access::ReadWrite,
         ]);
+    source
+}
+
+/// The head dimensions [`shader_variants`] instantiates: the presets' 64 and 96, the
+/// thresholds of the subgroup path (multiples of 32) and ragged ones.
+const HEAD_DIMS: [usize; 12] = [1, 3, 4, 8, 17, 31, 32, 33, 64, 96, 124, 128];
+
+/// The token counts [`shader_variants`] instantiates: both sides of [`block_rows`]'s
+/// threshold.
+const TOKENS: [usize; 2] = [65, 1025];
+
+/// Every fused-attention variant the library can build on `device`: each entry point with
+/// each storage type it accepts (the forward f32 or f16, the backward f32), for every head
+/// dimension of [`HEAD_DIMS`] the device's workgroup memory holds (others are refused,
+/// see [`supports_head_dim`]), every block size and the lanes [`broadcast_lanes`] picks.
+#[doc(hidden)]
+pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out = Vec::new();
+    for hd in HEAD_DIMS {
+        if !fits_head_dim(&device.limits, hd) {
+            continue;
+        }
+        let lanes = broadcast_lanes(device, hd.div_ceil(4));
+        for tokens in TOKENS {
+            let block = block_rows(tokens);
+            for storage in super::float_types(device) {
+                out.push(variant_source("forward", storage, hd, block, lanes));
+            }
+            for entry in ["delta_rows", "backward_dkv", "backward_dq"] {
+                out.push(variant_source(entry, DType::F32, hd, block, lanes));
+            }
+        }
+    }
+    out
+}
+
+/// Records `entry` over all images, in pieces of whole images that fit one binding each.
+fn run(rec: &mut Recorder, entry: &'static str, d: &AttentionDims, ops: &Operands) -> Result<()> {
+    let hd = d.head_dim();
+    let hd4 = hd.div_ceil(4);
+    let gpu = rec.gpu().clone();
+    let smem = workgroup_bytes(hd);
+    let block = block_rows(d.tokens);
+    if !supports_head_dim(&gpu, hd) {
+        return Err(Error::Shape(format!(
+            "flash attention: head dimension {hd} needs {smem} bytes of workgroup memory, the \
+             device offers {}",
+            gpu.limits().max_compute_workgroup_storage_size
+        )));
+    }
+    let lanes = broadcast_lanes(&DeviceDesc::of(&gpu), hd4);
+    let source = variant_source(entry, ops.qkv.dtype(), hd, block, lanes);
     let kernel = gpu.kernel(&source)?;
     let n = d.tokens;
     let per_image = n * 3 * d.dim;

@@ -9,7 +9,7 @@
 //! bindings fit (K-splits accumulate into C and apply the epilogue only on the last piece).
 
 use super::staging::{OperandNames, Staging};
-use super::ASource;
+use super::{ASource, DeviceDesc};
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -228,8 +228,14 @@ impl Tiling {
     };
 
     /// The kernel used on this device for a product with `m` rows, `n` columns and inner
-    /// dimension `k`.
+    /// dimension `k`: [`Tiling::select`] for the device's [`DeviceDesc`].
     pub fn choose(gpu: &Gpu, m: usize, n: usize, k: usize) -> Tiling {
+        Tiling::select(&DeviceDesc::of(gpu), m, n, k)
+    }
+
+    /// The kernel [`Tiling::choose`] picks on a device so described, for a product with `m`
+    /// rows, `n` columns and inner dimension `k`.
+    pub fn select(device: &DeviceDesc, m: usize, n: usize, k: usize) -> Tiling {
         let plain = |bm, bn, bk, tm, tn| Tiling {
             subgroup: None,
             bm,
@@ -238,7 +244,7 @@ impl Tiling {
             tm,
             tn,
         };
-        match (gpu.kind(), gpu.subgroup_size()) {
+        match (device.kind, device.subgroup_size()) {
             // Row vectors (bias gradients as `ones · dY`, the heads' score gradients): a tile
             // four rows tall instead of 64, measured 2.5–5× faster on lavapipe for M = 1.
             (AdapterKind::Cpu, _) if m <= 4 => Tiling::ROWS_CPU,
@@ -283,6 +289,33 @@ impl Tiling {
             (AdapterKind::Gpu, _) if m.min(n) < 64 => plain(32, 32, 16, 4, 4),
             (AdapterKind::Gpu, _) => plain(64, 64, 16, 4, 4),
         }
+    }
+
+    /// Every tiling [`Tiling::select`] returns on `device`, for products of any size (the
+    /// selection run over extents around all its thresholds).
+    pub fn selectable(device: &DeviceDesc) -> Vec<Tiling> {
+        let mut out = Vec::new();
+        for &m in &super::PROBE_EXTENTS {
+            for &n in &super::PROBE_EXTENTS {
+                for k in [1, 64, 1024, 1 << 16] {
+                    let t = Tiling::select(device, m, n, k);
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Bytes of workgroup memory the variant declares (the A and B tiles of one slice).
+    pub fn workgroup_bytes(&self) -> u32 {
+        16 * (self.bk * self.bm / 4 + self.bk * self.bn / 4)
+    }
+
+    /// Invocations per workgroup.
+    pub fn invocations(&self) -> u32 {
+        (self.bm / self.tm) * (self.bn / self.tn)
     }
 
     /// 256 rows (or columns) per CPU block unless that pads the dimension by more than a
@@ -635,6 +668,127 @@ fn plan_pieces(
     None
 }
 
+/// Every GEMM variant the library can build on `device`: each tiling [`Tiling::select`]
+/// returns, with every transpose, every storage type of each of the five operands and every
+/// staging [`Staging::choose`] gives A and B (the full product: these change the generated
+/// code), and every epilogue (bias kind, activation, residual, accumulation). The
+/// epilogue's flags are constants the kernel tests in `if`s, the same code whatever their
+/// value, so rather than multiplying the product by them the epilogues are dealt out over
+/// it in turn: every structure and every epilogue appears at least once.
+#[doc(hidden)]
+pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let types = super::float_types(device);
+    let mut epilogues = Vec::new();
+    for bias in [0, 1, 2] {
+        for act in [
+            Activation::None,
+            Activation::Relu,
+            Activation::LeakyRelu(0.1),
+            Activation::Gelu,
+        ] {
+            for residual in [false, true] {
+                for accumulate in [false, true] {
+                    epilogues.push(EpilogueCode {
+                        bias,
+                        act: act.code(),
+                        residual,
+                        accumulate,
+                    });
+                }
+            }
+        }
+    }
+    let mut structures = Vec::new();
+    for t in Tiling::selectable(device) {
+        for trans in [(false, false), (false, true), (true, false), (true, true)] {
+            // A is stored [k][m] when transposed, B [k][n] when not (as in `dispatch_piece`).
+            let operand = |x_contiguous: bool| -> Vec<(DType, Staging)> {
+                types
+                    .iter()
+                    .flat_map(|&d| {
+                        Staging::reachable(d, x_contiguous, t.bk)
+                            .into_iter()
+                            .map(move |s| (d, s))
+                    })
+                    .collect()
+            };
+            for (ta, sa) in operand(trans.0) {
+                for (tb, sb) in operand(!trans.1) {
+                    // C, bias and residual: each of its own type (an absent bias or residual
+                    // is declared f32, a present one has its tensor's type even on the K
+                    // pieces that do not read it).
+                    for &tc in &types {
+                        for &tbias in &types {
+                            for &tr in &types {
+                                structures.push((t, trans, [ta, tb, tc, tbias, tr], (sa, sb)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (0..structures.len().max(epilogues.len()))
+        .map(|i| {
+            let (t, trans, types, stagings) = structures[i % structures.len()];
+            variant_source(t, trans, types, stagings, epilogues[i % epilogues.len()])
+        })
+        .collect()
+}
+
+/// The epilogue as the kernel's constants see it.
+#[derive(Debug, Clone, Copy)]
+struct EpilogueCode {
+    /// 0 none, 1 per column, 2 per row.
+    bias: u32,
+    /// [`Activation::code`].
+    act: u32,
+    residual: bool,
+    accumulate: bool,
+}
+
+/// The shader of one GEMM variant: `t`'s tiles, the transposes, the storage types of
+/// (A, B, C, bias, residual), the stagings of A and B and the epilogue.
+fn variant_source(
+    t: Tiling,
+    (trans_a, trans_b): (bool, bool),
+    types: [DType; 5],
+    (staging_a, staging_b): (Staging, Staging),
+    epilogue: EpilogueCode,
+) -> ShaderSource<'static> {
+    let any_f16 = if types.contains(&DType::F16) {
+        DType::F16
+    } else {
+        DType::F32
+    };
+    let source = t
+        .source()
+        .define("TA", types[0].wgsl())
+        .define("TB", types[1].wgsl())
+        .define("TC", types[2].wgsl())
+        .define("TBIAS", types[3].wgsl())
+        .define("TR", types[4].wgsl())
+        .define("ERF", super::ERF_WGSL)
+        .define("ELEM_A", staging_a.element(types[0]))
+        .define("ELEM_B", staging_b.element(types[1]))
+        .define("LOAD_A", staging_a.load_fn(&OPERAND_A, trans_a))
+        .define("LOAD_B", staging_b.load_fn(&OPERAND_B, !trans_b))
+        .define("STAGE_A", staging_a.stage_loop(&OPERAND_A))
+        .define("STAGE_B", staging_b.stage_loop(&OPERAND_B))
+        .define("BIAS", epilogue.bias)
+        .define("ACT", epilogue.act)
+        .define("RESIDUAL", epilogue.residual)
+        .define("ACCUMULATE", epilogue.accumulate)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::Read,
+            Access::Read,
+        ]);
+    super::with_f16_enable(source, any_f16)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn dispatch_piece(
     rec: &mut Recorder,
@@ -728,37 +882,18 @@ fn dispatch_piece(
         k,
         t.bk,
     );
-    let any_f16 = if types.contains(&DType::F16) {
-        DType::F16
-    } else {
-        DType::F32
-    };
-    let source = t
-        .source()
-        .define("TA", types[0].wgsl())
-        .define("TB", types[1].wgsl())
-        .define("TC", types[2].wgsl())
-        .define("TBIAS", types[3].wgsl())
-        .define("TR", types[4].wgsl())
-        .define("ERF", super::ERF_WGSL)
-        .define("ELEM_A", staging_a.element(types[0]))
-        .define("ELEM_B", staging_b.element(types[1]))
-        .define("LOAD_A", staging_a.load_fn(&OPERAND_A, spec.trans_a))
-        .define("LOAD_B", staging_b.load_fn(&OPERAND_B, !spec.trans_b))
-        .define("STAGE_A", staging_a.stage_loop(&OPERAND_A))
-        .define("STAGE_B", staging_b.stage_loop(&OPERAND_B))
-        .define("BIAS", bias_code)
-        .define("ACT", act.code())
-        .define("RESIDUAL", residual)
-        .define("ACCUMULATE", accumulate)
-        .storage(&[
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-            Access::Read,
-            Access::Read,
-        ]);
-    let kernel = gpu.kernel(&super::with_f16_enable(source, any_f16))?;
+    let kernel = gpu.kernel(&variant_source(
+        t,
+        (spec.trans_a, spec.trans_b),
+        types,
+        (staging_a, staging_b),
+        EpilogueCode {
+            bias: bias_code,
+            act: act.code(),
+            residual,
+            accumulate,
+        },
+    ))?;
     let params = Params {
         m: m as u32,
         n: n as u32,

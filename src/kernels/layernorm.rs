@@ -118,7 +118,7 @@ pub(crate) fn row_pieces(
 }
 
 /// Workgroup size of the row kernels: on GPUs enough invocations for the row, at most 256.
-fn row_wg(kind: AdapterKind, cols: usize) -> u32 {
+pub fn row_wg(kind: AdapterKind, cols: usize) -> u32 {
     match kind {
         // lavapipe runs a workgroup as 8-lane SIMD groups that take turns at every barrier;
         // with one group per row the tree reduction's eight barriers cost almost nothing.
@@ -223,20 +223,7 @@ fn forward_impl(
         return Err(Error::Config(format!("{W}: eps must be ≥ 0, got {eps}")));
     }
     let wg = row_wg(rec.gpu().kind(), c);
-    let source = ShaderSource::new("layernorm", FORWARD)
-        .define("T", x.dtype().wgsl())
-        .define("WG", wg)
-        .storage(&[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-        ]);
-    let kernel = rec
-        .gpu()
-        .kernel(&super::with_f16_enable(source, x.dtype()))?;
+    let kernel = rec.gpu().kernel(&forward_source(x.dtype(), wg))?;
     for (r0, r1) in row_pieces(W, r, c, max_elems, 1)? {
         let (xb, off_x) = x.bind_elems(r0 * c, (r1 - r0) * c);
         let (yb, off_y) = out.y.bind_elems(r0 * c, (r1 - r0) * c);
@@ -337,21 +324,7 @@ fn backward_impl(
     check_vec(W, "dgamma", out.dgamma, c)?;
     check_vec(W, "dbeta", out.dbeta, c)?;
     let wg = row_wg(rec.gpu().kind(), c);
-    let source = ShaderSource::new("layernorm_backward", BACKWARD)
-        .define("T", "f32")
-        .define("WG", wg)
-        .define("ACCUMULATE", out.accumulate)
-        .storage(&[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-        ]);
-    let kernel = rec
-        .gpu()
-        .kernel(&super::with_f16_enable(source, DType::F32))?;
+    let kernel = rec.gpu().kernel(&backward_source(wg, out.accumulate))?;
     for (r0, r1) in row_pieces(W, r, c, max_elems, 1)? {
         let n = (r1 - r0) * c;
         let (xb, off_x) = x.bind_elems(r0 * c, n);
@@ -375,6 +348,62 @@ fn backward_impl(
     }
     affine_grads(rec, x, dy, mean, rstd, StatsLayout::PerRow, out, max_elems)?;
     Ok(())
+}
+
+/// The forward kernel on `dtype` rows with `wg` invocations per row.
+fn forward_source(dtype: DType, wg: u32) -> ShaderSource<'static> {
+    let source = ShaderSource::new("layernorm", FORWARD)
+        .define("T", dtype.wgsl())
+        .define("WG", wg)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+            Access::ReadWrite,
+            Access::ReadWrite,
+        ]);
+    super::with_f16_enable(source, dtype)
+}
+
+/// The backward kernel (f32) with `wg` invocations per row, accumulating or not.
+fn backward_source(wg: u32, accumulate: bool) -> ShaderSource<'static> {
+    let source = ShaderSource::new("layernorm_backward", BACKWARD)
+        .define("T", "f32")
+        .define("WG", wg)
+        .define("ACCUMULATE", accumulate)
+        .storage(&[
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::Read,
+            Access::ReadWrite,
+        ]);
+    super::with_f16_enable(source, DType::F32)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut sizes = Vec::new();
+    for &cols in &super::PROBE_EXTENTS {
+        let wg = row_wg(device.kind, cols);
+        if !sizes.contains(&wg) {
+            sizes.push(wg);
+        }
+    }
+    let mut out = Vec::new();
+    for wg in sizes {
+        for dtype in super::float_types(device) {
+            out.push(forward_source(dtype, wg));
+        }
+        for accumulate in [false, true] {
+            out.push(backward_source(wg, accumulate));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -135,13 +135,7 @@ pub fn maxpool2d_with(
             spec.h, spec.w
         )));
     }
-    let source = ShaderSource::new("maxpool", SHADER)
-        .define("T", dtype.wgsl())
-        .define("K", spec.kernel)
-        .define("STRIDE", spec.stride)
-        .define("PAD", spec.pad)
-        .storage(&[Access::Read, Access::ReadWrite]);
-    let kernel = gpu.kernel(&super::with_f16_enable(source, dtype))?;
+    let kernel = gpu.kernel(&source(spec, dtype))?;
     let mut p0 = 0;
     while p0 < spec.planes {
         let np = per_chunk.min(spec.planes - p0);
@@ -162,6 +156,40 @@ pub fn maxpool2d_with(
         p0 += np;
     }
     Ok(())
+}
+
+/// The kernel for `spec`'s window on `dtype` maps.
+fn source(spec: &MaxPoolSpec, dtype: DType) -> ShaderSource<'static> {
+    let source = ShaderSource::new("maxpool", SHADER)
+        .define("T", dtype.wgsl())
+        .define("K", spec.kernel)
+        .define("STRIDE", spec.stride)
+        .define("PAD", spec.pad)
+        .storage(&[Access::Read, Access::ReadWrite]);
+    super::with_f16_enable(source, dtype)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    // The ResNet stem's 3 × 3 / 2 window (the only one the library uses) and a 2 × 2 / 2.
+    let windows = [
+        MaxPoolSpec::resnet_stem(1, 8, 8),
+        MaxPoolSpec {
+            kernel: 2,
+            stride: 2,
+            pad: 0,
+            ..MaxPoolSpec::resnet_stem(1, 8, 8)
+        },
+    ];
+    let mut out = Vec::new();
+    for spec in &windows {
+        for dtype in super::float_types(device) {
+            out.push(source(spec, dtype));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

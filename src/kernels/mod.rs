@@ -24,12 +24,105 @@ pub mod resize;
 pub mod softmax;
 pub(crate) mod staging;
 
-use crate::gpu::{DType, Gpu, ShaderSource};
+use crate::gpu::{AdapterKind, DType, Gpu, ShaderSource};
 use crate::{Error, Result};
+
+/// What kernel selection reads about a device: its kind, limits, features and subgroup
+/// sizes. [`DeviceDesc::of`] describes an open [`Gpu`]; a test can instead write down the
+/// published figures of an adapter it does not have, and run the selection functions
+/// ([`gemm::Tiling::select`], [`conv2d::ConvTiling::select`],
+/// [`crate::heads::attention::AttentionAlgorithm::select`], …) against them.
+#[derive(Debug, Clone)]
+pub struct DeviceDesc {
+    /// Real GPU or software implementation.
+    pub kind: AdapterKind,
+    /// The limits the device is opened with.
+    pub limits: wgpu::Limits,
+    /// The features the device is opened with (of interest: `SHADER_F16`, `SUBGROUP`).
+    pub features: wgpu::Features,
+    /// Smallest subgroup size the adapter may use (`wgpu::AdapterInfo::subgroup_min_size`).
+    pub subgroup_min_size: u32,
+    /// Largest subgroup size the adapter may use (`wgpu::AdapterInfo::subgroup_max_size`).
+    pub subgroup_max_size: u32,
+}
+
+impl DeviceDesc {
+    /// The description of an open device.
+    pub fn of(gpu: &Gpu) -> DeviceDesc {
+        let info = gpu.adapter_info();
+        DeviceDesc {
+            kind: gpu.kind(),
+            limits: gpu.limits().clone(),
+            features: gpu.inner.features,
+            subgroup_min_size: info.subgroup_min_size,
+            subgroup_max_size: info.subgroup_max_size,
+        }
+    }
+
+    /// The fixed number of lanes per subgroup, where the device has subgroup operations and
+    /// one subgroup size: the rule of [`Gpu::subgroup_size`].
+    pub fn subgroup_size(&self) -> Option<u32> {
+        (self.features.contains(wgpu::Features::SUBGROUP)
+            && self.subgroup_min_size == self.subgroup_max_size)
+            .then_some(self.subgroup_min_size)
+    }
+
+    /// Whether shaders may use `f16` (`SHADER_F16`): the rule of [`Gpu::supports_f16`].
+    pub fn supports_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+}
 
 /// WGSL text of `erf` (f32, |ε| < 1.2e-7), substituted for `{{ERF}}` in kernels that need
 /// exact GELU.
 pub(crate) const ERF_WGSL: &str = include_str!("../../shaders/common/erf.wgsl");
+
+/// Extents at and around every threshold the selection functions compare sizes against
+/// (4, 32, 64, 128, 256 and the CPU block rounding): [`shader_variants`] runs the selection
+/// over them to find every variant it can return.
+pub(crate) const PROBE_EXTENTS: [usize; 24] = [
+    1, 2, 3, 4, 5, 8, 16, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 200, 255, 256, 257, 769,
+    1025, 1536,
+];
+
+/// The storage types kernels may be instantiated with on `device`: f32, and f16 where the
+/// device has `SHADER_F16` (every f16 path checks [`require_f16`] first).
+pub(crate) fn float_types(device: &DeviceDesc) -> Vec<DType> {
+    if device.supports_f16() {
+        vec![DType::F32, DType::F16]
+    } else {
+        vec![DType::F32]
+    }
+}
+
+/// Every shader variant the library can build on a device so described: the kernels'
+/// selection functions run over all the inputs that change their choice (sizes around
+/// their thresholds, storage types, flags), each result rendered by the same code that
+/// builds the pipeline on dispatch. The portability test (`tests/portability.rs`) sends
+/// them through naga's validator and its SPIR-V, MSL and HLSL writers.
+#[doc(hidden)]
+pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out = Vec::new();
+    out.extend(adam::shader_variants(device));
+    out.extend(batchnorm::shader_variants(device));
+    out.extend(blur::shader_variants(device));
+    out.extend(cast::shader_variants(device));
+    out.extend(conv2d::shader_variants(device));
+    out.extend(elementwise::shader_variants(device));
+    out.extend(flash_attention::shader_variants(device));
+    out.extend(gemm::shader_variants(device));
+    out.extend(layernorm::shader_variants(device));
+    out.extend(maxpool::shader_variants(device));
+    out.extend(patch::shader_variants(device));
+    out.extend(peak::shader_variants(device));
+    out.extend(permute::shader_variants(device));
+    out.extend(pyramid::shader_variants(device));
+    out.extend(random::shader_variants(device));
+    out.extend(reduce::shader_variants(device));
+    out.extend(resize::shader_variants(device));
+    out.extend(softmax::shader_variants(device));
+    out
+}
 
 /// Prepends `enable f16;` to a template whose storage type is `f16`.
 pub(crate) fn with_f16_enable(source: ShaderSource<'_>, dtype: DType) -> ShaderSource<'_> {

@@ -117,10 +117,7 @@ pub fn patch_features_into(
             "patch_features: one image's maps exceed a storage binding".into(),
         ));
     }
-    let source = ShaderSource::new("patch_aggregate", SHADER)
-        .define("T", dtype.wgsl())
-        .storage(&[Access::Read, Access::Read, Access::ReadWrite]);
-    let kernel = gpu.kernel(&super::with_f16_enable(source, dtype))?;
+    let kernel = gpu.kernel(&source(dtype))?;
     let mut b0 = 0;
     while b0 < b {
         let nb = per_chunk.min(b - b0);
@@ -156,6 +153,21 @@ pub fn patch_features_into(
         b0 += nb;
     }
     Ok(())
+}
+
+/// The kernel on `dtype` maps.
+fn source(dtype: DType) -> ShaderSource<'static> {
+    let source = ShaderSource::new("patch_aggregate", SHADER)
+        .define("T", dtype.wgsl())
+        .storage(&[Access::Read, Access::Read, Access::ReadWrite]);
+    super::with_f16_enable(source, dtype)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    super::float_types(device).into_iter().map(source).collect()
 }
 
 #[cfg(test)]

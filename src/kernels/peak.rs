@@ -44,8 +44,7 @@ fn record(rec: &mut Recorder, out: &Tensor, groups: usize, iters: u32) -> Result
             groups * WG
         )));
     }
-    let source = ShaderSource::new("peak_fma", SHADER).storage(&[Access::ReadWrite]);
-    let kernel = rec.gpu().kernel(&source)?;
+    let kernel = rec.gpu().kernel(&source())?;
     let params = Params {
         iters,
         a: A,
@@ -99,6 +98,19 @@ pub fn peak_gflops(gpu: &Gpu) -> Result<f64> {
 /// `part` as a percentage of `peak` for printing, e.g. `" 12.3%"`.
 pub fn percent_of(part: f64, peak: f64) -> String {
     format!("{:5.1}%", 100.0 * part / peak)
+}
+
+/// The probe's one variant.
+fn source() -> ShaderSource<'static> {
+    ShaderSource::new("peak_fma", SHADER).storage(&[Access::ReadWrite])
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let _ = device;
+    vec![source()]
 }
 
 #[cfg(test)]

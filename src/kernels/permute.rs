@@ -9,7 +9,7 @@
 //! are processed in boxes whose input and output spans both fit.
 
 use super::elementwise::check_distinct;
-use crate::gpu::{Access, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/permute.wgsl");
@@ -178,11 +178,15 @@ fn permute_with_limit(
 }
 
 fn kernel_source(entry: &'static str, x: &Tensor) -> ShaderSource<'static> {
+    source(entry, x.dtype())
+}
+
+fn source(entry: &'static str, dtype: DType) -> ShaderSource<'static> {
     let src = ShaderSource::new("permute", SHADER)
         .entry(entry)
-        .define("T", x.dtype().wgsl())
+        .define("T", dtype.wgsl())
         .storage(&[Access::Read, Access::ReadWrite]);
-    super::with_f16_enable(src, x.dtype())
+    super::with_f16_enable(src, dtype)
 }
 
 fn tiled(
@@ -310,6 +314,22 @@ fn general(
         rec.dispatch(&kernel, &params, &[xb, ob], super::grid_1d(n, WG))?;
     }
     Ok(())
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    // Any storage type moves, integers included.
+    let mut types = super::float_types(device);
+    types.push(DType::U32);
+    let mut out = Vec::new();
+    for dtype in types {
+        for entry in ["transpose", "general"] {
+            out.push(source(entry, dtype));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -87,20 +87,7 @@ pub fn frequency_split_into(
         )));
     }
     let down = gpu.empty(&[planes, dh, dw], DType::F32);
-    let storage = [
-        Access::Read,
-        Access::ReadWrite,
-        Access::ReadWrite,
-        Access::ReadWrite,
-    ];
-    let make = |stage: u32| {
-        let src = ShaderSource::new("pyramid", SHADER)
-            .define("T", dtype.wgsl())
-            .define("STAGE", stage)
-            .define("NORMALIZE", normalize)
-            .storage(&storage);
-        gpu.kernel(&super::with_f16_enable(src, dtype))
-    };
+    let make = |stage: u32| gpu.kernel(&source(dtype, stage, normalize));
     let (k_down, k_up) = (make(0)?, make(1)?);
     let half = planes * plane_len;
     let mut p0 = 0;
@@ -131,6 +118,37 @@ pub fn frequency_split_into(
         p0 += np;
     }
     Ok(())
+}
+
+/// The kernel of `stage` (0 down, 1 up) on `dtype` images, normalising or not.
+fn source(dtype: DType, stage: u32, normalize: bool) -> ShaderSource<'static> {
+    let storage = [
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ];
+    let src = ShaderSource::new("pyramid", SHADER)
+        .define("T", dtype.wgsl())
+        .define("STAGE", stage)
+        .define("NORMALIZE", normalize)
+        .storage(&storage);
+    super::with_f16_enable(src, dtype)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out = Vec::new();
+    for dtype in super::float_types(device) {
+        for stage in [0, 1] {
+            for normalize in [false, true] {
+                out.push(source(dtype, stage, normalize));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! counter words index groups of four elements).
 
 use super::elementwise::{check_float, pieces};
-use crate::gpu::{Access, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/random_normal.wgsl");
@@ -92,11 +92,8 @@ fn fill_normal_at(
         )));
     }
     let dtype = out.dtype();
-    let src = ShaderSource::new("random_normal", SHADER)
-        .define("T", dtype.wgsl())
-        .storage(&[Access::ReadWrite]);
     let gpu = rec.gpu().clone();
-    let kernel = gpu.kernel(&super::with_f16_enable(src, dtype))?;
+    let kernel = gpu.kernel(&source(dtype))?;
     // A piece that starts or ends inside a group recomputes that group and stores only its
     // own elements (pieces start on group boundaries whenever the limit is a multiple of 4).
     for (start, len) in pieces(out.numel(), limit) {
@@ -126,6 +123,21 @@ fn fill_normal_at(
         )?;
     }
     Ok(())
+}
+
+/// The kernel writing `dtype`.
+fn source(dtype: DType) -> ShaderSource<'static> {
+    let src = ShaderSource::new("random_normal", SHADER)
+        .define("T", dtype.wgsl())
+        .storage(&[Access::ReadWrite]);
+    super::with_f16_enable(src, dtype)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    super::float_types(device).into_iter().map(source).collect()
 }
 
 #[cfg(test)]

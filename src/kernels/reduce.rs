@@ -14,7 +14,7 @@
 //! blocks.
 
 use super::elementwise::{check_distinct, check_float};
-use crate::gpu::{Access, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/reduce.wgsl");
@@ -55,12 +55,16 @@ struct Params {
 }
 
 fn kernel_source(entry: &'static str, max: bool, x: &Tensor) -> ShaderSource<'static> {
+    source(entry, max, x.dtype())
+}
+
+fn source(entry: &'static str, max: bool, dtype: DType) -> ShaderSource<'static> {
     let src = ShaderSource::new("reduce", SHADER)
         .entry(entry)
-        .define("T", x.dtype().wgsl())
+        .define("T", dtype.wgsl())
         .define("OP", if max { 1 } else { 0 })
         .storage(&[Access::Read, Access::ReadWrite]);
-    super::with_f16_enable(src, x.dtype())
+    super::with_f16_enable(src, dtype)
 }
 
 /// `(rows, cols)` of `x` seen as a matrix over its last dimension.
@@ -294,6 +298,20 @@ fn cols_pass(
         return Ok(());
     }
     cols_pass(rec, &partial, blocks, cols, out, scale, limit)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out = Vec::new();
+    for dtype in super::float_types(device) {
+        for max in [false, true] {
+            out.push(source("rows", max, dtype));
+        }
+        out.push(source("cols", false, dtype));
+    }
+    out
 }
 
 #[cfg(test)]

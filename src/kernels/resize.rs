@@ -124,13 +124,7 @@ fn run(
         )));
     }
     let (in_plane, out_plane) = (in_h * in_w, out_h * out_w);
-    let source = ShaderSource::new("resize_bilinear", SHADER)
-        .define("T", "f32")
-        .entry(if backward { "backward" } else { "forward" })
-        .storage(&[Access::Read, Access::ReadWrite]);
-    let kernel = rec
-        .gpu()
-        .kernel(&super::with_f16_enable(source, DType::F32))?;
+    let kernel = rec.gpu().kernel(&source(backward))?;
     // The kernel forms (2·dst + 1)·in exactly in u32.
     if [(in_h, out_h), (in_w, out_w)]
         .iter()
@@ -168,6 +162,23 @@ fn run(
         rec.dispatch(&kernel, &params, &bindings, super::grid_1d(threads, WG))?;
     }
     Ok(())
+}
+
+/// The forward or backward kernel (f32 maps).
+fn source(backward: bool) -> ShaderSource<'static> {
+    let source = ShaderSource::new("resize_bilinear", SHADER)
+        .define("T", "f32")
+        .entry(if backward { "backward" } else { "forward" })
+        .storage(&[Access::Read, Access::ReadWrite]);
+    super::with_f16_enable(source, DType::F32)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let _ = device;
+    vec![source(false), source(true)]
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! Tensors larger than one storage binding are processed in pieces of whole rows.
 
 use super::elementwise::{check_distinct, check_float, check_same};
-use crate::gpu::{Access, BindRange, Recorder, ShaderSource, Tensor};
+use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/softmax.wgsl");
@@ -77,16 +77,8 @@ fn run(
         )));
     }
     let rows = x.numel() / cols;
-    let mut storage = vec![Access::Read, Access::ReadWrite];
-    if dy.is_some() {
-        storage.push(Access::Read);
-    }
-    let src = ShaderSource::new("softmax", SHADER)
-        .entry(entry)
-        .define("T", x.dtype().wgsl())
-        .storage(&storage);
     let gpu = rec.gpu().clone();
-    let kernel = gpu.kernel(&super::with_f16_enable(src, x.dtype()))?;
+    let kernel = gpu.kernel(&source(entry, x.dtype(), dy.is_some()))?;
     let per_piece = limit / cols;
     let mut r0 = 0;
     while r0 < rows {
@@ -119,6 +111,31 @@ fn run(
         r0 = r1;
     }
     Ok(())
+}
+
+/// Entry point `entry` on `dtype` rows, with the gradient binding or not.
+fn source(entry: &'static str, dtype: DType, with_dy: bool) -> ShaderSource<'static> {
+    let mut storage = vec![Access::Read, Access::ReadWrite];
+    if with_dy {
+        storage.push(Access::Read);
+    }
+    let src = ShaderSource::new("softmax", SHADER)
+        .entry(entry)
+        .define("T", dtype.wgsl())
+        .storage(&storage);
+    super::with_f16_enable(src, dtype)
+}
+
+/// Every variant of this module's kernels the library can build on `device` (see
+/// [`super::shader_variants`]).
+#[doc(hidden)]
+pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>> {
+    let mut out = Vec::new();
+    for dtype in super::float_types(device) {
+        out.push(source("forward", dtype, false));
+        out.push(source("backward", dtype, true));
+    }
+    out
 }
 
 #[cfg(test)]

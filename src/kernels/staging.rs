@@ -60,6 +60,29 @@ impl Staging {
         }
     }
 
+    /// Every staging [`Staging::choose`] can return for an operand of storage type `dtype`,
+    /// stored `[k][x]` when `x_contiguous`, in slices of `bk`: `choose` run over aligned and
+    /// unaligned leading dimensions, offsets, strides and extents.
+    pub(crate) fn reachable(dtype: DType, x_contiguous: bool, bk: u32) -> Vec<Staging> {
+        let mut out = Vec::new();
+        for ld in [4, 5] {
+            for offset in [0, 1] {
+                for stride in [0, 4, 5] {
+                    for x in [4, 5] {
+                        for k in [4, 5] {
+                            let s =
+                                Staging::choose(dtype, x_contiguous, ld, offset, stride, x, k, bk);
+                            if !out.contains(&s) {
+                                out.push(s);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The binding's WGSL element type.
     pub(crate) fn element(self, dtype: DType) -> &'static str {
         match self {
