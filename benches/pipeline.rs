@@ -66,7 +66,7 @@ struct Stage {
 }
 
 /// The FLOPs of one run of each stage, from the crate's counters and the cost model of
-/// SPEC §6 (per 256×256 image and path: WideResNet-50-2 to layer3 ≈ 24 GFLOP, adaptor
+/// design §6 (per 256×256 image and path: WideResNet-50-2 to layer3 ≈ 24 GFLOP, adaptor
 /// ≈ 4.8, `φ_G` ≈ 3.2, `φ_P` ≈ 65; one test image ≈ 200 GFLOP). Only the GEMM and
 /// convolution work is counted; the element-wise kernels, the frequency split, the patch
 /// aggregation (fixed linear pooling, under 1 % of the backbone) and the post-processing are
@@ -77,9 +77,9 @@ struct Stage {
 /// - `train_step`: [`dfd::heads::HeadsConfig::train_flops`] (forward and backward of the
 ///   heads on a batch);
 /// - `epoch`: `steps_per_epoch` × `train_step` (the backbone is not run: its features are
-///   precomputed once per training, SPEC §6);
+///   precomputed once per training, design §6);
 /// - `inference`: `features` + [`dfd::heads::HeadsConfig::infer_flops`] of one image
-///   (adaptor, `φ_G` and `φ_P` on both paths; ≈ 194 GFLOP at the paper's sizes, SPEC §6's
+///   (adaptor, `φ_G` and `φ_P` on both paths; ≈ 194 GFLOP at the paper's sizes, design §6's
 ///   "≈ 200").
 fn stage_flops(cfg: &TrainConfig, steps_per_epoch: usize) -> [f64; 4] {
     let s = cfg.image_size;

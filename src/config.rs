@@ -1,7 +1,7 @@
-//! The training configuration: every value of SPEC §1–§3 in one serialisable struct, with
+//! The training configuration: every value of design §1–§3 in one serialisable struct, with
 //! presets.
 //!
-//! - [`TrainConfig::paper`]: the paper's values for MVTec AD (SPEC §3: `θ = 0.8`,
+//! - [`TrainConfig::paper`]: the paper's values for MVTec AD (design §3: `θ = 0.8`,
 //!   `λ_Per = 2`, `λ_Sim = 0.02`, `p_anomaly = 0.7`); [`TrainConfig::paper_visa`] its VisA
 //!   variant (`λ_Per = λ_Sim = 1`).
 //! - [`TrainConfig::reference_code`]: the authors' public code (`θ = 0.5`, both λ = 1,
@@ -23,14 +23,14 @@ use crate::data::trainset::TrainSetConfig;
 use crate::kernels::patch::PatchDims;
 use crate::{Error, Result};
 
-/// Every hyper-parameter of DFD (SPEC §1–§4) plus the few knobs of this implementation.
+/// Every hyper-parameter of DFD (design §1–§4) plus the few knobs of this implementation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// Name of the preset this configuration started from (informational).
     pub preset: String,
 
-    // --- Shapes (SPEC §1) ---
+    // --- Shapes (design §1) ---
     /// Image size `S` (images are resized to `S × S`; must be a multiple of 16).
     pub image_size: usize,
     /// Per-layer pooled length of the patch aggregation (`pretrain_embed_dimension`, 1536).
@@ -44,7 +44,7 @@ pub struct TrainConfig {
     /// MLP width of the transformer block as a multiple of `D` (4).
     pub mlp_ratio: usize,
 
-    // --- Training set (SPEC §2) ---
+    // --- Training set (design §2) ---
     /// Samples built from each shot, `N` (80).
     pub samples_per_shot: usize,
     /// Probability that a sample is a pseudo-anomaly (paper 0.7, reference code 0.8).
@@ -67,7 +67,7 @@ pub struct TrainConfig {
     /// (unknown categories: no mask).
     pub foreground: ForegroundRule,
 
-    // --- Training (SPEC §3) ---
+    // --- Training (design §3) ---
     /// Epochs (80). Each has `k · N / batch` steps (at least one).
     pub epochs: usize,
     /// Batch size (8); samples are drawn uniformly with replacement.
@@ -95,13 +95,13 @@ pub struct TrainConfig {
     /// Seed of the training set, the batch draws, the noise and the heads' initialisation.
     pub seed: u64,
 
-    // --- Inference (SPEC §4) ---
+    // --- Inference (design §4) ---
     /// Gaussian blur `σ` of the anomaly maps, in pixels at `S = 256` (4); scaled with the
     /// image size (`σ · S / 256`) so smaller presets blur the same fraction of the image.
     pub blur_sigma: f32,
     /// Blur truncation in units of `σ` (scipy's default 4 → radius 16 at `σ = 4`).
     pub blur_truncate: f32,
-    /// Held-out calibration samples built from each shot (SPEC §4): each gives one normal
+    /// Held-out calibration samples built from each shot (design §4): each gives one normal
     /// image and, when its mask is not empty, one pseudo-anomaly.
     pub calibration_per_shot: usize,
 
@@ -133,7 +133,7 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The paper's configuration for MVTec AD (SPEC §1–§3).
+    /// The paper's configuration for MVTec AD (design §1–§3).
     pub fn paper() -> Self {
         TrainConfig {
             preset: "paper".into(),
@@ -274,7 +274,7 @@ impl TrainConfig {
         self.blur_sigma * self.image_size as f32 / 256.0
     }
 
-    /// The training-set builder's configuration (SPEC §2).
+    /// The training-set builder's configuration (design §2).
     pub fn trainset(&self) -> TrainSetConfig {
         TrainSetConfig {
             samples_per_shot: self.samples_per_shot,
@@ -292,7 +292,7 @@ impl TrainConfig {
         }
     }
 
-    /// Steps per epoch, `max(1, k · N / batch)` for `shots = k` (SPEC §3).
+    /// Steps per epoch, `max(1, k · N / batch)` for `shots = k` (design §3).
     pub fn steps_per_epoch(&self, shots: usize) -> usize {
         (shots * self.samples_per_shot / self.batch.max(1)).max(1)
     }

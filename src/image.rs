@@ -1,4 +1,4 @@
-//! CPU image operations with OpenCV's exact semantics (SPEC §1.1, §1.2).
+//! CPU image operations with OpenCV's exact semantics (design §1.1, §1.2).
 //!
 //! Images are planar `CHW` `f32` ([`Image`]), the layout the GPU code uploads. Loading goes
 //! through the `image` crate (PNG, JPEG, BMP, TIFF; 8- or 16-bit; grey or colour) and resizes
@@ -620,7 +620,7 @@ fn pyr_up_inner(img: &Image, dh: usize, dw: usize) -> Image {
     out
 }
 
-/// The frequency split of SPEC §1.2: `I_l = pyrUp(pyrDown(I))` (restored to the input size,
+/// The frequency split of design §1.2: `I_l = pyrUp(pyrDown(I))` (restored to the input size,
 /// odd sizes included) and `I_h = I − I_l`, both unnormalised.
 pub fn frequency_split(img: &Image) -> (Image, Image) {
     let down = pyr_down(img);

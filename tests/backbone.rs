@@ -1,4 +1,4 @@
-//! Golden tests of the feature extractor (SPEC §8):
+//! Golden tests of the feature extractor (design §8):
 //! - the GPU frequency split vs OpenCV (`tests/fixtures/opencv_image_ops.safetensors`);
 //! - WideResNet-50-2 stem/layer1/layer2/layer3 vs torchvision on detweights
 //!   (`tests/fixtures/backbone_wrn50.safetensors`): the weights are generated here, written

@@ -1,5 +1,5 @@
 //! End to end on the synthetic category with random backbone weights and a tiny preset
-//! (SPEC §8): training reaches stated AUROCs, one seed gives identical numbers twice, a
+//! (design §8): training reaches stated AUROCs, one seed gives identical numbers twice, a
 //! saved-then-loaded model predicts the same maps, training one epoch at a time
 //! (`Trainer::start`) is `fit`, and the `--data` path reads MVTec- and VisA-layout trees.
 

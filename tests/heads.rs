@@ -1,4 +1,4 @@
-//! Golden tests of the trainable heads (SPEC §8) against `tests/fixtures/heads.safetensors`
+//! Golden tests of the trainable heads (design §8) against `tests/fixtures/heads.safetensors`
 //! (float64 PyTorch autograd, `scripts/fixtures/heads.py`; see `tests/fixtures/README.md`,
 //! "DFD heads"): losses, every gradient, two Adam steps with the BatchNorm running
 //! statistics, the eval scores, the reference-code config and the no-mask case.

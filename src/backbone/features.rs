@@ -1,4 +1,4 @@
-//! Images → patch features (SPEC §1.1–1.4), all on the GPU within one recording:
+//! Images → patch features (design §1.1–1.4), all on the GPU within one recording:
 //! frequency split with ImageNet normalisation, WideResNet-50-2 on the low- and
 //! high-frequency images together (one batch of `2B`), then the fused patch aggregation.
 //! The backbone and the aggregation run in the backbone's [`Precision`]; the patch features

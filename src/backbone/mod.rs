@@ -1,4 +1,4 @@
-//! The frozen feature extractor of DFD (SPEC §1.1–1.4): the frequency split, the
+//! The frozen feature extractor of DFD (design §1.1–1.4): the frequency split, the
 //! WideResNet-50-2 backbone up to `layer3` and the fused local patch aggregation.
 //!
 //! - [`weights`]: the torchvision/timm key layout, memory-mapped safetensors loading and the

@@ -161,7 +161,7 @@ impl WideResNet50 {
     /// `(name, dtype, shape, bytes)` with names `{conv}.weight` and `{conv}.bias`
     /// (`conv1.weight`, `layer2.0.downsample.0.bias`, …). What a self-contained model file
     /// embeds; [`WideResNet50::from_folded`] reads it back bit for bit.
-    pub fn folded_tensors(&self) -> Result<Vec<(String, DType, Vec<usize>, Vec<u8>)>> {
+    pub fn folded_tensors(&self) -> Result<crate::detector::model_file::RawTensors> {
         let mut out = Vec::new();
         for conv in self.convs() {
             for (suffix, t) in [("weight", &conv.weight), ("bias", &conv.bias)] {

@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn gaussian_kernel_matches_scipy_radius_and_normalisation() {
         let k = gaussian_kernel_1d(4.0, 4.0);
-        assert_eq!(k.len(), 33); // radius int(16.5) = 16 (SPEC §4)
+        assert_eq!(k.len(), 33); // radius int(16.5) = 16 (design §4)
         assert!((k.iter().sum::<f64>() - 1.0).abs() < 1e-15);
         assert!((k[16] / k[15] - (0.5f64 / 16.0).exp()).abs() < 1e-14);
         assert_eq!(gaussian_kernel_1d(1.0, 4.0).len(), 9);

@@ -1,5 +1,5 @@
 //! Plain-Rust reference implementations of the kernels, written for clarity, not speed.
-//! The GPU kernels are tested against these (SPEC §8).
+//! The GPU kernels are tested against these (design §8).
 
 pub mod adam;
 pub mod attention;

@@ -1,4 +1,4 @@
-//! Reference PatchCore / SimpleNet local patch aggregation (SPEC §1.4), step by step as the
+//! Reference PatchCore / SimpleNet local patch aggregation (design §1.4), step by step as the
 //! reference code does it (`PatchMaker.patchify`, `F.interpolate`, `common.Preprocessing`,
 //! `common.Aggregator`), accumulated in f64.
 

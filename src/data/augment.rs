@@ -1,4 +1,4 @@
-//! The ten texture augmenters of SPEC §2 (DRAEM / DFD's imgaug list), on `[0, 1]` RGB
+//! The ten texture augmenters of design §2 (DRAEM / DFD's imgaug list), on `[0, 1]` RGB
 //! [`Image`]s. Each keeps the shape and the `[0, 1]` range. Parameters follow the reference:
 //!
 //! | augmenter | reference (imgaug) | here |

@@ -1,4 +1,4 @@
-//! Dataset readers (SPEC §5): MVTec AD, VisA (raw layout with `split_csv/1cls.csv`, and the
+//! Dataset readers (design §5): MVTec AD, VisA (raw layout with `split_csv/1cls.csv`, and the
 //! MVTec-like converted layout) and a generic layout (a folder of good images, folders of
 //! test images, optional masks).
 //!

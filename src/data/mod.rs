@@ -1,5 +1,5 @@
 //! The CPU data side: dataset readers, pseudo-anomaly generation and the training set
-//! (SPEC §2, §5).
+//! (design §2, §5).
 //!
 //! - [`datasets`]: MVTec AD, VisA (raw and converted), generic layouts; seeded shot choice.
 //! - [`perlin`]: DRAEM-style Perlin masks.

@@ -1,4 +1,4 @@
-//! Otsu thresholds and the foreground mask `M_f` of SPEC §2.
+//! Otsu thresholds and the foreground mask `M_f` of design §2.
 
 use crate::image::{to_grey_u8, Image};
 
@@ -43,7 +43,7 @@ pub fn otsu_threshold(grey: &[u8]) -> u8 {
     max_val
 }
 
-/// Which side of the Otsu threshold is the object (SPEC §2).
+/// Which side of the Otsu threshold is the object (design §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ForegroundRule {
     /// Decide from the category name ([`ForegroundRule::for_category`]).

@@ -1,4 +1,4 @@
-//! DRAEM-style Perlin noise masks (SPEC §2).
+//! DRAEM-style Perlin noise masks (design §2).
 //!
 //! Gradient noise on a lattice of `2^a × 2^b` cells (`a, b ~ U{0..5}` independently, `a` along
 //! rows), unit gradients at random angles `U(0, 2π)`, fade `6t⁵ − 15t⁴ + 10t³`, scaled by `√2`
@@ -113,7 +113,7 @@ pub fn draw_scale<R: Rng + ?Sized>(cfg: &PerlinConfig, rng: &mut R) -> (usize, u
     (1usize << a, 1usize << b)
 }
 
-/// The Perlin mask `M_p` of SPEC §2: random lattice, noise, rotation `U(−max, max)` (zero
+/// The Perlin mask `M_p` of design §2: random lattice, noise, rotation `U(−max, max)` (zero
 /// border, bilinear), `> threshold` → 1. Returns a `1 × height × width` 0/1 image.
 pub fn perlin_mask<R: Rng + ?Sized>(
     height: usize,

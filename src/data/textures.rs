@@ -1,4 +1,4 @@
-//! Texture sources for the pseudo-anomalies (SPEC §2): a folder of images (the Describable
+//! Texture sources for the pseudo-anomalies (design §2): a folder of images (the Describable
 //! Textures Dataset's `images/<class>/*.jpg`, or any folder, searched recursively) or, without
 //! one, procedurally generated textures.
 

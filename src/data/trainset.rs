@@ -1,4 +1,4 @@
-//! Image-level pseudo-anomalies and the training set (SPEC §2).
+//! Image-level pseudo-anomalies and the training set (design §2).
 //!
 //! [`make_pseudo_sample`] turns one normal image into one training sample (rotation, the
 //! `p_anomaly` draw, Perlin × foreground mask, augmented texture, β-blending, label); it is
@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::image::{frequency_split, normalize_imagenet, resize_bilinear, rotate, Image};
 use crate::progress::{Event, Progress, Stage};
 
-/// Configuration of the training-set builder. Defaults are the paper's (SPEC §2).
+/// Configuration of the training-set builder. Defaults are the paper's (design §2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainSetConfig {
     /// Samples built from each shot (`N`, paper: 80).
@@ -96,7 +96,7 @@ pub struct PseudoSample {
     pub label: f32,
 }
 
-/// Builds one sample from a normal image (SPEC §2). `rule` must be resolved (see
+/// Builds one sample from a normal image (design §2). `rule` must be resolved (see
 /// [`ForegroundRule::resolve`]; `Auto` acts as `All`). Objects (a rule with a mask) are
 /// rotated with the top-left pixel colour as border; otherwise the border is black.
 pub fn make_pseudo_sample<R: Rng + ?Sized>(

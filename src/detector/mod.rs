@@ -1,4 +1,4 @@
-//! The trained detector (SPEC §4, §7).
+//! The trained detector (design §4, §7).
 //!
 //! - [`model`]: [`Detector`] (backbone + heads + calibration): `predict`, `predict_batch`,
 //!   `save`, `load`;

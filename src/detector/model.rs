@@ -1,5 +1,5 @@
 //! [`Detector`]: the frozen feature extractor, the trained heads and the calibration —
-//! image in, anomaly map, score and pass/fail out (SPEC §4, §7).
+//! image in, anomaly map, score and pass/fail out (design §4, §7).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ pub struct Backbone {
 }
 
 impl Backbone {
-    /// Loads WideResNet-50-2 from a safetensors weight file (SPEC §1.3) with the patch
+    /// Loads WideResNet-50-2 from a safetensors weight file (design §1.3) with the patch
     /// aggregation dimensions and the backbone precision of `cfg` (an f16 precision on an
     /// adapter without `SHADER_F16` is an [`Error::Unsupported`]).
     pub fn load(gpu: &Gpu, weights: &Path, cfg: &TrainConfig) -> Result<Arc<Backbone>> {
@@ -109,7 +109,7 @@ type NamedValues = (String, Vec<usize>, Vec<f32>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Normalization {
     /// The library's default: statistics calibrated at training time on held-out samples
-    /// built from the shots (SPEC §4); one image's score depends on nothing else.
+    /// built from the shots (design §4); one image's score depends on nothing else.
     #[default]
     Calibrated,
     /// The paper's transductive normalisation over the **whole test set** (for comparison

@@ -1,4 +1,4 @@
-//! The model file (SPEC §7): one safetensors file holding the trained heads' tensors (f32)
+//! The model file (design §7): one safetensors file holding the trained heads' tensors (f32)
 //! and, in its metadata, the format tag, the whole [`TrainConfig`] (JSON), the
 //! [`Calibration`] (JSON) and the identity of the backbone the heads were trained on
 //! ([`BackboneId`], JSON).

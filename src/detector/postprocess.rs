@@ -1,4 +1,4 @@
-//! From per-patch scores to anomaly maps and image scores (SPEC §4), and the calibration
+//! From per-patch scores to anomaly maps and image scores (design §4), and the calibration
 //! that makes a single image's score independent of any other test image.
 //!
 //! On the GPU, per discriminator: scores `[B, T]` on the `h × w` grid → bilinear resize to
@@ -9,7 +9,7 @@
 //!
 //! **Calibration** ([`Calibration::fit`]): `lo`/`hi` of each discriminator are the minimum and
 //! maximum over every pixel of the raw maps of the calibration set — held-out samples built
-//! from the shots exactly as the training set (SPEC §2) with a different seed stream: their
+//! from the shots exactly as the training set (design §2) with a different seed stream: their
 //! normal images and their pseudo-anomalies, never a test image. This is the paper's min–max
 //! normalisation with the calibration set in place of the test set; test values outside the
 //! calibration range map outside `[0, 1]` (they are not clipped, so image scores keep their
@@ -69,7 +69,7 @@ impl Range {
     }
 }
 
-/// What a detector learned at calibration time (SPEC §4), stored in its model file.
+/// What a detector learned at calibration time (design §4), stored in its model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// Normalisation of the Gaussian discriminator's raw maps.
@@ -233,7 +233,7 @@ pub struct RawMaps {
     pub perlin: Tensor,
 }
 
-/// The GPU post-processing of SPEC §4 for one configuration.
+/// The GPU post-processing of design §4 for one configuration.
 #[derive(Debug)]
 pub struct PostProcessor {
     size: usize,

@@ -1,4 +1,4 @@
-//! Detection and localisation metrics (SPEC §5): image AUROC, pixel AUROC, connected
+//! Detection and localisation metrics (design §5): image AUROC, pixel AUROC, connected
 //! components and the two named AUPRO variants.
 //!
 //! All sums and ratios are computed in `f64`; scores are taken as `f32` (what the anomaly maps
@@ -14,7 +14,7 @@ pub const DEFAULT_FPR_LIMIT: f64 = 0.3;
 /// Number of thresholds of the `dfd_paper` AUPRO (`max_step` in the DFD code).
 pub const DFD_PAPER_STEPS: usize = 200;
 
-/// Which AUPRO definition a number was computed with (SPEC §5).
+/// Which AUPRO definition a number was computed with (design §5).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
@@ -162,7 +162,7 @@ impl<'a> PixelSet<'a> {
     }
 }
 
-/// The image score of each map: its maximum (SPEC §4, "image score = max of the map").
+/// The image score of each map: its maximum (design §4, "image score = max of the map").
 ///
 /// Errors on an empty map or a NaN value.
 pub fn max_scores(maps: &[Vec<f32>]) -> Result<Vec<f32>> {
@@ -376,7 +376,7 @@ pub fn trapezoid_to(x: &[f64], y: &[f64], x_max: f64) -> Result<f64> {
 }
 
 /// The PRO curve of the `official` variant: `(fpr, pro)` points with `(0, 0)` first and
-/// `(1, 1)` last, one point per distinct score in between (SPEC §5; MVTec AD's
+/// `(1, 1)` last, one point per distinct score in between (design §5; MVTec AD's
 /// `compute_pro`).
 ///
 /// Every pixel outside a ground-truth region adds 1 to the false-positive count, every pixel
@@ -446,7 +446,7 @@ pub fn pro_curve_official(set: &PixelSet<'_>) -> Result<(Vec<f64>, Vec<f64>)> {
     Ok((fprs, pros))
 }
 
-/// AUPRO, `official` variant (SPEC §5, MVTec AD's evaluation): the area under
+/// AUPRO, `official` variant (design §5, MVTec AD's evaluation): the area under
 /// [`pro_curve_official`] from FPR 0 to `fpr_limit` (the point at the limit interpolated
 /// linearly), divided by `fpr_limit`. Use [`DEFAULT_FPR_LIMIT`] (0.3) for MVTec-comparable
 /// numbers. `fpr_limit` must be in `(0, 1]`.

@@ -1,4 +1,4 @@
-//! Evaluation (SPEC §5): metrics checked against scikit-learn, MVTec AD's reference and the
+//! Evaluation (design §5): metrics checked against scikit-learn, MVTec AD's reference and the
 //! DFD code, transductive normalisation for comparisons with the paper, result tables / CSV,
 //! and heat-map overlays.
 //!

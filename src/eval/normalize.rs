@@ -1,4 +1,4 @@
-//! Transductive normalisation over a whole test set (SPEC §4), for comparison with the paper.
+//! Transductive normalisation over a whole test set (design §4), for comparison with the paper.
 //!
 //! The paper's numbers normalise the scores of each discriminator with statistics of the
 //! **whole test set**, so an image's score depends on the other test images. That is offered
@@ -6,7 +6,7 @@
 //! training-time data instead.
 //!
 //! Two flavours ([`TransductiveMode`]):
-//! - [`TransductiveMode::SetMinMax`] — what SPEC §4 describes: every map of one discriminator
+//! - [`TransductiveMode::SetMinMax`] — what design §4 describes: every map of one discriminator
 //!   is min–max normalised with the minimum and maximum over all pixels of all test maps;
 //!   the two discriminators' normalised maps are averaged; image score = max of the averaged
 //!   map.
@@ -55,7 +55,7 @@ fn set_min_max<'a>(values: impl Iterator<Item = &'a f32>) -> Result<MinMax> {
     Ok(MinMax { min, max })
 }
 
-/// Transductive min–max normalisation (SPEC §4): maps every value of every map to
+/// Transductive min–max normalisation (design §4): maps every value of every map to
 /// `(x − min) / (max − min)` (in `f32`, as NumPy does on `f32` maps), with `min` and `max`
 /// taken over all pixels of all maps of the set. Returns the statistics used.
 ///
@@ -105,7 +105,7 @@ pub fn reference_code_affine(maps: &[Vec<f32>]) -> Result<(f64, f64)> {
 /// Which transductive normalisation [`combine_transductive`] applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransductiveMode {
-    /// Min–max over the whole test set per discriminator, as SPEC §4 describes.
+    /// Min–max over the whole test set per discriminator, as design §4 describes.
     #[default]
     SetMinMax,
     /// Exactly what the authors' code computes (see the module documentation).

@@ -1,5 +1,5 @@
 //! Result tables: per-category metrics of one or several runs (seeds / shot draws), their
-//! mean ± sample standard deviation (SPEC §5: few-shot results move with the shots drawn),
+//! mean ± sample standard deviation (design §5: few-shot results move with the shots drawn),
 //! an aligned human-readable table and a `results.csv` file.
 
 use std::fmt::Write as _;

@@ -102,10 +102,12 @@ impl GpuOptions {
     /// The names are listed in [`GPU_VARIABLES`]; absent or empty values keep the default.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<GpuOptions> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let mut options = GpuOptions::default();
-        options.adapter = get("DFD_ADAPTER");
-        options.shader_checks = get("DFD_SHADER_CHECKS").as_deref() == Some("1");
-        options.attention = get("DFD_ATTENTION").map(|v| v.parse()).transpose()?;
+        let mut options = GpuOptions {
+            adapter: get("DFD_ADAPTER"),
+            shader_checks: get("DFD_SHADER_CHECKS").as_deref() == Some("1"),
+            attention: get("DFD_ATTENTION").map(|v| v.parse()).transpose()?,
+            ..GpuOptions::default()
+        };
         if let Some(list) = get("DFD_BACKENDS") {
             options.backends = wgpu::Backends::empty();
             for name in list.split(',').map(str::trim) {

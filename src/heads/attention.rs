@@ -1,4 +1,4 @@
-//! Multi-head self-attention over the `qkv` projection of a ViT block (timm layout, SPEC §1.8):
+//! Multi-head self-attention over the `qkv` projection of a ViT block (timm layout, design §1.8):
 //! `qkv` is `[B·N, 3D]` with output channel `s·D + head·hd + d` (`s` = q, k, v); the result is
 //! `softmax(q·kᵀ · hd^-½)·v` per image and head, heads concatenated head-major into `[B·N, D]`.
 //!

@@ -1,4 +1,4 @@
-//! The Gaussian discriminator `φ_G` (SPEC §1.7): `Linear(D→H) → BatchNorm1d(H) →
+//! The Gaussian discriminator `φ_G` (design §1.7): `Linear(D→H) → BatchNorm1d(H) →
 //! LeakyReLU(0.2) → Linear(H→1, no bias)`, forward and hand-written backward.
 
 use super::{linear, Heads, BN_EPS, BN_MOMENTUM, LEAKY};

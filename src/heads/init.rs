@@ -1,4 +1,4 @@
-//! Seeded initialisation of the heads (SPEC §3 "Init"; distributions as the reference code's).
+//! Seeded initialisation of the heads (design §3 "Init"; distributions as the reference code's).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

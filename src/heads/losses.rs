@@ -1,4 +1,4 @@
-//! The DFD training losses of SPEC §3 and their gradients on the GPU
+//! The DFD training losses of design §3 and their gradients on the GPU
 //! (`shaders/heads_loss.wgsl`), one frequency path at a time.
 
 use crate::gpu::{Access, BindRange, Recorder, ShaderSource, Tensor};
@@ -7,7 +7,7 @@ use crate::Result;
 
 const SHADER: &str = include_str!("../../shaders/heads_loss.wgsl");
 
-/// Loss weights and margin (SPEC §3; paper: θ 0.8, λ_Per 2, λ_Sim 0.02 on MVTec).
+/// Loss weights and margin (design §3; paper: θ 0.8, λ_Per 2, λ_Sim 0.02 on MVTec).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossConfig {
     /// Hinge margin θ.

@@ -1,4 +1,4 @@
-//! The trainable heads of DFD (SPEC §1.5–1.9, §3): the adaptor `ψ_A`, the Gaussian
+//! The trainable heads of DFD (design §1.5–1.9, §3): the adaptor `ψ_A`, the Gaussian
 //! discriminator `φ_G`, the Perlin discriminator `φ_P` (with its one-block ViT), the training
 //! losses and the Adam update, with hand-written backward passes built from
 //! [`crate::kernels`]; and the eval-mode scoring pass ([`Heads::scores`], `scoring.rs`), which
@@ -46,11 +46,11 @@ pub fn shader_variants(
     out
 }
 
-/// BatchNorm1d eps (PyTorch default, SPEC §1.8).
+/// BatchNorm1d eps (PyTorch default, design §1.8).
 const BN_EPS: f32 = 1e-5;
 /// BatchNorm1d momentum (PyTorch default).
 const BN_MOMENTUM: f32 = 0.1;
-/// LayerNorm eps of the ViT (SPEC §1.8).
+/// LayerNorm eps of the ViT (design §1.8).
 const LN_EPS: f32 = 1e-6;
 /// LeakyReLU slope of both discriminators.
 const LEAKY: f32 = 0.2;
@@ -165,7 +165,7 @@ impl HeadsConfig {
     }
 }
 
-/// One training batch of backbone features (SPEC §3), each `[B·T, D]` with row `b·T + y·w + x`.
+/// One training batch of backbone features (design §3), each `[B·T, D]` with row `b·T + y·w + x`.
 pub struct TrainBatch<'a> {
     /// Low-frequency features of the normal images.
     pub low_normal: &'a Tensor,
@@ -179,7 +179,7 @@ pub struct TrainBatch<'a> {
     pub mask: &'a Tensor,
     /// Image labels `[B]` (1 iff the mask has a pixel).
     pub label: &'a Tensor,
-    /// Gaussian feature noise ε of the low path `[B·T, D]` (SPEC §1.6).
+    /// Gaussian feature noise ε of the low path `[B·T, D]` (design §1.6).
     pub eps_low: &'a Tensor,
     /// Gaussian feature noise ε of the high path `[B·T, D]`.
     pub eps_high: &'a Tensor,
@@ -269,7 +269,7 @@ fn running_layout(c: &HeadsConfig) -> Vec<(&'static str, usize, f32)> {
 }
 
 impl Heads {
-    /// New heads with the initialisation of SPEC §3, seeded: Xavier-normal adaptor and `φ_G`
+    /// New heads with the initialisation of design §3, seeded: Xavier-normal adaptor and `φ_G`
     /// linears, PyTorch-default `U(±1/√fan_in)` elsewhere outside the ViT, ViT linears and
     /// the position embedding `trunc_normal(0.02)`, ViT biases 0, norms 1/0, class token 0.
     pub fn new(gpu: &Gpu, cfg: &HeadsConfig, seed: u64) -> Result<Heads> {
@@ -448,7 +448,7 @@ impl Heads {
         Ok(())
     }
 
-    /// One training step (SPEC §3) recorded on `rec`: forward of the four feature sets,
+    /// One training step (design §3) recorded on `rec`: forward of the four feature sets,
     /// losses, hand-written backward, Adam. Returns `[total, gau, pix, cls, per, sim]` as a
     /// GPU tensor. BatchNorm calls (running statistics) follow the reference code's order:
     /// `φ_P` on the high path, then the low path; `φ_G` on low, then high.

@@ -1,4 +1,4 @@
-//! Adam parameter groups and the cosine learning-rate schedule of SPEC §3.
+//! Adam parameter groups and the cosine learning-rate schedule of design §3.
 
 use crate::kernels::adam::AdamConfig;
 
@@ -14,7 +14,7 @@ pub struct LearningRates {
 }
 
 impl Default for LearningRates {
-    /// The initial rates of SPEC §3.
+    /// The initial rates of design §3.
     fn default() -> Self {
         LearningRates {
             adaptor: 5e-4,

@@ -1,4 +1,4 @@
-//! The Perlin discriminator `φ_P` (SPEC §1.8): `Linear(D→D) → BatchNorm1d(D) →
+//! The Perlin discriminator `φ_P` (design §1.8): `Linear(D→D) → BatchNorm1d(D) →
 //! LeakyReLU(0.2)`, then a one-block pre-norm ViT over each image's tokens (class token
 //! prepended, learned position embedding, LayerNorm → MHSA → residual → LayerNorm → MLP with
 //! exact GELU → residual), a final LayerNorm, the class token dropped and `Linear(D→1, no

@@ -1,4 +1,4 @@
-//! Eval-mode scoring of the heads (SPEC §4): `S_G = −φ_G(q_l) − φ_G(q_h)` and
+//! Eval-mode scoring of the heads (design §4): `S_G = −φ_G(q_l) − φ_G(q_h)` and
 //! `S_P = −φ_P(q_l) − φ_P(q_h)` with `q_f = ψ_A(features_f)`, as a forward pass of its own.
 //!
 //! Scoring needs no saved activations and no batch statistics, so it runs leaner than the
@@ -136,7 +136,7 @@ impl Heads {
         })
     }
 
-    /// Eval-mode anomaly scores per patch (SPEC §4): `S_G = −φ_G(q_l) − φ_G(q_h)` and
+    /// Eval-mode anomaly scores per patch (design §4): `S_G = −φ_G(q_l) − φ_G(q_h)` and
     /// `S_P = −φ_P(q_l) − φ_P(q_h)` with `q_f = ψ_A(features_f)`; `low`, `high` are backbone
     /// features `[batch·T, D]` (f32). Returns two f32 `[batch, T]` tensors. BatchNorm uses the
     /// running statistics; storage follows [`Heads::scoring_precision`].

@@ -1,6 +1,6 @@
 //! The Adam update (`shaders/adam.wgsl`), exactly `torch.optim.Adam` (single-tensor path,
 //! `amsgrad = maximize = False`), including its L2 weight decay added to the gradient
-//! (SPEC §3) and its operation order.
+//! (design §3) and its operation order.
 //!
 //! One call updates one parameter tensor in place (θ, and its moment buffers m and v); the
 //! caller loops over parameters. The step count and the learning rate are per call (the

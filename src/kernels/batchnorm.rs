@@ -3,7 +3,7 @@
 //! (`shaders/batchnorm1d_fold.wgsl`) and the column reduction of the affine gradients
 //! shared with LayerNorm (`shaders/norm_affine_grad.wgsl`).
 //!
-//! PyTorch `nn.BatchNorm1d(C)` semantics on a `[N, C]` input (SPEC §1.7–1.8: the
+//! PyTorch `nn.BatchNorm1d(C)` semantics on a `[N, C]` input (design §1.7–1.8: the
 //! discriminators' `Linear → BatchNorm1d → LeakyReLU`):
 //! - training: normalise each column with the batch mean and the *biased* batch variance,
 //!   `y = (x − mean) / sqrt(var + eps) · γ + β`, and update the running statistics in place,

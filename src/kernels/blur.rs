@@ -1,7 +1,7 @@
 //! Separable 2-D filtering of `[.., H, W]` maps (`shaders/sepconv.wgsl`) and scipy's
 //! Gaussian kernel.
 //!
-//! The anomaly maps are smoothed with `scipy.ndimage.gaussian_filter(map, sigma = 4)` (SPEC §4;
+//! The anomaly maps are smoothed with `scipy.ndimage.gaussian_filter(map, sigma = 4)` (design §4;
 //! scipy's defaults: `mode = 'reflect'`, `truncate = 4.0`, radius 16): [`gaussian_kernel_1d`]
 //! builds scipy's taps and [`sep_conv2d`] applies them along the height axis, then the width
 //! axis (scipy's axis order), with scipy's half-sample `reflect` border or zero padding.
@@ -27,7 +27,7 @@ pub enum Border {
 
 /// scipy.ndimage's 1-D Gaussian kernel as used by `gaussian_filter(sigma, truncate=…)`:
 /// radius `int(truncate · sigma + 0.5)`, taps `exp(−x² / (2σ²))` normalised to sum 1
-/// (computed in f64, rounded to f32). SPEC §4: `sigma = 4`, `truncate = 4` → 33 taps.
+/// (computed in f64, rounded to f32). design §4: `sigma = 4`, `truncate = 4` → 33 taps.
 pub fn gaussian_kernel_1d(sigma: f32, truncate: f32) -> Result<Vec<f32>> {
     if !(sigma > 0.0 && sigma.is_finite() && truncate >= 0.0 && truncate.is_finite()) {
         return Err(Error::Config(format!(

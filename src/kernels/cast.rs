@@ -165,10 +165,8 @@ mod tests {
         rec.submit();
         let what = format!("n={n} limit={limit:?}");
         let h = half.to_vec().unwrap();
-        let other = check_f16(&format!("f32→f16 {what}"), &h, &x);
-        if other > 0 {
-            println!("{what}: {other} elements rounded to the other f16 neighbour");
-        }
+        // Elements rounded to the other f16 neighbour are allowed (and bounded) there.
+        check_f16(&format!("f32→f16 {what}"), &h, &x);
         // f16 → f32 is exact.
         assert_eq!(back.to_vec().unwrap(), h, "f16→f32 {what}");
     }

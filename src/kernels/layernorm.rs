@@ -2,7 +2,7 @@
 //! `shaders/layernorm_backward.wgsl`, and `shaders/norm_affine_grad.wgsl` for dγ/dβ).
 //!
 //! PyTorch `nn.LayerNorm(C, eps)` semantics: each row of `C` values is normalised with its
-//! mean and *biased* variance, `y = (x − mean) / sqrt(var + eps) · γ + β` (the ViT of SPEC §1.8
+//! mean and *biased* variance, `y = (x − mean) / sqrt(var + eps) · γ + β` (the ViT of design §1.8
 //! uses `eps = 1e-6`). The forward pass saves the per-row mean and rstd for the backward pass.
 //!
 //! Tensors larger than one storage binding are processed in row ranges whose bindings fit.

@@ -1,4 +1,4 @@
-//! Fused local patch features (`shaders/patch_aggregate.wgsl`), SPEC §1.4: 3×3 unfold of
+//! Fused local patch features (`shaders/patch_aggregate.wgsl`), design §1.4: 3×3 unfold of
 //! layer2 and layer3, bilinear resize of layer3's neighbourhoods to layer2's grid, adaptive
 //! average pooling of each to `pre_dim`, concatenation and pooling to `target_dim` — one pass,
 //! nothing materialised in between. The reference is [`crate::cpu::patch::patch_features`].

@@ -1,6 +1,6 @@
 //! The adapter's measured arithmetic peak (`shaders/peak_fma.wgsl`): f32 FMA throughput with
 //! everything in registers, so benchmarks can state their GFLOP/s as a fraction of what this
-//! machine's adapter can do at all (SPEC §9), not of a datasheet figure.
+//! machine's adapter can do at all (design §9), not of a datasheet figure.
 
 use std::time::Instant;
 

@@ -1,6 +1,6 @@
 //! The frequency split on the GPU (`shaders/pyramid.wgsl`): `I_l = pyrUp(pyrDown(I))` with
 //! OpenCV's exact semantics (borders and odd sizes included), `I_h = I − I_l`, and optionally
-//! the ImageNet normalisation of both (SPEC §1.2). The CPU twin is
+//! the ImageNet normalisation of both (design §1.2). The CPU twin is
 //! [`crate::image::frequency_split`] + [`crate::image::normalize_imagenet`].
 
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};

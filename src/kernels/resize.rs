@@ -3,8 +3,8 @@
 //!
 //! PyTorch `F.interpolate(x, size=(H', W'), mode='bilinear', align_corners=False)` semantics:
 //! source coordinate `(dst + 0.5) · in/out − 0.5` clamped below at 0, upper neighbour clamped
-//! at `in − 1`. Used to bring the 32×32 score maps to the image size (SPEC §4, the hot path
-//! is 32×32 → 256×256) and to resize layer3 patch features from 16×16 to 32×32 (SPEC §1.4).
+//! at `in − 1`. Used to bring the 32×32 score maps to the image size (design §4, the hot path
+//! is 32×32 → 256×256) and to resize layer3 patch features from 16×16 to 32×32 (design §1.4).
 //! The backward pass (the transpose) is a gather over the output pixels that read each input
 //! pixel, without atomics. All leading dimensions are independent maps; work on tensors larger
 //! than one storage binding is split into groups of whole maps.

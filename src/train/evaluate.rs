@@ -1,4 +1,4 @@
-//! Evaluation helpers (SPEC §5): open a dataset folder of any supported layout, train on
+//! Evaluation helpers (design §5): open a dataset folder of any supported layout, train on
 //! `k` seeded shots, score the test set, compute the metrics. Nothing is ever chosen on the
 //! test set: the detector is the last epoch's, and its calibration uses the shots only.
 
@@ -132,7 +132,7 @@ pub struct Evaluation {
     pub decisions: Option<ThresholdOutcome>,
 }
 
-/// Scores `test` with `detector` under `normalization` and computes the metrics (SPEC §5).
+/// Scores `test` with `detector` under `normalization` and computes the metrics (design §5).
 pub fn evaluate(
     detector: &Detector,
     test: &TestSet,

@@ -1,4 +1,4 @@
-//! Training (SPEC §2–§3) and evaluation helpers (SPEC §5): [`Trainer`] builds the training
+//! Training (design §2–§3) and evaluation helpers (design §5): [`Trainer`] builds the training
 //! set from the shots, computes the frozen backbone's features once, trains the heads and
 //! calibrates the [`crate::detector::Detector`] ([`Trainer::start`] gives the same run one
 //! epoch at a time, as a [`TrainingRun`]); [`evaluate()`] scores a test set.

@@ -1,5 +1,5 @@
 //! [`Trainer`]: shots → training set → frozen features (once) → heads training → calibration
-//! → [`Detector`] (SPEC §2–§4).
+//! → [`Detector`] (design §2–§4).
 
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ const CALIBRATION_SALT: u64 = 0xCA11_B4A7_E000_0001;
 const BATCH_SALT: u64 = 0xBA7C_4000_0000_0002;
 /// Salt of the feature noise's Philox key (streams are `2·step` and `2·step + 1`).
 const NOISE_SALT: u64 = 0x0015_E000_0000_0003;
-/// The heads' fixed L2 weight decay of the discriminators (SPEC §3).
+/// The heads' fixed L2 weight decay of the discriminators (design §3).
 const HEADS_WEIGHT_DECAY: f32 = 1e-5;
 /// Names of the loss terms returned by a training step.
 pub const LOSS_TERMS: [&str; 6] = ["total", "gau", "pix", "cls", "per", "sim"];
@@ -55,7 +55,7 @@ pub fn loss_config(cfg: &TrainConfig) -> LossConfig {
 }
 
 /// The learning rates at `epoch` (0-based): the adaptor's is constant, the discriminators'
-/// follow the cosine schedule (SPEC §3).
+/// follow the cosine schedule (design §3).
 pub fn learning_rates(cfg: &TrainConfig, epoch: usize) -> LearningRates {
     LearningRates {
         adaptor: cfg.lr_adaptor,
@@ -164,8 +164,8 @@ impl Trainer {
 
     /// Starts a training run that the caller drives one epoch at a time (what
     /// [`Trainer::fit`] does in one call): resizes the `shots` to `S × S`, builds the
-    /// training set (SPEC §2), computes the frozen backbone's features of every sample once
-    /// (SPEC §6) and initialises the heads. Then call [`TrainingRun::train_epoch`] up to
+    /// training set (design §2), computes the frozen backbone's features of every sample once
+    /// (design §6) and initialises the heads. Then call [`TrainingRun::train_epoch`] up to
     /// `epochs` times and [`TrainingRun::finish`]; the same seed gives the same detector as
     /// [`Trainer::fit`].
     pub fn start(&self, shots: &[Image], category: &str) -> Result<TrainingRun<'_>> {
@@ -210,7 +210,7 @@ impl Trainer {
     }
 
     /// Frozen backbone features of every sample's normal and (when it differs) anomalous
-    /// image, both paths, computed once (SPEC §6).
+    /// image, both paths, computed once (design §6).
     fn features(&self, samples: &[TrainSample]) -> Result<Vec<SampleFeatures>> {
         let cfg = &self.config;
         let (s, t, d) = (cfg.image_size, cfg.tokens(), cfg.feature_dim);
@@ -303,8 +303,8 @@ impl Trainer {
             .map(|((name, _), s)| (format!("heads parameter `{name}`"), s)))
     }
 
-    /// Calibration (SPEC §4): `calibration_per_shot` held-out samples per shot, built like
-    /// the training set (SPEC §2) on a disjoint seed stream with `p_anomaly = 1`, so that each
+    /// Calibration (design §4): `calibration_per_shot` held-out samples per shot, built like
+    /// the training set (design §2) on a disjoint seed stream with `p_anomaly = 1`, so that each
     /// gives a normal image (the rotated shot) and, when its mask is not empty, a
     /// pseudo-anomaly. Never a test image.
     fn calibrate(
@@ -382,7 +382,7 @@ impl TrainingRun<'_> {
             .sum()
     }
 
-    /// Steps per epoch (`max(1, k · N / batch)`, SPEC §3).
+    /// Steps per epoch (`max(1, k · N / batch)`, design §3).
     pub fn steps_per_epoch(&self) -> usize {
         self.trainer.config.steps_per_epoch(self.shots.len())
     }
@@ -397,7 +397,7 @@ impl TrainingRun<'_> {
         &self.history
     }
 
-    /// Trains the next epoch (SPEC §3): [`steps_per_epoch`](Self::steps_per_epoch) steps,
+    /// Trains the next epoch (design §3): [`steps_per_epoch`](Self::steps_per_epoch) steps,
     /// each drawing `batch` samples uniformly with replacement, with the epoch's learning
     /// rates; the loss is read back every `loss_check_every` steps and at the end of the
     /// epoch (the NaN/infinity check). Returns the epoch's mean loss terms. An error once
@@ -461,7 +461,7 @@ impl TrainingRun<'_> {
             }
             let mask = gpu.upload(&mask, &[b, s, s])?;
             let label = gpu.upload(&label, &[b])?;
-            // The feature noise ε ~ N(0, noise_std²) (SPEC §3) is drawn on the GPU from a
+            // The feature noise ε ~ N(0, noise_std²) (design §3) is drawn on the GPU from a
             // counter-based generator: no host work or upload per step, and the values
             // depend only on (seed, step, element).
             let [eps_low, eps_high] = std::array::from_fn(|_| gpu.empty(&[rows, d], DType::F32));
@@ -531,7 +531,7 @@ impl TrainingRun<'_> {
     }
 
     /// Ends the run: frees the training features, calibrates the heads as trained so far
-    /// (SPEC §4, on held-out samples built from the shots) and returns the detector with the
+    /// (design §4, on held-out samples built from the shots) and returns the detector with the
     /// mean loss terms of every epoch. Stopping before the configured number of epochs is
     /// allowed; the detector's configuration then records the epochs actually trained. An
     /// error when no epoch was trained.
