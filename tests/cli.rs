@@ -198,3 +198,79 @@ fn bad_arguments_and_inputs_are_refused_before_work() {
     let help = ok(&dfd(&["predict", "--help"]), 0);
     assert!(help.contains("Exit status"), "{help}");
 }
+
+#[test]
+fn eval_without_ground_truth_is_image_level_and_mixed_masks_are_refused_first() {
+    let t = setup();
+    let root = t.dir.path();
+    // Some defective images with masks and others without: refused before any weights are
+    // read (the weights given do not even exist).
+    let gt = t.category.join("ground_truth");
+    let first_mask_dir = std::fs::read_dir(&gt)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mask = std::fs::read_dir(&first_mask_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&mask).unwrap();
+    let e = dfd(&[
+        "eval",
+        "--data",
+        s(&t.category),
+        "--preset",
+        "tiny",
+        "--weights",
+        "/nonexistent/w.safetensors",
+        "--out",
+        s(&root.join("mixed")),
+    ]);
+    ok(&e, 2);
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(stderr.contains("has no mask"), "{stderr}");
+    // Without ground_truth/ at all: image level, pixel metrics empty, rates present.
+    std::fs::remove_dir_all(&gt).unwrap();
+    let out = root.join("ok_ng");
+    let stdout = ok(
+        &dfd(&[
+            "eval",
+            "--data",
+            s(&t.category),
+            "--preset",
+            "tiny",
+            "--weights",
+            s(&t.weights),
+            "--out",
+            s(&out),
+            "--overlays",
+            "1",
+        ]),
+        0,
+    );
+    assert!(stdout.contains("n/a"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "category,run,seed,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(row[0], "synthetic_texture");
+    let image_auroc: f64 = row[3].parse().unwrap();
+    assert!((0.0..=1.0).contains(&image_auroc), "{csv}");
+    assert_eq!(
+        (row[4], row[5]),
+        ("", ""),
+        "pixel metrics must be empty: {csv}"
+    );
+    for rate in [row[6], row[7]] {
+        let r: f64 = rate.parse().unwrap();
+        assert!((0.0..=1.0).contains(&r), "{csv}");
+    }
+    assert!(out.join("synthetic_texture.dfd.safetensors").is_file());
+}

@@ -161,8 +161,18 @@ fn fast_preset_learns_the_synthetic_category_and_round_trips() {
         );
         for (name, value, bound) in [
             ("image AUROC", ev.metrics.image_auroc, MIN_IMAGE_AUROC),
-            ("pixel AUROC", ev.metrics.pixel_auroc, MIN_PIXEL_AUROC),
-            ("AUPRO", ev.metrics.aupro, MIN_AUPRO),
+            (
+                "pixel AUROC",
+                ev.metrics
+                    .pixel_auroc
+                    .expect("the synthetic category has masks"),
+                MIN_PIXEL_AUROC,
+            ),
+            (
+                "AUPRO",
+                ev.metrics.aupro.expect("the synthetic category has masks"),
+                MIN_AUPRO,
+            ),
             (
                 "detection rate",
                 decisions.detection_rate().unwrap(),
@@ -508,10 +518,14 @@ fn f16_storage_trains_scores_and_agrees_with_f32() {
         ),
         (
             "pixel AUROC",
-            f32_run.2.metrics.pixel_auroc,
-            f16_run.2.metrics.pixel_auroc,
+            f32_run.2.metrics.pixel_auroc.expect("masks"),
+            f16_run.2.metrics.pixel_auroc.expect("masks"),
         ),
-        ("AUPRO", f32_run.2.metrics.aupro, f16_run.2.metrics.aupro),
+        (
+            "AUPRO",
+            f32_run.2.metrics.aupro.expect("masks"),
+            f16_run.2.metrics.aupro.expect("masks"),
+        ),
     ] {
         assert!(
             (a - b).abs() <= F16_MAX_METRIC_GAP,

@@ -231,6 +231,7 @@ impl Category for MvtecCategory {
     }
     fn test_items(&self) -> Result<Vec<TestItem>> {
         let mut items = Vec::new();
+        let has_ground_truth = self.dir.join("ground_truth").is_dir();
         for d in list_subdirs(&self.dir.join("test"))? {
             let defect = dir_name(&d);
             let good = defect == "good";
@@ -245,7 +246,8 @@ impl Category for MvtecCategory {
                         .unwrap_or_default();
                     match find_mask(&gt_dir, &stem) {
                         Some(m) => Some(m),
-                        None if self.allow_missing_masks => None,
+                        // A category without `ground_truth/` is an image-level set.
+                        None if self.allow_missing_masks || !has_ground_truth => None,
                         None => {
                             return Err(Error::Dataset {
                                 path: path.clone(),

@@ -605,10 +605,11 @@ pub fn aupro(set: &PixelSet<'_>, variant: AuproVariant) -> Result<f64> {
 pub struct SetMetrics {
     /// Image AUROC on the image scores.
     pub image_auroc: f64,
-    /// Pixel AUROC over every pixel of every image.
-    pub pixel_auroc: f64,
-    /// AUPRO of the variant named in `aupro_variant`.
-    pub aupro: f64,
+    /// Pixel AUROC over every pixel of every image; `None` for a test set without
+    /// ground-truth masks (image-level labels only).
+    pub pixel_auroc: Option<f64>,
+    /// AUPRO of the variant named in `aupro_variant`; `None` without masks.
+    pub aupro: Option<f64>,
     /// Which AUPRO definition `aupro` follows.
     pub aupro_variant: AuproVariant,
 }
@@ -624,8 +625,23 @@ pub fn evaluate_set(
 ) -> Result<SetMetrics> {
     Ok(SetMetrics {
         image_auroc: roc_auc(image_scores, image_labels)?,
-        pixel_auroc: pixel_auroc(set)?,
-        aupro: aupro(set, variant)?,
+        pixel_auroc: Some(pixel_auroc(set)?),
+        aupro: Some(aupro(set, variant)?),
+        aupro_variant: variant,
+    })
+}
+
+/// [`SetMetrics`] of a test set with image-level labels only (OK/NG images without masks):
+/// image AUROC; pixel AUROC and AUPRO are `None`, never computed from invented masks.
+pub fn evaluate_image_level(
+    image_scores: &[f32],
+    image_labels: &[bool],
+    variant: AuproVariant,
+) -> Result<SetMetrics> {
+    Ok(SetMetrics {
+        image_auroc: roc_auc(image_scores, image_labels)?,
+        pixel_auroc: None,
+        aupro: None,
         aupro_variant: variant,
     })
 }

@@ -1,11 +1,17 @@
 //! Result tables: per-category metrics of one or several runs (seeds / shot draws), their
 //! mean ± sample standard deviation (design §5: few-shot results move with the shots drawn),
 //! an aligned human-readable table and a `results.csv` file.
+//!
+//! A metric a category cannot have is absent, never invented: pixel AUROC and AUPRO need
+//! ground-truth masks (a category of OK/NG images without masks is evaluated at image level
+//! only), the false-alarm and catch rates need the calibrated threshold (not defined under
+//! the transductive normalisation). Absent values are empty cells in the CSV and `n/a` in
+//! the table; a mean over categories is absent when any category lacks the metric.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::metrics::{AuproVariant, SetMetrics};
+use super::metrics::{AuproVariant, SetMetrics, ThresholdOutcome};
 use crate::{Error, Result};
 
 /// The metrics of one category in one run.
@@ -19,12 +25,18 @@ pub struct CategoryResult {
     pub seed: u64,
     /// Image AUROC, in `[0, 1]`.
     pub image_auroc: f64,
-    /// Pixel AUROC, in `[0, 1]`.
-    pub pixel_auroc: f64,
-    /// AUPRO, in `[0, 1]`, of the variant `aupro_variant`.
-    pub aupro: f64,
+    /// Pixel AUROC, in `[0, 1]`; `None` without ground-truth masks.
+    pub pixel_auroc: Option<f64>,
+    /// AUPRO, in `[0, 1]`, of the variant `aupro_variant`; `None` without masks.
+    pub aupro: Option<f64>,
     /// Which AUPRO definition `aupro` follows.
     pub aupro_variant: AuproVariant,
+    /// Fraction of the good test images the stored threshold flags.
+    #[serde(default)]
+    pub false_alarm_rate: Option<f64>,
+    /// Fraction of the defective test images the stored threshold flags.
+    #[serde(default)]
+    pub catch_rate: Option<f64>,
 }
 
 impl CategoryResult {
@@ -38,9 +50,38 @@ impl CategoryResult {
             pixel_auroc: metrics.pixel_auroc,
             aupro: metrics.aupro,
             aupro_variant: metrics.aupro_variant,
+            false_alarm_rate: None,
+            catch_rate: None,
         }
     }
+
+    /// With the false-alarm and catch rates of the stored threshold on the test set.
+    pub fn with_decisions(mut self, decisions: Option<ThresholdOutcome>) -> Self {
+        self.false_alarm_rate = decisions.and_then(|d| d.false_alarm_rate());
+        self.catch_rate = decisions.and_then(|d| d.detection_rate());
+        self
+    }
+
+    /// The metric values in [`METRICS`] order.
+    fn values(&self) -> [Option<f64>; 5] {
+        [
+            Some(self.image_auroc),
+            self.pixel_auroc,
+            self.aupro,
+            self.false_alarm_rate,
+            self.catch_rate,
+        ]
+    }
 }
+
+/// The metrics of a report, in column order: CSV name and table heading.
+pub const METRICS: [(&str, &str); 5] = [
+    ("image_auroc", "image AUROC"),
+    ("pixel_auroc", "pixel AUROC"),
+    ("aupro", "AUPRO"),
+    ("false_alarm_rate", "false alarms"),
+    ("catch_rate", "caught"),
+];
 
 /// Mean and sample standard deviation of a few values.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -67,6 +108,12 @@ impl Stat {
         Ok(Stat { mean, std, n })
     }
 
+    /// The statistic of values that may be absent: `None` when any is (or there are none).
+    pub fn of_present(values: &[Option<f64>]) -> Option<Stat> {
+        let v: Option<Vec<f64>> = values.iter().copied().collect();
+        v.and_then(|v| Stat::of(&v).ok())
+    }
+
     /// As a percentage with two decimals: `97.21 ± 0.35`, or `97.21` for a single value.
     pub fn percent(&self) -> String {
         match self.std {
@@ -76,7 +123,11 @@ impl Stat {
     }
 }
 
-/// The three metrics of one table row, each as mean ± spread.
+fn percent_or_na(s: Option<Stat>) -> String {
+    s.map_or_else(|| "n/a".to_string(), |s| s.percent())
+}
+
+/// The metrics of one table row, each as mean ± spread (`None`: not available).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Row name: a category, or `mean`.
@@ -86,9 +137,37 @@ pub struct Summary {
     /// Image AUROC.
     pub image_auroc: Stat,
     /// Pixel AUROC.
-    pub pixel_auroc: Stat,
+    pub pixel_auroc: Option<Stat>,
     /// AUPRO.
-    pub aupro: Stat,
+    pub aupro: Option<Stat>,
+    /// False-alarm rate of the stored threshold.
+    pub false_alarm_rate: Option<Stat>,
+    /// Catch rate of the stored threshold.
+    pub catch_rate: Option<Stat>,
+}
+
+impl Summary {
+    fn stats(&self) -> [Option<Stat>; 5] {
+        [
+            Some(self.image_auroc),
+            self.pixel_auroc,
+            self.aupro,
+            self.false_alarm_rate,
+            self.catch_rate,
+        ]
+    }
+
+    fn from_stats(name: String, runs: usize, s: [Option<Stat>; 5]) -> Option<Summary> {
+        Some(Summary {
+            name,
+            runs,
+            image_auroc: s[0]?,
+            pixel_auroc: s[1],
+            aupro: s[2],
+            false_alarm_rate: s[3],
+            catch_rate: s[4],
+        })
+    }
 }
 
 /// The mean over categories of one run (one row of the "mean" block of the CSV).
@@ -102,10 +181,26 @@ pub struct RunMean {
     pub categories: usize,
     /// Mean image AUROC over the run's categories.
     pub image_auroc: f64,
-    /// Mean pixel AUROC over the run's categories.
-    pub pixel_auroc: f64,
-    /// Mean AUPRO over the run's categories.
-    pub aupro: f64,
+    /// Mean pixel AUROC over the run's categories (when all have it).
+    pub pixel_auroc: Option<f64>,
+    /// Mean AUPRO over the run's categories (when all have it).
+    pub aupro: Option<f64>,
+    /// Mean false-alarm rate (when all have it).
+    pub false_alarm_rate: Option<f64>,
+    /// Mean catch rate (when all have it).
+    pub catch_rate: Option<f64>,
+}
+
+impl RunMean {
+    fn values(&self) -> [Option<f64>; 5] {
+        [
+            Some(self.image_auroc),
+            self.pixel_auroc,
+            self.aupro,
+            self.false_alarm_rate,
+            self.catch_rate,
+        ]
+    }
 }
 
 /// A collection of [`CategoryResult`]s (several categories × several runs) with one AUPRO
@@ -130,12 +225,8 @@ impl Report {
     /// `(category, run)` pair is already present, or when the AUPRO variant differs from the
     /// results already added (numbers of two variants must not be averaged together).
     pub fn push(&mut self, result: CategoryResult) -> Result<()> {
-        for (name, v) in [
-            ("image AUROC", result.image_auroc),
-            ("pixel AUROC", result.pixel_auroc),
-            ("AUPRO", result.aupro),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
+        for ((_, name), v) in METRICS.iter().zip(result.values()) {
+            if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
                 return Err(Error::Eval(format!(
                     "{} run {}: {name} {v} is not in [0, 1]",
                     result.category, result.run
@@ -197,10 +288,17 @@ impl Report {
     pub fn category_summaries(&self) -> Vec<Summary> {
         self.categories()
             .into_iter()
-            .map(|c| {
-                let rows: Vec<&CategoryResult> =
-                    self.results.iter().filter(|r| r.category == c).collect();
-                summarize(c, &rows)
+            .filter_map(|c| {
+                let rows: Vec<[Option<f64>; 5]> = self
+                    .results
+                    .iter()
+                    .filter(|r| r.category == c)
+                    .map(CategoryResult::values)
+                    .collect();
+                let stats = std::array::from_fn(|m| {
+                    Stat::of_present(&rows.iter().map(|v| v[m]).collect::<Vec<_>>())
+                });
+                Summary::from_stats(c.to_string(), rows.len(), stats)
             })
             .collect()
     }
@@ -212,15 +310,20 @@ impl Report {
             .map(|run| {
                 let rows: Vec<&CategoryResult> =
                     self.results.iter().filter(|r| r.run == run).collect();
-                let n = rows.len() as f64;
                 let seed = rows[0].seed;
+                let mean = |m: usize| {
+                    Stat::of_present(&rows.iter().map(|r| r.values()[m]).collect::<Vec<_>>())
+                        .map(|s| s.mean)
+                };
                 RunMean {
                     run,
                     seed: rows.iter().all(|r| r.seed == seed).then_some(seed),
                     categories: rows.len(),
-                    image_auroc: rows.iter().map(|r| r.image_auroc).sum::<f64>() / n,
-                    pixel_auroc: rows.iter().map(|r| r.pixel_auroc).sum::<f64>() / n,
-                    aupro: rows.iter().map(|r| r.aupro).sum::<f64>() / n,
+                    image_auroc: mean(0).unwrap_or(f64::NAN),
+                    pixel_auroc: mean(1),
+                    aupro: mean(2),
+                    false_alarm_rate: mean(3),
+                    catch_rate: mean(4),
                 }
             })
             .collect()
@@ -233,45 +336,45 @@ impl Report {
             return Err(Error::Eval("the report has no results".into()));
         }
         let runs = self.run_means();
-        let stat = |cat: fn(&Summary) -> f64, run: fn(&RunMean) -> f64| -> Result<Stat> {
-            let over_cats = Stat::of(&cats.iter().map(cat).collect::<Vec<_>>())?;
-            let over_runs = Stat::of(&runs.iter().map(run).collect::<Vec<_>>())?;
-            Ok(Stat {
+        let stats = std::array::from_fn(|m| {
+            let over_cats = Stat::of_present(
+                &cats
+                    .iter()
+                    .map(|c| c.stats()[m].map(|s| s.mean))
+                    .collect::<Vec<_>>(),
+            )?;
+            let over_runs =
+                Stat::of_present(&runs.iter().map(|r| r.values()[m]).collect::<Vec<_>>())?;
+            Some(Stat {
                 mean: over_cats.mean,
                 std: over_runs.std,
                 n: over_runs.n,
             })
-        };
-        Ok(Summary {
-            name: "mean".into(),
-            runs: runs.len(),
-            image_auroc: stat(|s| s.image_auroc.mean, |r| r.image_auroc)?,
-            pixel_auroc: stat(|s| s.pixel_auroc.mean, |r| r.pixel_auroc)?,
-            aupro: stat(|s| s.aupro.mean, |r| r.aupro)?,
-        })
+        });
+        Summary::from_stats("mean".into(), runs.len(), stats)
+            .ok_or_else(|| Error::Eval("the report has no image AUROC".into()))
     }
 
     /// A human-readable, column-aligned table in percent: one row per category, a rule, and
-    /// the mean row; `±` gives the sample std over runs when there are several.
+    /// the mean row; `±` gives the sample std over runs when there are several; `n/a` where
+    /// a metric is not available.
     pub fn table(&self) -> String {
         let variant = self.aupro_variant().unwrap_or_default();
-        let header = [
-            "category".to_string(),
-            "runs".to_string(),
-            "image AUROC".to_string(),
-            "pixel AUROC".to_string(),
-            format!("AUPRO ({variant})"),
-        ];
-        let row = |s: &Summary| {
-            [
-                s.name.clone(),
-                s.runs.to_string(),
-                s.image_auroc.percent(),
-                s.pixel_auroc.percent(),
-                s.aupro.percent(),
-            ]
+        let header: [String; 7] = std::array::from_fn(|i| match i {
+            0 => "category".to_string(),
+            1 => "runs".to_string(),
+            4 => format!("AUPRO ({variant})"),
+            i => METRICS[i - 2].1.to_string(),
+        });
+        let row = |s: &Summary| -> [String; 7] {
+            let stats = s.stats();
+            std::array::from_fn(|i| match i {
+                0 => s.name.clone(),
+                1 => s.runs.to_string(),
+                i => percent_or_na(stats[i - 2]),
+            })
         };
-        let body: Vec<[String; 5]> = self.category_summaries().iter().map(row).collect();
+        let body: Vec<[String; 7]> = self.category_summaries().iter().map(row).collect();
         let mean = self.mean_summary().ok().map(|m| row(&m));
         let mut widths = header.clone().map(|h| h.chars().count());
         for r in body.iter().chain(mean.iter()) {
@@ -280,7 +383,7 @@ impl Report {
             }
         }
         let mut out = String::new();
-        let line = |out: &mut String, cells: &[String; 5]| {
+        let line = |out: &mut String, cells: &[String; 7]| {
             let mut s = String::new();
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
                 let pad = w - cell.chars().count();
@@ -313,15 +416,24 @@ impl Report {
     }
 
     /// The CSV text: header
-    /// `category,run,seed,image_auroc,pixel_auroc,aupro,aupro_variant`; one row per category
-    /// and run (values as fractions, full precision); then one `mean` row per run (mean over
-    /// that run's categories; seed empty when the run's categories used different seeds);
-    /// then `mean,all` (the mean row of [`Report::mean_summary`]) and `std,all` (its sample
-    /// std over runs; empty cells with a single run).
+    /// `category,run,seed,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant`;
+    /// one row per category and run (values as fractions, full precision; an empty cell
+    /// where a metric is not available); then one `mean` row per run (mean over that run's
+    /// categories; seed empty when the run's categories used different seeds); then
+    /// `mean,all` (the mean row of [`Report::mean_summary`]) and `std,all` (its sample std
+    /// over runs; empty cells with a single run).
     pub fn to_csv(&self) -> String {
         let variant = self.aupro_variant().unwrap_or_default();
-        let mut out =
-            String::from("category,run,seed,image_auroc,pixel_auroc,aupro,aupro_variant\n");
+        let cells = |v: [Option<f64>; 5]| {
+            v.map(|x| x.map(|x| x.to_string()).unwrap_or_default())
+                .join(",")
+        };
+        let mut out = String::from("category,run,seed,");
+        for (name, _) in METRICS {
+            out.push_str(name);
+            out.push(',');
+        }
+        out.push_str("aupro_variant\n");
         for c in self.categories() {
             let mut rows: Vec<&CategoryResult> =
                 self.results.iter().filter(|r| r.category == c).collect();
@@ -329,38 +441,30 @@ impl Report {
             for r in rows {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{},{},{},{}",
+                    "{},{},{},{},{}",
                     csv_field(&r.category),
                     r.run,
                     r.seed,
-                    r.image_auroc,
-                    r.pixel_auroc,
-                    r.aupro,
+                    cells(r.values()),
                     r.aupro_variant
                 );
             }
         }
         for m in self.run_means() {
             let seed = m.seed.map(|s| s.to_string()).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "mean,{},{seed},{},{},{},{variant}",
-                m.run, m.image_auroc, m.pixel_auroc, m.aupro
-            );
+            let _ = writeln!(out, "mean,{},{seed},{},{variant}", m.run, cells(m.values()));
         }
         if let Ok(m) = self.mean_summary() {
+            let stats = m.stats();
             let _ = writeln!(
                 out,
-                "mean,all,,{},{},{},{variant}",
-                m.image_auroc.mean, m.pixel_auroc.mean, m.aupro.mean
+                "mean,all,,{},{variant}",
+                cells(stats.map(|s| s.map(|s| s.mean)))
             );
-            let s = |st: Stat| st.std.map(|v| v.to_string()).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "std,all,,{},{},{},{variant}",
-                s(m.image_auroc),
-                s(m.pixel_auroc),
-                s(m.aupro)
+                "std,all,,{},{variant}",
+                cells(stats.map(|s| s.and_then(|s| s.std)))
             );
         }
         out
@@ -369,25 +473,6 @@ impl Report {
     /// Writes [`Report::to_csv`] to `path` atomically (temporary file, then rename).
     pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
         super::write_atomic(path.as_ref(), self.to_csv().as_bytes())
-    }
-}
-
-fn summarize(name: &str, rows: &[&CategoryResult]) -> Summary {
-    let stat = |f: fn(&CategoryResult) -> f64| {
-        let v: Vec<f64> = rows.iter().map(|r| f(r)).collect();
-        // `rows` is never empty here: every category has at least one result.
-        Stat::of(&v).unwrap_or(Stat {
-            mean: f64::NAN,
-            std: None,
-            n: 0,
-        })
-    };
-    Summary {
-        name: name.to_string(),
-        runs: rows.len(),
-        image_auroc: stat(|r| r.image_auroc),
-        pixel_auroc: stat(|r| r.pixel_auroc),
-        aupro: stat(|r| r.aupro),
     }
 }
 
@@ -410,9 +495,11 @@ mod tests {
             run,
             seed,
             image_auroc: v[0],
-            pixel_auroc: v[1],
-            aupro: v[2],
+            pixel_auroc: Some(v[1]),
+            aupro: Some(v[2]),
             aupro_variant: AuproVariant::Official,
+            false_alarm_rate: None,
+            catch_rate: None,
         }
     }
 
@@ -446,12 +533,15 @@ mod tests {
         assert!((cats[0].image_auroc.mean - 0.99).abs() < 1e-12);
         let runs = r.run_means();
         assert_eq!(runs.len(), 2);
-        assert!((runs[0].aupro - 0.8).abs() < 1e-12);
-        assert!((runs[1].aupro - 0.7).abs() < 1e-12);
+        assert!((runs[0].aupro.unwrap() - 0.8).abs() < 1e-12);
+        assert!((runs[1].aupro.unwrap() - 0.7).abs() < 1e-12);
         let m = r.mean_summary().unwrap();
-        assert!((m.aupro.mean - 0.75).abs() < 1e-12);
+        let aupro = m.aupro.unwrap();
+        assert!((aupro.mean - 0.75).abs() < 1e-12);
         // Spread over runs of the run means 0.8 and 0.7.
-        assert!((m.aupro.std.unwrap() - 0.1 / 2f64.sqrt()).abs() < 1e-12);
+        assert!((aupro.std.unwrap() - 0.1 / 2f64.sqrt()).abs() < 1e-12);
+        // No decisions recorded: the rates are absent, not zero.
+        assert_eq!(m.false_alarm_rate, None);
     }
 
     #[test]
@@ -472,7 +562,9 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 6, "{t}");
         assert!(lines[0].starts_with("category"));
-        assert!(lines[0].ends_with("AUPRO (official)"));
+        assert!(lines[0].contains("AUPRO (official)"));
+        assert!(lines[0].ends_with("caught"));
+        assert!(lines[2].ends_with("n/a"), "{t}");
         assert!(lines[5].starts_with("mean"));
         assert!(lines[5].contains("75.00 ± 7.07"), "{t}");
         // Every data row ends at the same column (right-aligned numbers).
@@ -490,14 +582,43 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "category,run,seed,image_auroc,pixel_auroc,aupro,aupro_variant"
+            "category,run,seed,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant"
         );
-        assert_eq!(lines[1], "bottle,0,7,1,0.98,0.9,official");
-        assert_eq!(lines[3], "\"cable, v2\",0,7,0.8,0.9,0.7,official");
+        assert_eq!(lines[1], "bottle,0,7,1,0.98,0.9,,,official");
+        assert_eq!(lines[3], "\"cable, v2\",0,7,0.8,0.9,0.7,,,official");
         assert!(lines[5].starts_with("mean,0,7,0.9,"));
         assert!(lines[7].starts_with("mean,all,,"));
         assert!(lines[8].starts_with("std,all,,"));
         assert_eq!(lines.len(), 9);
+    }
+
+    #[test]
+    fn image_level_results_leave_pixel_metrics_empty_and_keep_the_rates() {
+        let mut r = Report::new();
+        let decisions = ThresholdOutcome {
+            normals: 4,
+            false_alarms: 1,
+            anomalies: 8,
+            detected: 6,
+        };
+        let mut ok_ng = res("ok_ng", 0, 1, [0.9, 0.0, 0.0]).with_decisions(Some(decisions));
+        ok_ng.pixel_auroc = None;
+        ok_ng.aupro = None;
+        r.push(ok_ng).unwrap();
+        let csv = r.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[1], "ok_ng,0,1,0.9,,,0.25,0.75,official");
+        let m = r.mean_summary().unwrap();
+        assert_eq!((m.pixel_auroc, m.aupro), (None, None));
+        assert_eq!(m.catch_rate.unwrap().mean, 0.75);
+        let t = r.table();
+        assert!(t.lines().nth(2).unwrap().contains("n/a"), "{t}");
+        assert!(t.contains("25.00") && t.contains("75.00"), "{t}");
+        // A mixed report: the mean pixel AUROC is absent, the per-category one is not.
+        r.push(res("bottle", 0, 1, [1.0, 0.9, 0.8])).unwrap();
+        let m = r.mean_summary().unwrap();
+        assert_eq!(m.pixel_auroc, None);
+        assert!(r.category_summaries()[1].pixel_auroc.is_some());
     }
 
     #[test]

@@ -10,7 +10,9 @@ use crate::progress::{Progress, Stage};
 use super::Trainer;
 use crate::data::datasets::{Category, MvtecCategory, TestItem, Visa};
 use crate::detector::model::{Detector, Normalization};
-use crate::eval::{evaluate_set, AuproVariant, PixelSet, SetMetrics, ThresholdOutcome};
+use crate::eval::{
+    evaluate_image_level, evaluate_set, AuproVariant, PixelSet, SetMetrics, ThresholdOutcome,
+};
 use crate::image::{load_rgb, Image};
 use crate::{Error, Result};
 
@@ -81,6 +83,27 @@ fn visa_objects(csv: &Path) -> Result<Vec<String>> {
     Ok(names.into_iter().collect())
 }
 
+/// Whether a test list has pixel labels: every defective image has a mask (`true`) or
+/// none has (`false`, evaluated at image level). Some with and some without is an error
+/// naming the first image without one.
+pub fn pixel_labels(items: &[TestItem]) -> Result<bool> {
+    let defective: Vec<&TestItem> = items.iter().filter(|i| i.label).collect();
+    let with_mask = defective.iter().filter(|i| i.mask_path.is_some()).count();
+    if with_mask == 0 {
+        return Ok(false);
+    }
+    match defective.iter().find(|i| i.mask_path.is_none()) {
+        None => Ok(true),
+        Some(missing) => Err(Error::Dataset {
+            path: missing.path.clone(),
+            message: format!(
+                "defective test image has no mask, while {with_mask} other defective image(s) \
+                 have one: give every defective image a mask, or none (image-level evaluation)"
+            ),
+        }),
+    }
+}
+
 /// A loaded test set at one image size.
 #[derive(Debug, Clone)]
 pub struct TestSet {
@@ -88,14 +111,18 @@ pub struct TestSet {
     pub items: Vec<TestItem>,
     /// The images, `3 × S × S`.
     pub images: Vec<Image>,
-    /// The ground-truth masks, `S × S`.
+    /// The ground-truth masks, `S × S` (all `false` where there is none).
     pub masks: Vec<Vec<bool>>,
+    /// Whether every defective image has a ground-truth mask (pixel metrics are defined);
+    /// `false` for an image-level set (OK/NG images without masks).
+    pub pixel_labels: bool,
 }
 
 impl TestSet {
     /// Loads every test item of `category` at `size × size`, reporting to `progress`.
     pub fn load(category: &dyn Category, size: usize, progress: &Progress) -> Result<TestSet> {
         let items = category.test_items()?;
+        let pixel_labels = pixel_labels(&items)?;
         let bar = progress.stage(Stage::TestSet, items.len() as u64);
         let (mut images, mut masks) = (Vec::new(), Vec::new());
         for it in &items {
@@ -109,6 +136,7 @@ impl TestSet {
             items,
             images,
             masks,
+            pixel_labels,
         })
     }
 
@@ -141,9 +169,13 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     let (maps, scores) = detector.predict_set(&test.images, normalization)?;
     let s = detector.image_size();
-    let set = PixelSet::new(&maps, &test.masks, s, s)?;
     let labels = test.labels();
-    let metrics = evaluate_set(&scores, &labels, &set, variant)?;
+    let metrics = if test.pixel_labels {
+        let set = PixelSet::new(&maps, &test.masks, s, s)?;
+        evaluate_set(&scores, &labels, &set, variant)?
+    } else {
+        evaluate_image_level(&scores, &labels, variant)?
+    };
     let decisions = match normalization {
         Normalization::Calibrated => Some(ThresholdOutcome::of(
             &scores,

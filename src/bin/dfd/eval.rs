@@ -21,10 +21,13 @@ use super::fit::preset_for;
 /// Trains on K shots per category and evaluates on the test set.
 ///
 /// Prints a table and writes under --out: `results.csv` (per category and run, plus the
-/// means), `run_info.txt` (weights, preset, configuration), a model file per category
+/// means; image AUROC, pixel AUROC, AUPRO, and the stored threshold's false-alarm and catch
+/// rates on the test set), `run_info.txt` (weights, preset, configuration), a model file per category
 /// (`<category>.dfd.safetensors`, self-contained) and heat-map overlays
 /// (`overlays/<category>/`). Without --data a synthetic category is generated under
-/// `<out>/synthetic` and used. Reported numbers are the last epoch's; nothing is chosen on
+/// `<out>/synthetic` and used. A category without `ground_truth/` (OK/NG images without
+/// masks) is evaluated at image level: pixel AUROC and AUPRO are empty in the CSV and `n/a`
+/// in the table. Every input is checked before weights are written or loaded. Reported numbers are the last epoch's; nothing is chosen on
 /// the test set.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -124,7 +127,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             cat.choose_shots(args.shots, args.seed + run)
                 .with_context(|| format!("category `{}`", cat.name()))?;
         }
-        for item in cat.test_items()? {
+        let items = cat.test_items()?;
+        dfd::train::evaluate::pixel_labels(&items)?;
+        for item in items {
             dfd::image::image_dimensions(&item.path)?;
             if let Some(m) = &item.mask_path {
                 dfd::image::image_dimensions(m)?;
@@ -187,9 +192,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 ),
                 None => String::new(),
             };
+            let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1}", 100.0 * v));
             println!(
-                "{name} run {run} (seed {seed}, shots {}): image AUROC {:.1}  pixel AUROC {:.1}  \
-                 AUPRO {:.1}  | train {train_s:.1} s, test {:.2} s/image, threshold {:.3} \
+                "{name} run {run} (seed {seed}, shots {}): image AUROC {:.1}  pixel AUROC {}  \
+                 AUPRO {}  | train {train_s:.1} s, test {:.2} s/image, threshold {:.3} \
                  (calibration F1 {:.2}){decisions}{label}",
                 shots
                     .iter()
@@ -201,13 +207,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 100.0 * ev.metrics.image_auroc,
-                100.0 * ev.metrics.pixel_auroc,
-                100.0 * ev.metrics.aupro,
+                pct(ev.metrics.pixel_auroc),
+                pct(ev.metrics.aupro),
                 eval_s / test.images.len().max(1) as f64,
                 detector.threshold(),
                 detector.calibration().f1,
             );
-            report.push(CategoryResult::new(&name, run, seed, ev.metrics))?;
+            report.push(
+                CategoryResult::new(&name, run, seed, ev.metrics).with_decisions(ev.decisions),
+            )?;
             // Written after each category, so a later failure keeps what finished.
             report.write_csv(args.out.join("results.csv"))?;
             if run == 0 {
@@ -311,7 +319,7 @@ fn write_overlays(
                 height: img.height,
                 width: img.width,
                 map: &maps[i],
-                mask: Some(&test.masks[i]),
+                mask: test.pixel_labels.then_some(test.masks[i].as_slice()),
                 threshold,
             },
         )?;
