@@ -32,12 +32,9 @@ impl AttentionAlgorithm {
     /// [`GpuOptions::attention`](crate::GpuOptions::attention) when set;
     /// otherwise the fused kernels, except where the device's workgroup memory cannot hold
     /// their staged blocks for this head dimension, and on a CPU adapter with more than 128
-    /// tokens, where the
-    /// materialised GEMMs were measured faster (lavapipe, Mesa 25, 2 cores, both with
-    /// subgroup broadcasts: fused 4× faster at N 65 (forward + backward 33 vs 130 ms);
-    /// at N 1025, D 1536, 16 heads, one image, fused 742 + 1967 ms vs materialised
-    /// 820 + 1590 ms — the fused kernels keep each row's vectors in per-invocation arrays,
-    /// which llvmpipe spills to memory, while its GEMM is register-blocked).
+    /// tokens, where the materialised GEMMs measured faster (the fused kernels keep each
+    /// row's vectors in per-invocation arrays, which llvmpipe spills to memory, while its
+    /// GEMM is register-blocked; figures in `docs/bench-notes.md`, "Attention").
     pub fn for_gpu(gpu: &Gpu, tokens: usize, head_dim: usize) -> Result<AttentionAlgorithm> {
         Ok(match gpu.options().attention {
             Some(forced) => forced,

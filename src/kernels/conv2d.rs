@@ -180,8 +180,7 @@ impl ConvTiling {
             let subgroup = device.subgroup_size().filter(|&lanes| lanes == 8);
             let tiling = if spec.c_out >= 128 && n <= 32 {
                 // Deep layers of small images (layer3 at 64 px, 2 × 16 pixels): a 64-pixel
-                // tile would idle half its work; tall 128 × 32 tiles measured 1.3–1.5× faster
-                // than 64 × 64 on the fast preset's 4 × 4 layers.
+                // tile would idle half its work, so tall 128 × 32 tiles (`docs/bench-notes.md`).
                 ConvTiling::TALL_CPU
             } else if spec.c_out >= 128 && n >= 128 {
                 let tm = if subgroup.is_some() { 32 } else { 16 };

@@ -89,8 +89,8 @@ impl AttentionDims {
 
 /// Rows per workgroup, which is also the rows per streamed block, for `tokens` per image.
 /// 32 for long sequences. Short ones (≤ 128 tokens) use 16: less padding (65 tokens fill
-/// 80 rows instead of 96) and twice the workgroups; measured 1.4× faster than 32 at the fast
-/// preset's N = 65 on lavapipe.
+/// 80 rows instead of 96) and twice the workgroups (faster at the fast preset's N = 65;
+/// `docs/bench-notes.md`).
 fn block_rows(tokens: usize) -> usize {
     if tokens <= 128 {
         16
@@ -180,8 +180,7 @@ pub fn invocations_for(tokens: usize) -> u32 {
 /// Every invocation reads the same address there. With `lanes`, lane `l` reads vec4
 /// `e8 + l` instead and `subgroupBroadcast` hands each to the whole subgroup: lavapipe runs
 /// a workgroup-memory read as a per-lane loop even when the address is the same for all,
-/// so this reads a row with one such loop per `lanes` vec4s instead of one per vec4
-/// (forward 2.5× faster at the fast preset's shape). Needs `HD4` a multiple of `lanes`.
+/// so this reads a row with one such loop per `lanes` vec4s instead of one per vec4. Needs `HD4` a multiple of `lanes`.
 fn row_loop(row: &str, stmts: &[&str], lanes: Option<u32>) -> String {
     let mut out = String::new();
     let body = |out: &mut String, a: &str, b: &str, e: &str| {

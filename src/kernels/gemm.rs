@@ -246,21 +246,19 @@ impl Tiling {
         };
         match (device.kind, device.subgroup_size()) {
             // Row vectors (bias gradients as `ones · dY`, the heads' score gradients): a tile
-            // four rows tall instead of 64, measured 2.5–5× faster on lavapipe for M = 1.
+            // four rows tall instead of 64 (faster on lavapipe for M = 1; `docs/bench-notes.md`).
             (AdapterKind::Cpu, _) if m <= 4 => Tiling::ROWS_CPU,
-            // Column vectors likewise: 2.5–3× faster than a 64 × 64 tile for N = 1.
+            // Column vectors likewise.
             (AdapterKind::Cpu, _) if n <= 4 => Tiling::COLS_CPU,
             // lavapipe (8 lanes per subgroup, its AVX2 width): every workgroup-memory read is
             // a per-lane scalar loop, so A comes by broadcast and the blocks are as large as
-            // the shape allows without padding much. 9-10 GFLOP/s → 16-20 at 1024×1536×1536
-            // (Mesa 25.0.7, 2 cores).
-            // Also when one side is short but the product is big (the fast preset's ViT at
-            // batch 1: 65 × 768 × 256 and 65 × 256 × 1024 measured 1.5–2× faster than with
-            // 64 × 64 tiles despite padding 65 rows to 128; 64 × 256 × 256 measured slower).
+            // the shape allows without padding much; also when one side is short but the
+            // product is big (the fast preset's ViT at batch 1), which measured faster than
+            // 64 × 64 tiles despite the padding (`docs/bench-notes.md`, "GEMM").
             (AdapterKind::Cpu, Some(lanes @ 8)) if m.min(n) >= 128 || m * n * k >= 8 << 20 => {
                 let (bm, mut bn) = (Self::cpu_block(m), Self::cpu_block(n));
                 // At least two workgroups, so that more than one of lavapipe's threads has
-                // work (65 × 256 × 1024: one 128 × 256 tile 8.2 ms, two 128 × 128 5.3 ms).
+                // work.
                 if m.div_ceil(bm as usize) * n.div_ceil(bn as usize) < 2 {
                     bn = 128;
                 }

@@ -121,9 +121,8 @@ pub(crate) fn row_pieces(
 pub fn row_wg(kind: AdapterKind, cols: usize) -> u32 {
     match kind {
         // lavapipe runs a workgroup as 8-lane SIMD groups that take turns at every barrier;
-        // with one group per row the tree reduction's eight barriers cost almost nothing.
-        // Measured at the fast preset's 520 × 256 rows: forward + backward 105 ms with 256
-        // invocations, 16 ms with 8.
+        // with one group per row the tree reduction's eight barriers cost almost nothing
+        // (`docs/bench-notes.md`, "LayerNorm").
         AdapterKind::Cpu => 8,
         AdapterKind::Gpu => (cols.next_power_of_two() as u32).clamp(32, 256),
     }
