@@ -50,7 +50,8 @@
 //!   cache, batched command recording, device-error collection;
 //! - [`kernels`]: one WGSL kernel per concern (`shaders/*.wgsl`) with a thin Rust wrapper
 //!   each (for advanced users; the detector needs none of it directly);
-//! - [`cpu`]: plain-Rust reference implementations the kernels are tested against;
+//! - `cpu`: plain-Rust reference implementations the kernels are tested against (hidden
+//!   from these docs: they exist for the tests, not for applications);
 //! - [`backbone`], [`heads`]: the frozen WideResNet-50-2 and the trained heads (forward and
 //!   backward passes);
 //! - [`detector`], [`train`]: [`Detector`], the model file, [`Trainer`],
@@ -66,6 +67,7 @@
 
 pub mod backbone;
 pub mod config;
+#[doc(hidden)]
 pub mod cpu;
 pub mod data;
 pub mod detector;

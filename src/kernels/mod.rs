@@ -1,8 +1,12 @@
 //! WGSL kernels, one concern per file under `shaders/`, each with a thin Rust wrapper that
 //! picks the variant, checks shapes and records the dispatch on a [`Recorder`](crate::gpu::Recorder).
 //!
-//! Every wrapper has a plain-Rust twin in [`crate::cpu`] and tests that compare the two on
-//! random inputs of several shapes, ragged ones included.
+//! **Advanced API.** An application needs none of this: [`crate::Detector`] and
+//! [`crate::DetectorBuilder`] drive the kernels. It is public for people building other
+//! models on the same runtime; it follows the crate's version but may change more often.
+//!
+//! Every wrapper has a plain-Rust twin in the (hidden) `cpu` module and tests that compare
+//! the two on random inputs of several shapes, ragged ones included.
 
 pub mod adam;
 pub mod batchnorm;
