@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::Precision;
 use crate::data::otsu::ForegroundRule;
+use crate::detector::postprocess::ThresholdRule;
 use crate::data::perlin::PerlinConfig;
 use crate::data::trainset::TrainSetConfig;
 use crate::kernels::patch::PatchDims;
@@ -104,6 +105,10 @@ pub struct TrainConfig {
     /// Held-out calibration samples built from each shot (design §4): each gives one normal
     /// image and, when its mask is not empty, one pseudo-anomaly.
     pub calibration_per_shot: usize,
+    /// How the pass/fail threshold is set (design §4); absent in older files: the default
+    /// rule.
+    #[serde(default)]
+    pub threshold_rule: ThresholdRule,
 
     // --- Implementation knobs ---
     /// Images per backbone batch when precomputing features.
@@ -169,6 +174,7 @@ impl TrainConfig {
             blur_sigma: 4.0,
             blur_truncate: 4.0,
             calibration_per_shot: 16,
+            threshold_rule: ThresholdRule::default(),
             extract_batch: 4,
             loss_check_every: 0,
             backbone_precision: Precision::F32,
@@ -310,6 +316,7 @@ impl TrainConfig {
     /// Checks every value; an error names the field and the problem.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
+        self.threshold_rule.validate()?;
         if self.image_size < 32 || !self.image_size.is_multiple_of(16) {
             return bad(format!(
                 "image_size = {} must be a multiple of 16 and at least 32 (the backbone's \

@@ -18,6 +18,7 @@ pub mod sheet;
 pub mod synthetic;
 pub mod textures;
 pub mod trainset;
+pub mod views;
 
 pub use datasets::{choose_shots_from, Category, Generic, MvtecCategory, TestItem, Visa};
 pub use otsu::ForegroundRule;

@@ -12,4 +12,6 @@ pub mod postprocess;
 
 pub use model::{Backbone, Detector, Normalization, Prediction};
 pub use model_file::{BackboneId, ModelFile};
-pub use postprocess::{f1_threshold, Calibration, PostProcessor, Range, RawMaps};
+pub use postprocess::{
+    f1_threshold, normal_tail_threshold, Calibration, PostProcessor, Range, RawMaps, ThresholdRule,
+};

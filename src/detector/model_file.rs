@@ -432,7 +432,7 @@ pub fn model_path(dir: &Path, name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detector::postprocess::Range;
+    use crate::detector::postprocess::{Range, ThresholdRule};
 
     fn sample() -> ModelFile {
         ModelFile {
@@ -446,6 +446,9 @@ mod tests {
                 f1: 26.0 / 27.0,
                 normals: 8,
                 anomalies: 6,
+                rule: ThresholdRule::F1,
+                f1_threshold: None,
+                normal_views: 0,
             },
             backbone: BackboneId {
                 architecture: BACKBONE_ARCHITECTURE.into(),

@@ -17,9 +17,15 @@
 //! normals' image scores (negatives) and the pseudo-anomalies' image scores (positives)
 //! ([`f1_threshold`]): an image is anomalous when its score is above it.
 //!
-//! Caveat: calibration normals are rotated copies of the shots the heads were trained on, so
-//! real normal images tend to score somewhat higher than they do; the threshold is therefore
-//! on the sensitive side. No real defect image is needed to set it.
+//! That F1 cut has a flaw: calibration normals are rotated copies of the shots the heads were
+//! trained on, so real good parts score higher than they do and the F1 threshold flags too
+//! many of them. The default rule ([`ThresholdRule::NormalTail`]) sets the threshold on
+//! normals the heads never saw instead: perturbed views of the shots
+//! ([`crate::data::views`]: shift, scale, rotation, lighting, noise), at a target
+//! false-alarm rate `α` with a finite-sample (conformal) margin — the `⌈(n + 1)(1 − α)⌉`-th
+//! smallest of `n` view scores, so that a new good part exchangeable with the views scores
+//! above it with probability at most `α`. No defect image and no test image is used by
+//! either rule; the F1 rule stays selectable for comparison.
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +75,86 @@ impl Range {
     }
 }
 
+/// How the pass/fail threshold is set (design §4), stored in the configuration and, as
+/// used, in the calibration.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ThresholdRule {
+    /// The F1-optimal cut between the calibration normals (rotated shots) and the
+    /// pseudo-anomalies (the earlier default; sensitive: flags many unseen good parts).
+    F1,
+    /// The conformal quantile of perturbed held-out views of the shots at a target
+    /// false-alarm rate.
+    NormalTail {
+        /// Target fraction of good parts flagged, in `(0, 0.5]` (default 0.05).
+        false_alarm_rate: f64,
+    },
+}
+
+impl Default for ThresholdRule {
+    fn default() -> Self {
+        ThresholdRule::NormalTail {
+            false_alarm_rate: 0.05,
+        }
+    }
+}
+
+impl ThresholdRule {
+    /// Most views per shot a [`ThresholdRule::NormalTail`] calibration scores.
+    pub const MAX_VIEWS: usize = 256;
+
+    /// The rule's short name: `f1` or `normal_tail`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ThresholdRule::F1 => "f1",
+            ThresholdRule::NormalTail { .. } => "normal_tail",
+        }
+    }
+
+    /// Checks the target false-alarm rate is in `(0, 0.5]`.
+    pub fn validate(&self) -> Result<()> {
+        if let ThresholdRule::NormalTail { false_alarm_rate: a } = *self {
+            if !(a > 0.0 && a <= 0.5) {
+                return Err(Error::Config(format!(
+                    "threshold_rule false_alarm_rate = {a} must be in (0, 0.5]"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Held-out views per shot for `shots` shots: at least 16, and enough in total that the
+    /// conformal quantile at the target rate is one of the views (`n ≥ 1/α − 1`); 0 for F1.
+    pub fn views_per_shot(&self, shots: usize) -> usize {
+        match *self {
+            ThresholdRule::F1 => 0,
+            ThresholdRule::NormalTail { false_alarm_rate } => {
+                let total = (1.0 / false_alarm_rate).ceil() as usize;
+                total.div_ceil(shots.max(1)).clamp(16, Self::MAX_VIEWS)
+            }
+        }
+    }
+}
+
+/// The conformal threshold at false-alarm rate `alpha` over the scores of `n` held-out
+/// normal views: the `⌈(n + 1)(1 − α)⌉`-th smallest score (the largest when that rank
+/// exceeds `n`). Errors on an empty or non-finite set.
+pub fn normal_tail_threshold(scores: &[f32], alpha: f64) -> Result<f32> {
+    if scores.is_empty() {
+        return Err(Error::Training("threshold: no held-out normal view".into()));
+    }
+    if let Some(s) = scores.iter().find(|s| !s.is_finite()) {
+        return Err(Error::Training(format!(
+            "threshold: a held-out view scored {s}"
+        )));
+    }
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let n = sorted.len();
+    let rank = ((n as f64 + 1.0) * (1.0 - alpha)).ceil() as usize;
+    Ok(sorted[rank.clamp(1, n) - 1])
+}
+
 /// What a detector learned at calibration time (design §4), stored in its model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
@@ -84,6 +170,20 @@ pub struct Calibration {
     pub normals: usize,
     /// Calibration pseudo-anomalies.
     pub anomalies: usize,
+    /// The rule that set `threshold` (files without it used the F1 rule).
+    #[serde(default = "f1_rule")]
+    pub rule: ThresholdRule,
+    /// The F1 rule's threshold on the same calibration set (kept for comparison; equal to
+    /// `threshold` under the F1 rule).
+    #[serde(default)]
+    pub f1_threshold: Option<f32>,
+    /// Held-out normal views scored by the normal-tail rule (0 under the F1 rule).
+    #[serde(default)]
+    pub normal_views: usize,
+}
+
+fn f1_rule() -> ThresholdRule {
+    ThresholdRule::F1
 }
 
 impl Calibration {
@@ -137,6 +237,9 @@ impl Calibration {
             f1: 0.0,
             normals: normal_g.len(),
             anomalies: anomal_g.len(),
+            rule: ThresholdRule::F1,
+            f1_threshold: None,
+            normal_views: 0,
         };
         let score = |g: &[Vec<f32>], p: &[Vec<f32>]| -> Vec<f32> {
             g.iter()
@@ -148,7 +251,27 @@ impl Calibration {
         let (threshold, f1) = f1_threshold(&neg, &pos)?;
         cal.threshold = threshold;
         cal.f1 = f1;
+        cal.f1_threshold = Some(threshold);
         Ok(cal)
+    }
+
+    /// Sets the threshold with the normal-tail rule from the raw maps of held-out normal
+    /// views (normalised with this calibration's ranges, which stay as fitted).
+    pub fn set_normal_tail(
+        &mut self,
+        views_g: &[Vec<f32>],
+        views_p: &[Vec<f32>],
+        false_alarm_rate: f64,
+    ) -> Result<()> {
+        let scores: Vec<f32> = views_g
+            .iter()
+            .zip(views_p)
+            .map(|(g, p)| self.combine_cpu(g, p).1)
+            .collect();
+        self.threshold = normal_tail_threshold(&scores, false_alarm_rate)?;
+        self.rule = ThresholdRule::NormalTail { false_alarm_rate };
+        self.normal_views = scores.len();
+        Ok(())
     }
 
     /// The calibrated map and image score of one image from its two raw maps, on the CPU
@@ -365,6 +488,9 @@ mod tests {
                 f1: 1.0,
                 normals: 1,
                 anomalies: 1,
+                rule: ThresholdRule::F1,
+                f1_threshold: None,
+                normal_views: 0,
             };
             let (map, scores) = pp.combine(&mut rec, &raw, &cal).unwrap();
             rec.submit();

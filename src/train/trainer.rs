@@ -10,7 +10,8 @@ use crate::config::TrainConfig;
 use crate::data::textures::TextureSource;
 use crate::data::trainset::{build_training_set, make_pseudo_sample, sample_rng, TrainSample};
 use crate::detector::model::{Backbone, Detector};
-use crate::detector::postprocess::{Calibration, Range};
+use crate::data::views::{normal_view, ViewPerturbation};
+use crate::detector::postprocess::{Calibration, Range, ThresholdRule};
 use crate::gpu::{DType, Gpu, Tensor};
 use crate::heads::{Heads, HeadsConfig, LearningRates, LossConfig};
 use crate::image::{resize_bilinear, Image};
@@ -22,6 +23,8 @@ use crate::{Error, Result};
 
 /// Salt of the calibration samples' seed (a stream family disjoint from the training set's).
 const CALIBRATION_SALT: u64 = 0xCA11_B4A7_E000_0001;
+/// Salt of the held-out normal views of the normal-tail threshold rule.
+const VIEWS_SALT: u64 = 0x0F1E_5000_0000_0004;
 /// Salt of the batch draws.
 const BATCH_SALT: u64 = 0xBA7C_4000_0000_0002;
 /// Salt of the feature noise's Philox key (streams are `2·step` and `2·step + 1`).
@@ -330,7 +333,21 @@ impl Trainer {
         }
         let (ng, np) = detector.raw_maps(&normals)?;
         let (ag, ap) = detector.raw_maps(&anomalies)?;
-        Calibration::fit(&ng, &np, &ag, &ap)
+        let mut calibration = Calibration::fit(&ng, &np, &ag, &ap)?;
+        if let ThresholdRule::NormalTail { false_alarm_rate } = cfg.threshold_rule {
+            // Views the heads never trained on (design §4), on a seed stream of their own.
+            let per_shot = cfg.threshold_rule.views_per_shot(shots.len());
+            let perturbation = ViewPerturbation::default();
+            let views: Vec<Image> = (0..shots.len() * per_shot)
+                .map(|j| {
+                    let mut rng = sample_rng(cfg.seed ^ VIEWS_SALT, j as u64);
+                    normal_view(&shots[j / per_shot], &perturbation, &mut rng)
+                })
+                .collect();
+            let (vg, vp) = detector.raw_maps(&views)?;
+            calibration.set_normal_tail(&vg, &vp, false_alarm_rate)?;
+        }
+        Ok(calibration)
     }
 }
 
@@ -562,6 +579,9 @@ impl TrainingRun<'_> {
             f1: 0.0,
             normals: 0,
             anomalies: 0,
+            rule: ThresholdRule::F1,
+            f1_threshold: None,
+            normal_views: 0,
         };
         let mut detector =
             Detector::from_parts(config, trainer.backbone.clone(), heads, placeholder)?;
