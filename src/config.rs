@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::Precision;
 use crate::data::otsu::ForegroundRule;
-use crate::detector::postprocess::ThresholdRule;
 use crate::data::perlin::PerlinConfig;
 use crate::data::trainset::TrainSetConfig;
+use crate::detector::postprocess::ThresholdRule;
 use crate::kernels::patch::PatchDims;
 use crate::{Error, Result};
 

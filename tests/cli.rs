@@ -249,28 +249,38 @@ fn eval_without_ground_truth_is_image_level_and_mixed_masks_are_refused_first() 
             s(&out),
             "--overlays",
             "1",
+            "--compare-thresholds",
         ]),
         0,
     );
     assert!(stdout.contains("n/a"), "{stdout}");
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    let mut lines = csv.lines();
     assert_eq!(
-        lines.next().unwrap(),
-        "category,run,seed,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant"
+        csv.lines().next().unwrap(),
+        "category,run,seed,threshold_rule,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant"
     );
-    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(row[0], "synthetic_texture");
-    let image_auroc: f64 = row[3].parse().unwrap();
-    assert!((0.0..=1.0).contains(&image_auroc), "{csv}");
-    assert_eq!(
-        (row[4], row[5]),
-        ("", ""),
-        "pixel metrics must be empty: {csv}"
-    );
-    for rate in [row[6], row[7]] {
-        let r: f64 = rate.parse().unwrap();
-        assert!((0.0..=1.0).contains(&r), "{csv}");
+    // One row per rule (the detector's own, then the compared ones), each with the same
+    // image AUROC and its own rates.
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .filter(|l| l.starts_with("synthetic_texture,"))
+        .map(|l| l.split(',').collect())
+        .collect();
+    let rules: Vec<&str> = rows.iter().map(|r| r[3]).collect();
+    assert_eq!(rules, ["normal_tail", "f1", "oracle"], "{csv}");
+    for row in &rows {
+        let image_auroc: f64 = row[4].parse().unwrap();
+        assert!((0.0..=1.0).contains(&image_auroc), "{csv}");
+        assert_eq!(row[4], rows[0][4]);
+        assert_eq!(
+            (row[5], row[6]),
+            ("", ""),
+            "pixel metrics must be empty: {csv}"
+        );
+        for rate in [row[7], row[8]] {
+            let r: f64 = rate.parse().unwrap();
+            assert!((0.0..=1.0).contains(&r), "{csv}");
+        }
     }
     assert!(out.join("synthetic_texture.dfd.safetensors").is_file());
 }

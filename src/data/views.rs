@@ -43,10 +43,19 @@ pub fn normal_view<R: Rng + ?Sized>(shot: &Image, p: &ViewPerturbation, rng: &mu
     if h == 0 || w == 0 {
         return out;
     }
-    let sym = |rng: &mut R, m: f64| if m > 0.0 { rng.random_range(-m..=m) } else { 0.0 };
+    let sym = |rng: &mut R, m: f64| {
+        if m > 0.0 {
+            rng.random_range(-m..=m)
+        } else {
+            0.0
+        }
+    };
     let angle = sym(rng, p.max_rotation_deg).to_radians();
     let scale = 1.0 + sym(rng, p.max_scale);
-    let (tx, ty) = (sym(rng, p.max_shift) * w as f64, sym(rng, p.max_shift) * h as f64);
+    let (tx, ty) = (
+        sym(rng, p.max_shift) * w as f64,
+        sym(rng, p.max_shift) * h as f64,
+    );
     let gain = 1.0 + sym(rng, p.max_lighting as f64) as f32;
     let bias = sym(rng, p.max_lighting as f64 / 2.0) as f32;
     let (s, c) = angle.sin_cos();
@@ -97,6 +106,10 @@ mod tests {
         let v = normal_view(&shot, &ViewPerturbation::default(), &mut rng);
         assert!(v.same_shape(&shot));
         assert!(v.data.iter().all(|x| (0.0..=1.0).contains(x)));
-        assert!(v.data.iter().zip(&shot.data).any(|(a, b)| (a - b).abs() > 1e-3));
+        assert!(v
+            .data
+            .iter()
+            .zip(&shot.data)
+            .any(|(a, b)| (a - b).abs() > 1e-3));
     }
 }

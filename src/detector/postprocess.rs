@@ -113,7 +113,10 @@ impl ThresholdRule {
 
     /// Checks the target false-alarm rate is in `(0, 0.5]`.
     pub fn validate(&self) -> Result<()> {
-        if let ThresholdRule::NormalTail { false_alarm_rate: a } = *self {
+        if let ThresholdRule::NormalTail {
+            false_alarm_rate: a,
+        } = *self
+        {
             if !(a > 0.0 && a <= 0.5) {
                 return Err(Error::Config(format!(
                     "threshold_rule false_alarm_rate = {a} must be in (0, 0.5]"

@@ -28,7 +28,7 @@ pub use normalize::{
 };
 pub use overlay::{jet, overlay_strip, save_overlay_png, OverlayInput};
 pub use photo::{heatmap_image, photo_overlay, save_png};
-pub use report::{CategoryResult, Report, RunMean, Stat, Summary};
+pub use report::{write_reports_csv, CategoryResult, Report, RunMean, Stat, Summary, CSV_HEADER};
 
 use std::path::Path;
 

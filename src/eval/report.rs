@@ -210,15 +210,34 @@ impl RunMean {
 /// value is the mean of the category means; its spread is the sample std over runs of each
 /// run's mean over categories (the seed-to-seed spread of the headline number). When every run
 /// covers every category the two means coincide.
+///
+/// A report's pass/fail figures (false-alarm and catch rates) come from one threshold rule,
+/// named in the CSV's `threshold_rule` column; comparing rules means one report per rule
+/// ([`write_reports_csv`]).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     results: Vec<CategoryResult>,
+    threshold_rule: Option<String>,
 }
 
 impl Report {
     /// An empty report.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty report whose rates come from the threshold rule `name` (`normal_tail`,
+    /// `f1`, `oracle`, …).
+    pub fn for_rule(name: impl Into<String>) -> Self {
+        Report {
+            results: Vec::new(),
+            threshold_rule: Some(name.into()),
+        }
+    }
+
+    /// The threshold rule the rates come from, when named.
+    pub fn threshold_rule(&self) -> Option<&str> {
+        self.threshold_rule.as_deref()
     }
 
     /// Adds one result. Errors when a metric is not a finite value in `[0, 1]`, when the
@@ -416,24 +435,28 @@ impl Report {
     }
 
     /// The CSV text: header
-    /// `category,run,seed,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant`;
+    /// `category,run,seed,threshold_rule,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant`;
     /// one row per category and run (values as fractions, full precision; an empty cell
     /// where a metric is not available); then one `mean` row per run (mean over that run's
     /// categories; seed empty when the run's categories used different seeds); then
     /// `mean,all` (the mean row of [`Report::mean_summary`]) and `std,all` (its sample std
     /// over runs; empty cells with a single run).
     pub fn to_csv(&self) -> String {
+        let mut out = CSV_HEADER.to_string();
+        out.push('\n');
+        out.push_str(&self.csv_rows());
+        out
+    }
+
+    /// The CSV rows without the header.
+    fn csv_rows(&self) -> String {
         let variant = self.aupro_variant().unwrap_or_default();
+        let rule = csv_field(self.threshold_rule.as_deref().unwrap_or(""));
         let cells = |v: [Option<f64>; 5]| {
             v.map(|x| x.map(|x| x.to_string()).unwrap_or_default())
                 .join(",")
         };
-        let mut out = String::from("category,run,seed,");
-        for (name, _) in METRICS {
-            out.push_str(name);
-            out.push(',');
-        }
-        out.push_str("aupro_variant\n");
+        let mut out = String::new();
         for c in self.categories() {
             let mut rows: Vec<&CategoryResult> =
                 self.results.iter().filter(|r| r.category == c).collect();
@@ -441,7 +464,7 @@ impl Report {
             for r in rows {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{},{}",
+                    "{},{},{},{rule},{},{}",
                     csv_field(&r.category),
                     r.run,
                     r.seed,
@@ -452,18 +475,23 @@ impl Report {
         }
         for m in self.run_means() {
             let seed = m.seed.map(|s| s.to_string()).unwrap_or_default();
-            let _ = writeln!(out, "mean,{},{seed},{},{variant}", m.run, cells(m.values()));
+            let _ = writeln!(
+                out,
+                "mean,{},{seed},{rule},{},{variant}",
+                m.run,
+                cells(m.values())
+            );
         }
         if let Ok(m) = self.mean_summary() {
             let stats = m.stats();
             let _ = writeln!(
                 out,
-                "mean,all,,{},{variant}",
+                "mean,all,,{rule},{},{variant}",
                 cells(stats.map(|s| s.map(|s| s.mean)))
             );
             let _ = writeln!(
                 out,
-                "std,all,,{},{variant}",
+                "std,all,,{rule},{},{variant}",
                 cells(stats.map(|s| s.and_then(|s| s.std)))
             );
         }
@@ -474,6 +502,21 @@ impl Report {
     pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
         super::write_atomic(path.as_ref(), self.to_csv().as_bytes())
     }
+}
+
+/// The header of `results.csv`.
+pub const CSV_HEADER: &str = "category,run,seed,threshold_rule,image_auroc,pixel_auroc,aupro,\
+                              false_alarm_rate,catch_rate,aupro_variant";
+
+/// Writes several reports (one per threshold rule) as one CSV atomically: one header, then
+/// each report's rows.
+pub fn write_reports_csv(path: impl AsRef<Path>, reports: &[&Report]) -> Result<()> {
+    let mut out = CSV_HEADER.to_string();
+    out.push('\n');
+    for r in reports {
+        out.push_str(&r.csv_rows());
+    }
+    super::write_atomic(path.as_ref(), out.as_bytes())
 }
 
 /// Quotes a CSV field when it contains a comma, a quote or a line break (RFC 4180).
@@ -582,10 +625,10 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],
-            "category,run,seed,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant"
+            "category,run,seed,threshold_rule,image_auroc,pixel_auroc,aupro,false_alarm_rate,catch_rate,aupro_variant"
         );
-        assert_eq!(lines[1], "bottle,0,7,1,0.98,0.9,,,official");
-        assert_eq!(lines[3], "\"cable, v2\",0,7,0.8,0.9,0.7,,,official");
+        assert_eq!(lines[1], "bottle,0,7,,1,0.98,0.9,,,official");
+        assert_eq!(lines[3], "\"cable, v2\",0,7,,0.8,0.9,0.7,,,official");
         assert!(lines[5].starts_with("mean,0,7,0.9,"));
         assert!(lines[7].starts_with("mean,all,,"));
         assert!(lines[8].starts_with("std,all,,"));
@@ -594,7 +637,7 @@ mod tests {
 
     #[test]
     fn image_level_results_leave_pixel_metrics_empty_and_keep_the_rates() {
-        let mut r = Report::new();
+        let mut r = Report::for_rule("normal_tail");
         let decisions = ThresholdOutcome {
             normals: 4,
             false_alarms: 1,
@@ -607,7 +650,7 @@ mod tests {
         r.push(ok_ng).unwrap();
         let csv = r.to_csv();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[1], "ok_ng,0,1,0.9,,,0.25,0.75,official");
+        assert_eq!(lines[1], "ok_ng,0,1,normal_tail,0.9,,,0.25,0.75,official");
         let m = r.mean_summary().unwrap();
         assert_eq!((m.pixel_auroc, m.aupro), (None, None));
         assert_eq!(m.catch_rate.unwrap().mean, 0.75);

@@ -154,3 +154,15 @@ pub fn writable_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("{}: cannot write files here", dir.display()))?;
     Ok(())
 }
+
+/// The threshold rule named on the command line (`normal_tail` at `false_alarm_rate`, or
+/// `f1`).
+pub fn threshold_rule(name: &str, false_alarm_rate: f64) -> Result<dfd::detector::ThresholdRule> {
+    let rule = match name {
+        "normal_tail" => dfd::detector::ThresholdRule::NormalTail { false_alarm_rate },
+        "f1" => dfd::detector::ThresholdRule::F1,
+        other => bail!("--threshold-rule must be normal_tail or f1, not `{other}`"),
+    };
+    rule.validate()?;
+    Ok(rule)
+}

@@ -10,7 +10,8 @@ use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::data::TextureSource;
 use dfd::detector::{Backbone, Normalization};
 use dfd::eval::{
-    save_overlay_png, AuproVariant, CategoryResult, OverlayInput, Report, TransductiveMode,
+    save_overlay_png, write_reports_csv, AuproVariant, CategoryResult, OverlayInput, Report,
+    ThresholdOutcome, TransductiveMode,
 };
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
 use dfd::Precision;
@@ -66,6 +67,14 @@ pub struct EvalArgs {
     /// Epochs (overrides the preset).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// How the pass/fail threshold is set, without defect images: `normal_tail` (perturbed
+    /// held-out views of the shots at --false-alarm-rate) or `f1` (the F1 cut between
+    /// calibration normals and pseudo-anomalies; flags more good parts).
+    #[arg(long, default_value = "normal_tail")]
+    pub threshold_rule: String,
+    /// Target share of good parts flagged, for the `normal_tail` rule.
+    #[arg(long, default_value_t = 0.05)]
+    pub false_alarm_rate: f64,
     /// Normalisation: `calibrated` (per image) or `transductive` (the paper's, over the
     /// whole test set, for comparison only).
     #[arg(long, default_value = "calibrated")]
@@ -73,6 +82,10 @@ pub struct EvalArgs {
     /// Output folder.
     #[arg(long, default_value = "out/mvtec_2shot")]
     pub out: PathBuf,
+    /// Also report the F1 rule's and the oracle's (the best threshold on the test set, for
+    /// reference only) false-alarm and catch rates: one results.csv row per rule.
+    #[arg(long)]
+    pub compare_thresholds: bool,
     /// Overlays written per category (first run only).
     #[arg(long, default_value_t = 6)]
     pub overlays: usize,
@@ -91,6 +104,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(e) = args.epochs {
         config.epochs = e;
     }
+    config.threshold_rule = common::threshold_rule(&args.threshold_rule, args.false_alarm_rate)?;
     config.backbone_precision = args.precision;
     config.heads_precision = args.precision;
     config.validate()?;
@@ -168,7 +182,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     );
 
     let progress = common::terminal_progress();
-    let mut report = Report::new();
+    let mut report = Report::for_rule(config.threshold_rule.name());
+    let mut compared = [Report::for_rule("f1"), Report::for_rule("oracle")];
     for run in 0..args.runs as usize {
         let seed = args.seed + run as u64;
         let mut cfg = config.clone();
@@ -213,11 +228,44 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 detector.threshold(),
                 detector.calibration().f1,
             );
-            report.push(
-                CategoryResult::new(&name, run, seed, ev.metrics).with_decisions(ev.decisions),
-            )?;
+            let result = CategoryResult::new(&name, run, seed, ev.metrics);
+            report.push(result.clone().with_decisions(ev.decisions))?;
+            if args.compare_thresholds && ev.decisions.is_some() {
+                let labels = test.labels();
+                let (mut neg, mut pos) = (Vec::new(), Vec::new());
+                for (&s, &anomalous) in ev.scores.iter().zip(&labels) {
+                    if anomalous {
+                        pos.push(s);
+                    } else {
+                        neg.push(s);
+                    }
+                }
+                let f1 = detector
+                    .calibration()
+                    .f1_threshold
+                    .unwrap_or(detector.threshold());
+                let oracle = dfd::detector::f1_threshold(&neg, &pos)?.0;
+                for (r, t) in compared.iter_mut().zip([f1, oracle]) {
+                    let d = ThresholdOutcome::of(&ev.scores, &labels, t)?;
+                    r.push(result.clone().with_decisions(Some(d)))?;
+                    println!(
+                        "  rule {:<7} threshold {t:.3}: {}/{} good images flagged, {}/{} \
+                         defective caught",
+                        r.threshold_rule().unwrap_or_default(),
+                        d.false_alarms,
+                        d.normals,
+                        d.detected,
+                        d.anomalies
+                    );
+                }
+            }
             // Written after each category, so a later failure keeps what finished.
-            report.write_csv(args.out.join("results.csv"))?;
+            write_results(
+                &args.out.join("results.csv"),
+                &report,
+                &compared,
+                args.compare_thresholds,
+            )?;
             if run == 0 {
                 write_overlays(
                     &args.out,
@@ -242,8 +290,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
         );
     }
     println!("{}", report.table());
+    if args.compare_thresholds {
+        for r in &compared {
+            println!(
+                "threshold rule `{}`:",
+                r.threshold_rule().unwrap_or_default()
+            );
+            println!("{}", r.table());
+        }
+    }
     let csv = args.out.join("results.csv");
-    report.write_csv(&csv)?;
+    write_results(&csv, &report, &compared, args.compare_thresholds)?;
     let note = format!(
         "weights: {}{}\npreset: {}\nbackbone precision: {}\nheads scoring precision: {}\n\
          normalization: {}\nconfig: {}\n",
@@ -262,6 +319,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
         args.out.join("overlays").display()
     );
     Ok(())
+}
+
+/// `results.csv`: the detector's own rule, and the compared rules when asked.
+fn write_results(path: &Path, report: &Report, compared: &[Report], compare: bool) -> Result<()> {
+    let mut all = vec![report];
+    if compare {
+        all.extend(compared);
+    }
+    Ok(write_reports_csv(path, &all)?)
 }
 
 /// A category name as a file or folder name: refused when it could leave `--out` (a path

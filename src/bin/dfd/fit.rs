@@ -37,6 +37,14 @@ pub struct FitArgs {
     /// Epochs (overrides the preset).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// How the pass/fail threshold is set, without defect images: `normal_tail` (perturbed
+    /// held-out views of the shots at --false-alarm-rate) or `f1` (the F1 cut between
+    /// calibration normals and pseudo-anomalies; flags more good parts).
+    #[arg(long, default_value = "normal_tail")]
+    pub threshold_rule: String,
+    /// Target share of good parts flagged, for the `normal_tail` rule.
+    #[arg(long, default_value_t = 0.05)]
+    pub false_alarm_rate: f64,
     /// WideResNet-50-2 weights (safetensors). Default: weights/model.safetensors.
     #[arg(long, conflicts_with = "random_weights")]
     pub weights: Option<PathBuf>,
@@ -69,6 +77,7 @@ pub fn run(args: FitArgs) -> Result<()> {
     if let Some(e) = args.epochs {
         config.epochs = e;
     }
+    config.threshold_rule = common::threshold_rule(&args.threshold_rule, args.false_alarm_rate)?;
     config.seed = args.seed;
     config.backbone_precision = args.precision;
     config.heads_precision = args.precision;
