@@ -497,10 +497,16 @@ impl TrainConfig {
 
     /// Parses and validates a JSON configuration. Absent fields take the
     /// [`TrainConfig::paper`] values (older files and partial configurations load); unknown
-    /// fields are refused.
+    /// fields, and anything but a JSON object, are refused.
     pub fn from_json(json: &str) -> Result<Self> {
-        let cfg: TrainConfig = serde_json::from_str(json)
-            .map_err(|e| Error::Config(format!("invalid configuration JSON: {e}")))?;
+        let bad = |e: serde_json::Error| Error::Config(format!("invalid configuration JSON: {e}"));
+        let value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
+        if !value.is_object() {
+            return Err(Error::Config(
+                "invalid configuration JSON: not an object of named fields".into(),
+            ));
+        }
+        let cfg: TrainConfig = serde_json::from_value(value).map_err(bad)?;
         cfg.validate()?;
         Ok(cfg)
     }

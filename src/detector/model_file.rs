@@ -251,11 +251,13 @@ impl ModelFile {
                 format!("format `{format}` is not `{FORMAT}` (written by another version?)"),
             ));
         }
-        let config: TrainConfig = serde_json::from_str(get("config")?)
-            .map_err(|e| err(path, format!("metadata `config` does not parse: {e}")))?;
-        config
-            .validate()
-            .map_err(|e| err(path, format!("stored configuration is invalid: {e}")))?;
+        // Parsed and validated (every value in its range) before anything is allocated.
+        let config = TrainConfig::from_json(get("config")?).map_err(|e| {
+            err(
+                path,
+                format!("stored configuration (metadata `config`): {e}"),
+            )
+        })?;
         let calibration: Calibration = serde_json::from_str(get("calibration")?)
             .map_err(|e| err(path, format!("metadata `calibration` does not parse: {e}")))?;
         let backbone: BackboneId = serde_json::from_str(get("backbone")?)
