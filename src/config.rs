@@ -622,7 +622,8 @@ mod tests {
 
     #[test]
     fn every_value_has_an_upper_bound() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut TrainConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("image_size", Box::new(|c| c.image_size = 1 << 40)),
             (
                 "image_size",

@@ -316,7 +316,7 @@ fn small_model() -> ModelFile {
             "conv1.weight".into(),
             dfd::DType::F16,
             vec![4, 3, 1, 1],
-            vec![0x00, 0x3c].repeat(12),
+            [0x00, 0x3c].repeat(12),
         )]),
     }
 }
@@ -800,7 +800,7 @@ fn weight_cases() -> Vec<Case> {
         move || {
             let changed = mutated_weights("one_value_changed", |b| {
                 let r = tensor_range(b, "layer2.1.conv2.weight");
-                let at = r.start + (r.len() / 2 & !3);
+                let at = r.start + ((r.len() / 2) & !3);
                 let x = f32::from_le_bytes(b[at..at + 4].try_into().unwrap());
                 b[at..at + 4].copy_from_slice(&(x * 0.5).to_le_bytes());
             });

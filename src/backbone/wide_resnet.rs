@@ -391,7 +391,11 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey, precision: Precision) -> Res
         Precision::F32 => f32::MAX,
         Precision::F16 => half::f16::MAX.to_f32(),
     };
-    if let Some(i) = wf.iter().chain(&bf).position(|v| !(v.abs() <= limit)) {
+    if let Some(i) = wf
+        .iter()
+        .chain(&bf)
+        .position(|v| !v.is_finite() || v.abs() > limit)
+    {
         return Err(werr(format!(
             "folding `{}` into `{}` overflows {} (value {} at {i}): the BatchNorm scale is \
              out of range",
