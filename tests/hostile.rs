@@ -211,12 +211,44 @@ fn is_config(e: &Error) -> bool {
     matches!(e, Error::Config(_))
 }
 
+/// The folder every input of this process is generated under; removed when the last test
+/// using it ends ([`Cleanup`]), so runs leave nothing behind (the weights are 100 MB).
+fn root() -> PathBuf {
+    std::env::temp_dir().join(format!("dfd-hostile-{}", std::process::id()))
+}
+
+/// Tests of this process that are using [`root`].
+static LIVE: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// Held by each test while it uses [`root`]; the last one dropped removes it (also when the
+/// test fails).
+struct Cleanup;
+
+impl Cleanup {
+    fn new() -> Cleanup {
+        *LIVE.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        Cleanup
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        *live -= 1;
+        if *live == 0 {
+            let _ = std::fs::remove_dir_all(root());
+        }
+    }
+}
+
+/// A new folder under [`root`].
 fn temp() -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix("dfd-hostile-")
-        .tempdir()
-        .unwrap();
-    dir.keep()
+    std::fs::create_dir_all(root()).unwrap();
+    tempfile::Builder::new()
+        .prefix("case-")
+        .tempdir_in(root())
+        .unwrap()
+        .keep()
 }
 
 fn mkfifo(path: &Path) {
@@ -415,15 +447,25 @@ fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
     out.into_inner()
 }
 
-/// The random WideResNet-50-2 weights (100 MB), written once per test process.
-fn random_weights() -> &'static (PathBuf, Vec<u8>) {
-    static W: std::sync::OnceLock<(PathBuf, Vec<u8>)> = std::sync::OnceLock::new();
-    W.get_or_init(|| {
-        let p = temp().join("wrn50.safetensors");
-        write_random_wrn50(&p).unwrap();
-        let b = std::fs::read(&p).unwrap();
-        (p, b)
-    })
+/// The random WideResNet-50-2 weights (100 MB): generated once per process, and written
+/// under [`root`] whenever the file is missing.
+fn random_weights() -> (PathBuf, &'static [u8]) {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    static WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let p = root().join("wrn50.safetensors");
+    let bytes = BYTES.get_or_init(|| {
+        let dir = temp();
+        write_random_wrn50(&dir.join("w.safetensors")).unwrap();
+        let b = std::fs::read(dir.join("w.safetensors")).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        b
+    });
+    let _one = WRITE.lock().unwrap_or_else(|p| p.into_inner());
+    if !p.is_file() {
+        std::fs::create_dir_all(root()).unwrap();
+        dfd::eval::write_atomic(&p, bytes).unwrap();
+    }
+    (p, bytes)
 }
 
 /// The byte range of tensor `name`'s data in a safetensors file.
@@ -438,7 +480,7 @@ fn tensor_range(bytes: &[u8], name: &str) -> std::ops::Range<usize> {
 /// A copy of the random weights with `edit` applied, written next to them.
 fn mutated_weights(tag: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let (p, b) = random_weights();
-    let mut b = b.clone();
+    let mut b = b.to_vec();
     edit(&mut b);
     let out = p.with_file_name(format!("{tag}.safetensors"));
     std::fs::write(&out, &b).unwrap();
@@ -1312,6 +1354,7 @@ fn writer_child() {
             child_writer(Path::new(&target), seed, count);
         }
         None => {
+            let _cleanup = Cleanup::new();
             let dir = temp();
             let target = dir.join("one.bin");
             child_writer(&target, 7, 1);
@@ -1323,6 +1366,7 @@ fn writer_child() {
 
 #[test]
 fn hostile_inputs() {
+    let _cleanup = Cleanup::new();
     let mut cases = Vec::new();
     cases.extend(model_cases());
     cases.extend(image_cases());
@@ -1426,6 +1470,7 @@ fn fuzz(
 
 #[test]
 fn mutation_fuzz() {
+    let _cleanup = Cleanup::new();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let start = Instant::now();
@@ -1548,8 +1593,9 @@ fn mutation_fuzz() {
 fn old_fingerprints_are_refused_with_a_clear_message() {
     // A heads-only model written before the fingerprint covered every tensor stores a bare
     // 16-digit value; checked against a weight file it gets a message saying what to do.
+    let _cleanup = Cleanup::new();
     let (w, _) = random_weights();
-    let f = WeightFile::open(w).unwrap();
+    let f = WeightFile::open(&w).unwrap();
     let now = BackboneId::of_weight_file(&f).unwrap();
     let mut m = small_model();
     m.backbone = BackboneId {
@@ -1563,7 +1609,7 @@ fn old_fingerprints_are_refused_with_a_clear_message() {
         "{msg}"
     );
     // The same weights always give the same fingerprint; its prefix names the scheme.
-    let again = BackboneId::of_weight_file(&WeightFile::open(w).unwrap()).unwrap();
+    let again = BackboneId::of_weight_file(&WeightFile::open(&w).unwrap()).unwrap();
     assert_eq!(again, now);
     assert!(
         now.fingerprint.starts_with("all-tensors-xxh64:"),
