@@ -24,9 +24,41 @@ use crate::detector::postprocess::ThresholdRule;
 use crate::kernels::patch::PatchDims;
 use crate::{Error, Result};
 
+/// Largest `image_size` accepted (4× the paper's side: 16× its pixels and tokens).
+pub const MAX_IMAGE_SIZE: usize = 1024;
+/// Largest `pre_dim`, `feature_dim` and `gau_hidden` accepted (the paper's 1536 is well
+/// inside).
+pub const MAX_DIM: usize = 4096;
+/// Most attention heads accepted.
+pub const MAX_HEADS: usize = 64;
+/// Largest `mlp_ratio` accepted.
+pub const MAX_MLP_RATIO: usize = 16;
+/// Most epochs (and largest `cosine_t_max`) accepted: 12.5× the paper's 80.
+pub const MAX_EPOCHS: usize = 1000;
+/// Largest `batch` and `extract_batch` accepted.
+pub const MAX_BATCH: usize = 256;
+/// Most samples per shot accepted: 12.5× the paper's 80.
+pub const MAX_SAMPLES_PER_SHOT: usize = 1000;
+/// Most calibration samples per shot accepted.
+pub const MAX_CALIBRATION_PER_SHOT: usize = 1000;
+/// Largest `loss_check_every` accepted.
+pub const MAX_LOSS_CHECK_EVERY: usize = 1_000_000;
+/// Largest `blur_sigma` accepted (pixels at `S = 256`; the paper's is 4).
+pub const MAX_BLUR_SIGMA: f64 = 32.0;
+/// Largest `blur_truncate` accepted (in units of `σ`; scipy's default is 4).
+pub const MAX_BLUR_TRUNCATE: f64 = 8.0;
+/// Longest `preset` name accepted, in bytes.
+pub const MAX_PRESET_NAME: usize = 256;
+
 /// Every hyper-parameter of DFD (design §1–§4) plus the few knobs of this implementation.
+///
+/// Every value has a range (see [`TrainConfig::validate`], which lists them): generous, but
+/// finite, so that a configuration read from a file can neither allocate without bound nor
+/// make training run many times longer than the paper's. In JSON every field may be absent;
+/// an absent field takes the [`TrainConfig::paper`] value (so files written before a field
+/// existed still load). Unknown fields are refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Name of the preset this configuration started from (informational).
     pub preset: String,
@@ -121,13 +153,11 @@ pub struct TrainConfig {
     /// Stored in model files, so a detector extracts features at inference with the
     /// precision it was trained with; files written before this field existed load as
     /// `"f32"`.
-    #[serde(default)]
     pub backbone_precision: Precision,
     /// Storage precision of the heads when they score — calibration and inference
     /// ([`crate::heads::Heads::scores`]): `"f32"`, the default, or `"f16"` (f16 weights and
     /// activations, f32 arithmetic and scores; needs `SHADER_F16`). Training always runs in
     /// f32. Stored in model files like `backbone_precision`; older files load as `"f32"`.
-    #[serde(default)]
     pub heads_precision: Precision,
 }
 
@@ -313,33 +343,86 @@ impl TrainConfig {
         (eta_min + (f64::from(base) - eta_min) * (1.0 + t.cos()) / 2.0) as f32
     }
 
-    /// Checks every value; an error names the field and the problem.
+    /// Checks every value against its range; an error names the field and the problem.
+    /// Nothing is allocated before this passes (the trainer, the detector and the model-file
+    /// reader call it first). The ranges (the presets' values lie well inside):
+    ///
+    /// | field | range |
+    /// |---|---|
+    /// | `preset` | at most [`MAX_PRESET_NAME`] bytes |
+    /// | `image_size` | multiple of 16 in `32..=`[`MAX_IMAGE_SIZE`] |
+    /// | `pre_dim`, `feature_dim`, `gau_hidden` | `1..=`[`MAX_DIM`] |
+    /// | `heads` | `1..=`[`MAX_HEADS`], dividing `feature_dim` |
+    /// | `mlp_ratio` | `1..=`[`MAX_MLP_RATIO`] |
+    /// | `samples_per_shot` | `1..=`[`MAX_SAMPLES_PER_SHOT`] |
+    /// | `calibration_per_shot` | `1..=`[`MAX_CALIBRATION_PER_SHOT`] |
+    /// | `epochs` | `1..=`[`MAX_EPOCHS`] |
+    /// | `cosine_t_max` | `1..=`[`MAX_EPOCHS`] |
+    /// | `batch`, `extract_batch` | `1..=`[`MAX_BATCH`] |
+    /// | `loss_check_every` | `0..=`[`MAX_LOSS_CHECK_EVERY`] |
+    /// | `p_anomaly`, `beta_max` | `[0, 1]` |
+    /// | `max_rotation_deg`, `perlin_max_rotation_deg` | `[0, 360]` |
+    /// | `perlin_min_scale_exp ≤ perlin_max_scale_exp` | `≤ 12` |
+    /// | `perlin_threshold` | `[0, 1]` |
+    /// | `augmenters_per_texture` | `0..=10` |
+    /// | `noise_std` | `(0, 10]` |
+    /// | `margin` | `[0, 100]` |
+    /// | `lambda_per`, `lambda_sim` | `[0, 1000]` |
+    /// | `lr_adaptor`, `lr_gaussian`, `lr_perlin` | `(0, 1]` |
+    /// | `weight_decay` | `[0, 1]` |
+    /// | `cosine_eta_min` | `[0, min(lr_gaussian, lr_perlin)]` |
+    /// | `blur_sigma` | `(0, `[`MAX_BLUR_SIGMA`]`]` |
+    /// | `blur_truncate` | `[0, `[`MAX_BLUR_TRUNCATE`]`]` |
+    /// | `threshold_rule` | `normal_tail` with `false_alarm_rate` in `(0, 0.5]`, or `f1` |
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         self.threshold_rule.validate()?;
-        if self.image_size < 32 || !self.image_size.is_multiple_of(16) {
+        if self.preset.len() > MAX_PRESET_NAME {
             return bad(format!(
-                "image_size = {} must be a multiple of 16 and at least 32 (the backbone's \
-                 layer3 is S/16)",
+                "preset name has {} bytes (at most {MAX_PRESET_NAME})",
+                self.preset.len()
+            ));
+        }
+        if self.image_size < 32
+            || !self.image_size.is_multiple_of(16)
+            || self.image_size > MAX_IMAGE_SIZE
+        {
+            return bad(format!(
+                "image_size = {} must be a multiple of 16 in 32..={MAX_IMAGE_SIZE} (the \
+                 backbone's layer3 is S/16)",
                 self.image_size
             ));
         }
-        for (name, v) in [
-            ("pre_dim", self.pre_dim),
-            ("feature_dim", self.feature_dim),
-            ("gau_hidden", self.gau_hidden),
-            ("heads", self.heads),
-            ("mlp_ratio", self.mlp_ratio),
-            ("epochs", self.epochs),
-            ("batch", self.batch),
-            ("samples_per_shot", self.samples_per_shot),
-            ("cosine_t_max", self.cosine_t_max),
-            ("calibration_per_shot", self.calibration_per_shot),
-            ("extract_batch", self.extract_batch),
+        for (name, v, max) in [
+            ("pre_dim", self.pre_dim, MAX_DIM),
+            ("feature_dim", self.feature_dim, MAX_DIM),
+            ("gau_hidden", self.gau_hidden, MAX_DIM),
+            ("heads", self.heads, MAX_HEADS),
+            ("mlp_ratio", self.mlp_ratio, MAX_MLP_RATIO),
+            ("epochs", self.epochs, MAX_EPOCHS),
+            ("batch", self.batch, MAX_BATCH),
+            (
+                "samples_per_shot",
+                self.samples_per_shot,
+                MAX_SAMPLES_PER_SHOT,
+            ),
+            ("cosine_t_max", self.cosine_t_max, MAX_EPOCHS),
+            (
+                "calibration_per_shot",
+                self.calibration_per_shot,
+                MAX_CALIBRATION_PER_SHOT,
+            ),
+            ("extract_batch", self.extract_batch, MAX_BATCH),
         ] {
-            if v == 0 {
-                return bad(format!("{name} must be at least 1"));
+            if v == 0 || v > max {
+                return bad(format!("{name} = {v} must be in 1..={max}"));
             }
+        }
+        if self.loss_check_every > MAX_LOSS_CHECK_EVERY {
+            return bad(format!(
+                "loss_check_every = {} must be in 0..={MAX_LOSS_CHECK_EVERY}",
+                self.loss_check_every
+            ));
         }
         if !self.feature_dim.is_multiple_of(self.heads) {
             return bad(format!(
@@ -347,29 +430,62 @@ impl TrainConfig {
                 self.heads, self.feature_dim
             ));
         }
-        let positive = [
-            ("noise_std", self.noise_std),
-            ("lr_adaptor", self.lr_adaptor),
-            ("lr_gaussian", self.lr_gaussian),
-            ("lr_perlin", self.lr_perlin),
-            ("blur_sigma", self.blur_sigma),
+        // (name, value, lowest allowed, highest allowed, lowest excluded)
+        let reals: [(&str, f64, f64, f64, bool); 16] = [
+            ("noise_std", self.noise_std.into(), 0.0, 10.0, true),
+            ("lr_adaptor", self.lr_adaptor.into(), 0.0, 1.0, true),
+            ("lr_gaussian", self.lr_gaussian.into(), 0.0, 1.0, true),
+            ("lr_perlin", self.lr_perlin.into(), 0.0, 1.0, true),
+            (
+                "blur_sigma",
+                self.blur_sigma.into(),
+                0.0,
+                MAX_BLUR_SIGMA,
+                true,
+            ),
+            ("margin", self.margin.into(), 0.0, 100.0, false),
+            ("lambda_per", self.lambda_per.into(), 0.0, 1000.0, false),
+            ("lambda_sim", self.lambda_sim.into(), 0.0, 1000.0, false),
+            ("weight_decay", self.weight_decay.into(), 0.0, 1.0, false),
+            (
+                "cosine_eta_min",
+                self.cosine_eta_min.into(),
+                0.0,
+                1.0,
+                false,
+            ),
+            (
+                "blur_truncate",
+                self.blur_truncate.into(),
+                0.0,
+                MAX_BLUR_TRUNCATE,
+                false,
+            ),
+            ("p_anomaly", self.p_anomaly, 0.0, 1.0, false),
+            ("beta_max", self.beta_max.into(), 0.0, 1.0, false),
+            ("max_rotation_deg", self.max_rotation_deg, 0.0, 360.0, false),
+            (
+                "perlin_max_rotation_deg",
+                self.perlin_max_rotation_deg,
+                0.0,
+                360.0,
+                false,
+            ),
+            (
+                "perlin_threshold",
+                self.perlin_threshold.into(),
+                0.0,
+                1.0,
+                false,
+            ),
         ];
-        for (name, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return bad(format!("{name} = {v} must be a positive finite number"));
-            }
-        }
-        let non_negative = [
-            ("margin", self.margin),
-            ("lambda_per", self.lambda_per),
-            ("lambda_sim", self.lambda_sim),
-            ("weight_decay", self.weight_decay),
-            ("cosine_eta_min", self.cosine_eta_min),
-            ("blur_truncate", self.blur_truncate),
-        ];
-        for (name, v) in non_negative {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(format!("{name} = {v} must be a finite number ≥ 0"));
+        for (name, v, lo, hi, open) in reals {
+            let above = if open { v > lo } else { v >= lo };
+            if !(v.is_finite() && above && v <= hi) {
+                let l = if open { '(' } else { '[' };
+                return bad(format!(
+                    "{name} = {v} must be a finite number in {l}{lo}, {hi}]"
+                ));
             }
         }
         if self.cosine_eta_min > self.lr_gaussian.min(self.lr_perlin) {
@@ -387,11 +503,18 @@ impl TrainConfig {
             .map_err(|e| Error::Config(format!("cannot serialise the configuration: {e}")))
     }
 
-    /// Parses and validates a JSON configuration (every field required except
-    /// `backbone_precision` and `heads_precision`, which default to `"f32"`; none unknown).
+    /// Parses and validates a JSON configuration. Absent fields take the
+    /// [`TrainConfig::paper`] values (older files and partial configurations load); unknown
+    /// fields, and anything but a JSON object, are refused.
     pub fn from_json(json: &str) -> Result<Self> {
-        let cfg: TrainConfig = serde_json::from_str(json)
-            .map_err(|e| Error::Config(format!("invalid configuration JSON: {e}")))?;
+        let bad = |e: serde_json::Error| Error::Config(format!("invalid configuration JSON: {e}"));
+        let value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
+        if !value.is_object() {
+            return Err(Error::Config(
+                "invalid configuration JSON: not an object of named fields".into(),
+            ));
+        }
+        let cfg: TrainConfig = serde_json::from_value(value).map_err(bad)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -503,5 +626,93 @@ mod tests {
             .unwrap()
             .replace("\"epochs\"", "\"epoch\"");
         assert!(TrainConfig::from_json(&json).is_err());
+    }
+
+    #[test]
+    fn every_value_has_an_upper_bound() {
+        type Mutation = Box<dyn Fn(&mut TrainConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("image_size", Box::new(|c| c.image_size = 1 << 40)),
+            (
+                "image_size",
+                Box::new(|c| c.image_size = MAX_IMAGE_SIZE + 16),
+            ),
+            ("pre_dim", Box::new(|c| c.pre_dim = usize::MAX)),
+            ("feature_dim", Box::new(|c| c.feature_dim = MAX_DIM * 2)),
+            ("gau_hidden", Box::new(|c| c.gau_hidden = MAX_DIM + 1)),
+            ("heads", Box::new(|c| c.heads = 1 << 20)),
+            ("mlp_ratio", Box::new(|c| c.mlp_ratio = 1000)),
+            ("epochs", Box::new(|c| c.epochs = usize::MAX)),
+            ("batch", Box::new(|c| c.batch = 1 << 30)),
+            (
+                "samples_per_shot",
+                Box::new(|c| c.samples_per_shot = 1 << 30),
+            ),
+            ("cosine_t_max", Box::new(|c| c.cosine_t_max = usize::MAX)),
+            (
+                "calibration_per_shot",
+                Box::new(|c| c.calibration_per_shot = 1 << 30),
+            ),
+            ("extract_batch", Box::new(|c| c.extract_batch = 100_000)),
+            (
+                "loss_check_every",
+                Box::new(|c| c.loss_check_every = usize::MAX),
+            ),
+            ("noise_std", Box::new(|c| c.noise_std = 1e30)),
+            ("lr_adaptor", Box::new(|c| c.lr_adaptor = f32::INFINITY)),
+            ("blur_sigma", Box::new(|c| c.blur_sigma = 1e9)),
+            ("blur_truncate", Box::new(|c| c.blur_truncate = 1e9)),
+            ("margin", Box::new(|c| c.margin = f32::NAN)),
+            ("lambda_per", Box::new(|c| c.lambda_per = 1e12)),
+            ("weight_decay", Box::new(|c| c.weight_decay = -1.0)),
+            ("max_rotation_deg", Box::new(|c| c.max_rotation_deg = 1e300)),
+            (
+                "perlin_max_rotation_deg",
+                Box::new(|c| c.perlin_max_rotation_deg = f64::NAN),
+            ),
+            ("perlin_threshold", Box::new(|c| c.perlin_threshold = 7.0)),
+            ("preset", Box::new(|c| c.preset = "x".repeat(10_000))),
+        ];
+        for (field, mutate) in cases {
+            let mut c = TrainConfig::tiny();
+            mutate(&mut c);
+            let e = c.validate().unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{field}: {e}");
+            assert!(e.to_string().contains(field), "{field}: {e}");
+        }
+        // The bounds themselves are accepted.
+        let c = TrainConfig {
+            image_size: MAX_IMAGE_SIZE,
+            feature_dim: MAX_DIM,
+            heads: MAX_HEADS,
+            epochs: MAX_EPOCHS,
+            cosine_t_max: MAX_EPOCHS,
+            blur_sigma: MAX_BLUR_SIGMA as f32,
+            blur_truncate: MAX_BLUR_TRUNCATE as f32,
+            ..TrainConfig::paper()
+        };
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn absent_fields_take_the_paper_values() {
+        assert_eq!(TrainConfig::from_json("{}").unwrap(), TrainConfig::paper());
+        let partial = r#"{"preset": "mine", "epochs": 3, "margin": 0.5}"#;
+        let c = TrainConfig::from_json(partial).unwrap();
+        assert_eq!(
+            c,
+            TrainConfig {
+                preset: "mine".into(),
+                epochs: 3,
+                margin: 0.5,
+                ..TrainConfig::paper()
+            }
+        );
+        // Absent fields do not hide invalid present ones, nor unknown ones.
+        assert!(TrainConfig::from_json(r#"{"epochs": 0}"#).is_err());
+        assert!(TrainConfig::from_json(r#"{"epochz": 3}"#).is_err());
+        assert!(TrainConfig::from_json(r#"{"epochs": -3}"#).is_err());
+        assert!(TrainConfig::from_json(r#"{"epochs": 1e400}"#).is_err());
+        assert!(TrainConfig::from_json("[]").is_err());
     }
 }

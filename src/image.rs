@@ -151,7 +151,25 @@ fn limited<R: std::io::BufRead + std::io::Seek>(
     Ok((img, h, w))
 }
 
+/// Refuses anything but a regular file, before it is opened: opening a FIFO would wait for
+/// a writer, and a device may never end.
+fn regular_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(Error::Image {
+        path: path.to_path_buf(),
+        message: if meta.is_dir() {
+            "is a folder, not an image file".into()
+        } else {
+            "is not a regular file (a device, a pipe or a socket), not an image file".into()
+        },
+    })
+}
+
 fn decode(path: &Path) -> Result<(image::DynamicImage, usize, usize)> {
+    regular_file(path)?;
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
@@ -307,6 +325,7 @@ pub fn load_mask_hw(path: &Path, height: usize, width: usize) -> Result<Image> {
 
 /// Reads only the pixel size (width, height) of an image file.
 pub fn image_dimensions(path: &Path) -> Result<(usize, usize)> {
+    regular_file(path)?;
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()

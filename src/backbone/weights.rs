@@ -271,6 +271,86 @@ pub fn write_safetensors(
     crate::eval::write_atomic(path, &bytes)
 }
 
+/// Largest weight file [`WeightFile::open`] accepts: the whole WideResNet-50-2 (layer4 and
+/// the classifier included) is about 275 MB in f32, 550 MB in f64.
+pub const MAX_WEIGHT_BYTES: u64 = 2 << 30;
+
+/// Largest safetensors header [`WeightFile::open`] accepts (WideResNet-50-2's lists a few
+/// hundred tensors in about 30 kB).
+pub const MAX_WEIGHT_HEADER_BYTES: u64 = 16 << 20;
+
+/// XXH64 (xxHash, 64-bit) of `bytes` with `seed`: the fast non-cryptographic hash the
+/// backbone fingerprint is built from (several GB/s, so hashing every weight costs a few tens
+/// of milliseconds).
+pub fn xxh64(bytes: &[u8], seed: u64) -> u64 {
+    const P1: u64 = 0x9E37_79B1_85EB_CA87;
+    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    const P3: u64 = 0x1656_67B1_9E37_79F9;
+    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+    const P5: u64 = 0x27D4_EB2F_1656_67C5;
+    fn round(acc: u64, input: u64) -> u64 {
+        acc.wrapping_add(input.wrapping_mul(P2))
+            .rotate_left(31)
+            .wrapping_mul(P1)
+    }
+    fn merge(acc: u64, v: u64) -> u64 {
+        (acc ^ round(0, v)).wrapping_mul(P1).wrapping_add(P4)
+    }
+    let u64_at = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let mut rest = bytes;
+    let mut h = if bytes.len() >= 32 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        let stripes = bytes.chunks_exact(32);
+        rest = stripes.remainder();
+        for stripe in stripes {
+            for (lane, word) in v.iter_mut().zip(stripe.chunks_exact(8)) {
+                *lane = round(*lane, u64_at(word));
+            }
+        }
+        let h = v[0]
+            .rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18));
+        v.iter().fold(h, |h, &lane| merge(h, lane))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(bytes.len() as u64);
+    let words = rest.chunks_exact(8);
+    let tail = words.remainder();
+    for word in words {
+        h = (h ^ round(0, u64_at(word)))
+            .rotate_left(27)
+            .wrapping_mul(P1)
+            .wrapping_add(P4);
+    }
+    let mut tail = tail;
+    if tail.len() >= 4 {
+        let w = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        h = (h ^ u64::from(w).wrapping_mul(P1))
+            .rotate_left(23)
+            .wrapping_mul(P2)
+            .wrapping_add(P3);
+        tail = &tail[4..];
+    }
+    for &b in tail {
+        h = (h ^ u64::from(b).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 32)
+}
+
 /// A memory-mapped safetensors weight file.
 pub struct WeightFile {
     path: PathBuf,
@@ -284,9 +364,52 @@ impl std::fmt::Debug for WeightFile {
 }
 
 impl WeightFile {
-    /// Memory-maps `path` and checks that its header parses.
+    /// Opens `path`, checks it before mapping it, memory-maps it and checks that its header
+    /// parses. Refused with an [`Error::Weights`] naming the file: a folder, anything that
+    /// is not a regular file (a device such as `/dev/zero`, a pipe), a file larger than
+    /// [`MAX_WEIGHT_BYTES`], a header longer than [`MAX_WEIGHT_HEADER_BYTES`] or than the
+    /// file, and a header that does not describe the data that follows it.
     pub fn open(path: &Path) -> Result<WeightFile> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        use std::io::Read;
+        let werr = |message: String| Error::Weights {
+            path: path.to_path_buf(),
+            message,
+        };
+        // Checked before opening: opening a FIFO would wait for a writer.
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(werr(
+                "is a folder, not a safetensors weight file (name the file inside it)".into(),
+            ));
+        }
+        if !meta.is_file() {
+            return Err(werr(
+                "is not a regular file (a device, a pipe or a socket), not a safetensors weight \
+                 file"
+                    .into(),
+            ));
+        }
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = meta.len();
+        if len > MAX_WEIGHT_BYTES {
+            return Err(werr(format!(
+                "{len} bytes is larger than any WideResNet-50-2 weight file \
+                 ({MAX_WEIGHT_BYTES} bytes at most)"
+            )));
+        }
+        let mut size = [0u8; 8];
+        file.read_exact(&mut size).map_err(|_| {
+            werr(format!(
+                "not a safetensors file: {len} bytes is shorter than its 8-byte header size"
+            ))
+        })?;
+        let header_len = u64::from_le_bytes(size);
+        if header_len > MAX_WEIGHT_HEADER_BYTES || header_len > len - 8 {
+            return Err(werr(format!(
+                "not a safetensors file: its header claims {header_len} bytes (the file has \
+                 {len}, a weight file's header at most {MAX_WEIGHT_HEADER_BYTES})"
+            )));
+        }
         // SAFETY: the map is read-only; like candle and safetensors' own loaders we accept
         // that another process truncating the file while it is mapped is undefined.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
@@ -365,6 +488,37 @@ impl WeightFile {
     }
 }
 
+impl WeightFile {
+    /// A hash of the tensors `keys` (name and expected shape, e.g. [`wrn50_state_keys`]
+    /// without the `num_batches_tracked` counters): each tensor's name, dtype, shape and
+    /// every byte of its data (XXH64, see [`xxh64`]), combined in order. Two files give the
+    /// same value exactly when they hold the same tensors with the same bytes (the header's
+    /// order, other tensors and metadata do not matter). Errors name a missing tensor or one
+    /// of the wrong shape. Reads the data once, without converting it.
+    pub fn content_hash(&self, keys: &[(String, Vec<usize>)]) -> Result<u64> {
+        let st = self.tensors()?;
+        let mut h = 0u64;
+        for (name, shape) in keys {
+            let view = st.tensor(name).map_err(|_| {
+                self.error(format!(
+                    "missing tensor `{name}` (expected shape {shape:?}; is this a \
+                     torchvision/timm wide_resnet50_2 state dict?)"
+                ))
+            })?;
+            if view.shape() != shape.as_slice() {
+                return Err(self.error(format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?} (another architecture?)",
+                    view.shape()
+                )));
+            }
+            let described = format!("{name}|{:?}|{:?}", view.dtype(), view.shape());
+            h = xxh64(described.as_bytes(), h);
+            h = xxh64(&xxh64(view.data(), 0).to_le_bytes(), h);
+        }
+        Ok(h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +569,19 @@ mod tests {
         let input = det_tensor("input", 2 * 3 * 64 * 64, -2.0, 2.0);
         assert_eq!(input[0].to_bits(), 0xbfcdeac2);
         assert_eq!(input[input.len() - 1].to_bits(), 0x3fe2b16c);
+    }
+
+    #[test]
+    fn xxh64_matches_the_reference_implementation() {
+        // From libxxhash 0.8 (XXH64 with seed 0 unless stated).
+        assert_eq!(xxh64(b"", 0), 0xef46db3751d8e999);
+        assert_eq!(xxh64(b"a", 0), 0xd24ec4f1a98c6e5b);
+        assert_eq!(xxh64(b"abc", 0), 0x44bc2cf5ad770999);
+        let ramp: Vec<u8> = (0..100u8).collect();
+        assert_eq!(xxh64(&ramp, 0), 0x6ac1e58032166597);
+        assert_eq!(xxh64(&ramp, 12345), 0x028ba1ae2de4de27);
+        let long: Vec<u8> = (0..1000u32).map(|i| ((i * 7 + 3) % 256) as u8).collect();
+        assert_eq!(xxh64(&long, 0), 0x5f235fa033f1a3fb);
     }
 
     #[test]

@@ -351,19 +351,34 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey, precision: Precision) -> Res
         get("running_mean")?,
         get("running_var")?,
     );
+    let werr = |message: String| Error::Weights {
+        path: file.path().to_path_buf(),
+        message,
+    };
+    for (suffix, values) in [
+        (&format!("{}.weight", key.conv), &w),
+        (&format!("{}.weight", key.bn), &gamma),
+        (&format!("{}.bias", key.bn), &beta),
+        (&format!("{}.running_mean", key.bn), &mean),
+        (&format!("{}.running_var", key.bn), &var),
+    ] {
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(werr(format!(
+                "tensor `{suffix}` holds a non-finite value ({}) at {i}",
+                values[i]
+            )));
+        }
+    }
+    if let Some(o) = var.iter().position(|&v| v < 0.0) {
+        return Err(werr(format!(
+            "tensor `{}.running_var` has a negative entry {} at {o}",
+            key.bn, var[o]
+        )));
+    }
     let per_out = w.len() / c_out;
     let mut wf = Vec::with_capacity(w.len());
     let mut bf = Vec::with_capacity(c_out);
     for o in 0..c_out {
-        if var[o] < 0.0 || !var[o].is_finite() {
-            return Err(Error::Weights {
-                path: file.path().to_path_buf(),
-                message: format!(
-                    "tensor `{}.running_var` has an invalid entry {} at {o}",
-                    key.bn, var[o]
-                ),
-            });
-        }
         let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
         wf.extend(
             w[o * per_out..(o + 1) * per_out]
@@ -371,6 +386,24 @@ fn fold(gpu: &Gpu, file: &WeightFile, key: ConvKey, precision: Precision) -> Res
                 .map(|&v| (v as f64 * scale) as f32),
         );
         bf.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
+    }
+    let limit = match precision {
+        Precision::F32 => f32::MAX,
+        Precision::F16 => half::f16::MAX.to_f32(),
+    };
+    if let Some(i) = wf
+        .iter()
+        .chain(&bf)
+        .position(|v| !v.is_finite() || v.abs() > limit)
+    {
+        return Err(werr(format!(
+            "folding `{}` into `{}` overflows {} (value {} at {i}): the BatchNorm scale is \
+             out of range",
+            key.bn,
+            key.conv,
+            precision,
+            wf.iter().chain(&bf).nth(i).copied().unwrap_or(f32::NAN)
+        )));
     }
     Ok(FoldedConv {
         weight: gpu.upload_as(&wf, &key.shape, precision.dtype())?,

@@ -277,6 +277,34 @@ impl Category for MvtecCategory {
     }
 }
 
+/// Largest `split_csv/1cls.csv` [`Visa::open_raw`] reads (VisA's is about 1 MB).
+pub const MAX_SPLIT_CSV_BYTES: u64 = 64 << 20;
+
+/// `true` when `name` can be used as one file or folder name inside an output folder: not
+/// empty, at most 255 bytes, no path separator (`/`, `\`), not `.` or `..` or otherwise
+/// starting with a dot, no control character and no `:` (a drive or stream on Windows).
+pub fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('.')
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control())
+}
+
+/// `true` when the relative path `rel` (as listed in a dataset file) stays inside the folder
+/// it is relative to: not empty, not absolute (no root, no drive prefix), no `..` component.
+fn is_inside(rel: &str) -> bool {
+    use std::path::Component;
+    !rel.is_empty()
+        && !rel.starts_with(['/', '\\'])
+        && !rel.contains('\0')
+        && Path::new(rel)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && !rel.split(['/', '\\']).any(|part| part == "..")
+}
+
 /// VisA readers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Visa {
@@ -289,9 +317,33 @@ pub struct Visa {
 impl Visa {
     /// The raw VisA layout: `<root>/split_csv/1cls.csv` (columns `object,split,label,image,mask`,
     /// paths relative to `<root>`) lists the files of every category. Train rows must be
-    /// normal; a test anomaly must have a mask; every listed file must exist.
+    /// normal; a test anomaly must have a mask; every listed file must exist. Listed paths
+    /// must stay inside `root` (relative, without `..`), and `category` must be usable as a
+    /// file name ([`is_safe_name`]); otherwise an [`Error::Dataset`] names the row or the
+    /// name. A split file larger than [`MAX_SPLIT_CSV_BYTES`] is refused.
     pub fn open_raw(root: &Path, category: &str) -> Result<Self> {
         let csv = root.join("split_csv").join("1cls.csv");
+        if !is_safe_name(category) {
+            return Err(Error::Dataset {
+                path: csv,
+                message: format!(
+                    "object name `{}` is not usable as a file name (empty, a path separator, \
+                     `..`, a leading dot or a control character)",
+                    category.escape_debug()
+                ),
+            });
+        }
+        let size = std::fs::metadata(&csv)
+            .map_err(|e| Error::io(&csv, e))?
+            .len();
+        if size > MAX_SPLIT_CSV_BYTES {
+            return Err(Error::Dataset {
+                path: csv,
+                message: format!(
+                    "{size} bytes is larger than any split file ({MAX_SPLIT_CSV_BYTES} at most)"
+                ),
+            });
+        }
         let text = std::fs::read_to_string(&csv).map_err(|e| Error::io(&csv, e))?;
         let mut lines = text
             .lines()
@@ -336,7 +388,17 @@ impl Visa {
                 path: csv.clone(),
                 message: format!("line {}: {msg}", ln + 1),
             };
-            let img = root.join(get(c_img));
+            let inside = |column: &str, rel: &str| -> Result<PathBuf> {
+                if is_inside(rel) {
+                    Ok(root.join(rel))
+                } else {
+                    Err(bad_row(format!(
+                        "{column} path `{}` leaves the dataset folder (absolute, or with `..`)",
+                        rel.escape_debug()
+                    )))
+                }
+            };
+            let img = inside("image", get(c_img))?;
             if !img.is_file() {
                 return Err(bad_row(format!(
                     "listed image {} does not exist",
@@ -361,7 +423,7 @@ impl Visa {
                         if m.is_empty() {
                             return Err(bad_row(format!("anomaly {} has no mask", img.display())));
                         }
-                        let m = root.join(m);
+                        let m = inside("mask", m)?;
                         if !m.is_file() {
                             return Err(bad_row(format!(
                                 "listed mask {} does not exist",

@@ -2,7 +2,9 @@
 //! Textures Dataset's `images/<class>/*.jpg`, or any folder, searched recursively) or, without
 //! one, procedurally generated textures.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use noise::core::worley::ReturnType;
 use noise::{Billow, Fbm, MultiFractal, NoiseFn, Perlin, RidgedMulti, Worley};
@@ -27,11 +29,27 @@ pub fn is_image_file(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// All image files under `dir`, recursively, sorted (hidden entries skipped).
+/// Deepest folder nesting [`list_images_recursive`] descends (deeper folders are an error,
+/// not a silent cut).
+pub const MAX_FOLDER_DEPTH: usize = 64;
+
+/// Most folders [`list_images_recursive`] visits (the Describable Textures Dataset has 47).
+pub const MAX_FOLDERS: usize = 100_000;
+
+/// Total bytes of decoded textures a [`TextureSource`] keeps (each at the size it was asked
+/// for); textures drawn once the budget is spent are decoded again at each draw.
+pub const TEXTURE_CACHE_BYTES: usize = 256 << 20;
+
+/// All image files under `dir`, recursively, sorted (hidden entries skipped). Symbolic
+/// links to folders are followed, but each folder is visited once (by its canonical path),
+/// so a link loop ends; more than [`MAX_FOLDER_DEPTH`] levels or [`MAX_FOLDERS`] folders is
+/// an [`Error::Dataset`] naming `dir`.
 pub fn list_images_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
+    let canonical = |d: &Path| std::fs::canonicalize(d).map_err(|e| Error::io(d, e));
+    let mut visited = std::collections::HashSet::from([canonical(dir)?]);
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
         let rd = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
         for entry in rd {
             let entry = entry.map_err(|e| Error::io(&d, e))?;
@@ -40,7 +58,20 @@ pub fn list_images_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
                 continue;
             }
             if p.is_dir() {
-                stack.push(p);
+                if !visited.insert(canonical(&p)?) {
+                    continue; // a link back to a folder already seen
+                }
+                if depth + 1 > MAX_FOLDER_DEPTH || visited.len() > MAX_FOLDERS {
+                    return Err(Error::Dataset {
+                        path: dir.to_path_buf(),
+                        message: format!(
+                            "more than {MAX_FOLDER_DEPTH} nested folders or {MAX_FOLDERS} \
+                             folders in all (at {})",
+                            p.display()
+                        ),
+                    });
+                }
+                stack.push((p, depth + 1));
             } else if is_image_file(&p) {
                 out.push(p);
             }
@@ -48,6 +79,74 @@ pub fn list_images_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// The decoded textures of a [`TextureSource::Folder`], shared by its clones: each file is
+/// decoded (within [`crate::image`]'s limits) and resized once per size, then reused, up to
+/// [`TEXTURE_CACHE_BYTES`] in all. Always compares equal (it is a cache, not content).
+#[derive(Clone, Default)]
+pub struct TextureCache {
+    inner: Arc<Mutex<CacheState>>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    images: HashMap<(usize, usize), Arc<Image>>,
+    bytes: usize,
+    decodes: usize,
+}
+
+impl TextureCache {
+    /// How many times a file has been decoded through this cache (for tests and progress).
+    pub fn decodes(&self) -> usize {
+        self.lock().decodes
+    }
+
+    /// Bytes of decoded textures held.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // A panic elsewhere while the lock was held leaves a cache that is still consistent
+        // (entries are inserted whole), so a poisoned lock is used as it is.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// File `index` (`path`) at `size × size`, decoded at most once while the budget lasts.
+    fn get(&self, index: usize, path: &Path, size: usize) -> Result<Image> {
+        if let Some(img) = self.lock().images.get(&(index, size)) {
+            return Ok(Image::clone(img));
+        }
+        let img = load_rgb(path, size)?;
+        let mut state = self.lock();
+        state.decodes += 1;
+        let bytes = img.data.len() * std::mem::size_of::<f32>();
+        if state.bytes + bytes <= TEXTURE_CACHE_BYTES && !state.images.contains_key(&(index, size))
+        {
+            state.bytes += bytes;
+            state.images.insert((index, size), Arc::new(img.clone()));
+        }
+        Ok(img)
+    }
+}
+
+impl std::fmt::Debug for TextureCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        write!(
+            f,
+            "TextureCache({} textures, {} bytes)",
+            s.images.len(),
+            s.bytes
+        )
+    }
+}
+
+impl PartialEq for TextureCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Where the textures `I_t` of the pseudo-anomalies come from.
@@ -59,14 +158,17 @@ pub enum TextureSource {
         root: PathBuf,
         /// The image files found (sorted).
         files: Vec<PathBuf>,
+        /// The decoded textures, shared by clones of this source.
+        cache: TextureCache,
     },
     /// Procedurally generated textures ([`procedural_texture`]).
     Procedural,
 }
 
 impl TextureSource {
-    /// Collects the images under `dir` (recursively). An error names the folder when it is
-    /// missing, unreadable or holds no image file.
+    /// Collects the images under `dir` (recursively, see [`list_images_recursive`]). An
+    /// error names the folder when it is missing, unreadable or holds no image file. Files
+    /// are decoded later, when drawn, each once ([`TextureCache`]).
     pub fn from_folder(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::Dataset {
@@ -87,6 +189,7 @@ impl TextureSource {
         Ok(TextureSource::Folder {
             root: dir.to_path_buf(),
             files,
+            cache: TextureCache::default(),
         })
     }
 
@@ -103,11 +206,11 @@ impl TextureSource {
         }
     }
 
-    /// Draws one texture, `3 × size × size` in `[0, 1]`: a random file, loaded like any image,
-    /// or a procedural texture.
+    /// Draws one texture, `3 × size × size` in `[0, 1]`: a random file, loaded like any image
+    /// (and decoded once, see [`TextureCache`]), or a procedural texture.
     pub fn sample<R: Rng + ?Sized>(&self, size: usize, rng: &mut R) -> Result<Image> {
         match self {
-            TextureSource::Folder { files, root } => {
+            TextureSource::Folder { files, root, cache } => {
                 if files.is_empty() {
                     return Err(Error::Dataset {
                         path: root.clone(),
@@ -115,7 +218,7 @@ impl TextureSource {
                     });
                 }
                 let i = rng.random_range(0..files.len());
-                load_rgb(&files[i], size)
+                cache.get(i, &files[i], size)
             }
             TextureSource::Procedural => Ok(procedural_texture(size, rng.random(), rng)),
         }
@@ -274,5 +377,42 @@ mod tests {
         assert!(e.contains("does not exist"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(TextureSource::procedural().notice().is_some());
+    }
+
+    #[test]
+    fn link_loops_end_and_textures_are_decoded_once() {
+        let dir = std::env::temp_dir().join(format!("dfd-tex-loop-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        let img = ::image::RgbImage::from_fn(40, 30, |x, y| ::image::Rgb([x as u8, y as u8, 7]));
+        img.save(dir.join("a/b/t.png")).unwrap();
+        img.save(dir.join("u.png")).unwrap();
+        // Two links back to the root in each of two folders: 2^40 paths without the check.
+        for (at, to) in [
+            ("a/up", ".."),
+            ("a/b/up", "../.."),
+            ("a/b/self", "."),
+            ("root", "."),
+        ] {
+            std::os::unix::fs::symlink(to, dir.join(at)).unwrap();
+        }
+        let src = TextureSource::from_folder(&dir).unwrap();
+        let TextureSource::Folder { files, cache, .. } = &src else {
+            unreachable!()
+        };
+        assert_eq!(files.len(), 2, "{files:?}");
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let clone = src.clone();
+        let first: Vec<Image> = (0..20)
+            .map(|_| clone.sample(16, &mut rng).unwrap())
+            .collect();
+        assert_eq!(cache.decodes(), 2, "each file decoded once, clones share");
+        assert_eq!(cache.bytes(), 2 * 3 * 16 * 16 * 4);
+        // The cached draws are the images a fresh decode gives.
+        for t in &first {
+            assert!(
+                *t == load_rgb(&files[0], 16).unwrap() || *t == load_rgb(&files[1], 16).unwrap()
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -55,37 +55,28 @@ pub struct BackboneId {
     pub architecture: String,
     /// File name of the weights (informational: the fingerprint decides).
     pub file_name: String,
-    /// FNV-1a 64 (hex) of the f32 values of the first and last convolution weights and of
-    /// `bn1.running_var`: equal for the same weights in any dtype-preserving copy.
+    /// [`FINGERPRINT_PREFIX`] and the hex [`WeightFile::content_hash`] of every tensor the
+    /// network uses (conv1..layer3: convolution weights and BatchNorm parameters and
+    /// statistics, not the `num_batches_tracked` counters): equal for the same weights in
+    /// any copy that keeps their bytes and dtype, different when any of those bytes differ.
     pub fingerprint: String,
 }
 
-/// FNV-1a 64 over bytes.
-fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
+/// What every fingerprint starts with. Files written before the fingerprint covered every
+/// tensor hold a bare 16-digit hex value (of three tensors only); a heads-only model file
+/// with such a fingerprint is refused with a message saying so (refit it, or use a
+/// self-contained file, which carries its backbone).
+pub const FINGERPRINT_PREFIX: &str = "all-tensors-xxh64:";
 
 impl BackboneId {
-    /// The identity of an opened weight file (reads three small-to-medium tensors).
+    /// The identity of an opened weight file: hashes every byte of the tensors the network
+    /// uses (about 100 MB in f32; tens of milliseconds, the same pages the load reads).
     pub fn of_weight_file(file: &WeightFile) -> Result<BackboneId> {
-        let keys = wrn50_state_keys(3);
-        let convs: Vec<&(String, Vec<usize>)> = keys.iter().filter(|(_, s)| s.len() == 4).collect();
-        let mut picks: Vec<&(String, Vec<usize>)> = Vec::new();
-        if let (Some(first), Some(last)) = (convs.first(), convs.last()) {
-            picks.push(first);
-            picks.push(last);
-        }
-        if let Some(k) = keys.iter().find(|(n, _)| n == "bn1.running_var") {
-            picks.push(k);
-        }
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        for (name, shape) in picks {
-            h = fnv1a(h, name.as_bytes());
-            let v = file.get(name, shape)?;
-            h = fnv1a(h, bytemuck::cast_slice(&v));
-        }
+        let keys: Vec<(String, Vec<usize>)> = wrn50_state_keys(3)
+            .into_iter()
+            .filter(|(name, _)| !name.ends_with(".num_batches_tracked"))
+            .collect();
+        let h = file.content_hash(&keys)?;
         Ok(BackboneId {
             architecture: BACKBONE_ARCHITECTURE.into(),
             file_name: file
@@ -93,7 +84,7 @@ impl BackboneId {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            fingerprint: format!("{h:016x}"),
+            fingerprint: format!("{FINGERPRINT_PREFIX}{h:016x}"),
         })
     }
 }
@@ -192,11 +183,18 @@ impl ModelFile {
     /// too large to be one) is refused without reading it whole.
     pub fn read(path: &Path) -> Result<ModelFile> {
         use std::io::Read;
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-        if !meta.is_file() {
-            return Err(err(path, "not a regular file"));
+        // Checked before opening: opening a FIFO would wait for a writer.
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(err(path, "is a folder, not a model file"));
         }
+        if !meta.is_file() {
+            return Err(err(
+                path,
+                "is not a regular file (a device, a pipe or a socket), not a model file",
+            ));
+        }
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         if meta.len() > MAX_MODEL_BYTES {
             return Err(err(
                 path,
@@ -253,11 +251,13 @@ impl ModelFile {
                 format!("format `{format}` is not `{FORMAT}` (written by another version?)"),
             ));
         }
-        let config: TrainConfig = serde_json::from_str(get("config")?)
-            .map_err(|e| err(path, format!("metadata `config` does not parse: {e}")))?;
-        config
-            .validate()
-            .map_err(|e| err(path, format!("stored configuration is invalid: {e}")))?;
+        // Parsed and validated (every value in its range) before anything is allocated.
+        let config = TrainConfig::from_json(get("config")?).map_err(|e| {
+            err(
+                path,
+                format!("stored configuration (metadata `config`): {e}"),
+            )
+        })?;
         let calibration: Calibration = serde_json::from_str(get("calibration")?)
             .map_err(|e| err(path, format!("metadata `calibration` does not parse: {e}")))?;
         let backbone: BackboneId = serde_json::from_str(get("backbone")?)
@@ -373,6 +373,20 @@ impl ModelFile {
             ));
         }
         if self.backbone.fingerprint != backbone.fingerprint {
+            if !self.backbone.fingerprint.starts_with(FINGERPRINT_PREFIX)
+                && backbone.fingerprint.starts_with(FINGERPRINT_PREFIX)
+            {
+                return Err(err(
+                    path,
+                    format!(
+                        "was written by an older dfd whose backbone fingerprint ({}) covered \
+                         only three tensors; this version checks every backbone tensor and \
+                         cannot verify `{}` against it: fit the model again (or use a \
+                         self-contained model file, which carries its backbone)",
+                        self.backbone.fingerprint, backbone.file_name
+                    ),
+                ));
+            }
             return Err(err(
                 path,
                 format!(
