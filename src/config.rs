@@ -365,7 +365,7 @@ impl TrainConfig {
     /// | `perlin_min_scale_exp ≤ perlin_max_scale_exp` | `≤ 12` |
     /// | `perlin_threshold` | `[0, 1]` |
     /// | `augmenters_per_texture` | `0..=10` |
-    /// | `noise_std` | `(0, 10]` |
+    /// | `noise_std` | `(0, f32::MAX]` (finite) |
     /// | `margin` | `[0, 100]` |
     /// | `lambda_per`, `lambda_sim` | `[0, 1000]` |
     /// | `lr_adaptor`, `lr_gaussian`, `lr_perlin` | `(0, 1]` |
@@ -432,7 +432,9 @@ impl TrainConfig {
         }
         // (name, value, lowest allowed, highest allowed, lowest excluded)
         let reals: [(&str, f64, f64, f64, bool); 16] = [
-            ("noise_std", self.noise_std.into(), 0.0, 10.0, true),
+            // Any finite σ: it allocates nothing, and one that overflows the features stops
+            // training with an error naming the loss term (tested end to end).
+            ("noise_std", self.noise_std.into(), 0.0, f32::MAX.into(), true),
             ("lr_adaptor", self.lr_adaptor.into(), 0.0, 1.0, true),
             ("lr_gaussian", self.lr_gaussian.into(), 0.0, 1.0, true),
             ("lr_perlin", self.lr_perlin.into(), 0.0, 1.0, true),
@@ -658,7 +660,7 @@ mod tests {
                 "loss_check_every",
                 Box::new(|c| c.loss_check_every = usize::MAX),
             ),
-            ("noise_std", Box::new(|c| c.noise_std = 1e30)),
+            ("noise_std", Box::new(|c| c.noise_std = f32::INFINITY)),
             ("lr_adaptor", Box::new(|c| c.lr_adaptor = f32::INFINITY)),
             ("blur_sigma", Box::new(|c| c.blur_sigma = 1e9)),
             ("blur_truncate", Box::new(|c| c.blur_truncate = 1e9)),

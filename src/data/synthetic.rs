@@ -87,6 +87,28 @@ pub fn generate_category_of_kind(
     counts: SyntheticCounts,
     seed: u64,
 ) -> Result<PathBuf> {
+    generate_varied_category(root, name, kind, 0.0, size, counts, seed)
+}
+
+/// Like [`generate_category_of_kind`] with natural variation between good parts, in `[0, 2]`:
+/// 0 is the fixed look of [`generate_category`] (byte-identical output); above it each image
+/// also varies in lighting (gain ± 15 % × v), and objects in position (± 4 % + 6 % × v of
+/// the side), orientation (± 0.4 × v rad) and size (± 6 % × v) — what a few shots cannot
+/// show and a threshold must tolerate.
+pub fn generate_varied_category(
+    root: &Path,
+    name: &str,
+    kind: SyntheticKind,
+    variation: f32,
+    size: usize,
+    counts: SyntheticCounts,
+    seed: u64,
+) -> Result<PathBuf> {
+    if !(0.0..=2.0).contains(&variation) {
+        return Err(Error::Config(format!(
+            "synthetic variation {variation} is outside [0, 2]"
+        )));
+    }
     if size < 16 {
         return Err(Error::Config(format!(
             "synthetic image size {size} is below 16"
@@ -103,7 +125,8 @@ pub fn generate_category_of_kind(
         mkdir(&dir.join("test").join(d))?;
         mkdir(&dir.join("ground_truth").join(d))?;
     }
-    let style = Style::new(kind, seed);
+    let mut style = Style::new(kind, seed);
+    style.variation = variation;
     let mut index = 0u64;
     let mut next_rng = || {
         index += 1;
@@ -139,6 +162,8 @@ struct Style {
     seed: u64,
     background: [f32; 3],
     radius: (f32, f32),
+    /// Natural variation between good parts (0: none; see [`generate_varied_category`]).
+    variation: f32,
 }
 
 impl Style {
@@ -150,6 +175,7 @@ impl Style {
             seed,
             background: [g, g * 1.05, g * 1.1],
             radius: (rng.random_range(0.28..0.36), rng.random_range(0.3..0.4)),
+            variation: 0.0,
         }
     }
 
@@ -159,19 +185,36 @@ impl Style {
         let mut style_rng = ChaCha8Rng::seed_from_u64(self.seed);
         let tex = procedural_texture(size, rng.random(), &mut style_rng);
         let n = size * size;
-        match self.kind {
+        let v = self.variation;
+        // Extra draws only with variation, so that v = 0 reproduces the fixed look exactly.
+        let mut vary = |m: f32| {
+            if v > 0.0 {
+                rng.random_range(-m..=m) * v
+            } else {
+                0.0
+            }
+        };
+        let gain = 1.0 + vary(0.15);
+        let (mut img, obj) = match self.kind {
             SyntheticKind::Texture => (tex, vec![true; n]),
             SyntheticKind::Object => {
                 let s = size as f32;
-                let cx = s / 2.0 + rng.random_range(-0.04..0.04) * s;
-                let cy = s / 2.0 + rng.random_range(-0.04..0.04) * s;
-                let (rx, ry) = (self.radius.0 * s, self.radius.1 * s);
+                let (shift_x, shift_y, angle, scale) =
+                    (vary(0.06), vary(0.06), vary(0.4), vary(0.06));
+                let cx = s / 2.0 + (rng.random_range(-0.04..0.04) + shift_x) * s;
+                let cy = s / 2.0 + (rng.random_range(-0.04..0.04) + shift_y) * s;
+                let (rx, ry) = (
+                    self.radius.0 * s * (1.0 + scale),
+                    self.radius.1 * s * (1.0 + scale),
+                );
+                let (sin, cos) = angle.sin_cos();
                 let mut img = Image::zeros(3, size, size);
                 let mut obj = vec![false; n];
                 for y in 0..size {
                     for x in 0..size {
-                        let dx = (x as f32 + 0.5 - cx) / rx;
-                        let dy = (y as f32 + 0.5 - cy) / ry;
+                        let (px, py) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+                        let dx = (cos * px + sin * py) / rx;
+                        let dy = (-sin * px + cos * py) / ry;
                         let r = dx * dx + dy * dy;
                         let i = y * size + x;
                         for c in 0..3 {
@@ -188,8 +231,74 @@ impl Style {
                 }
                 (img, obj)
             }
+        };
+        if v > 0.0 {
+            for x in img.data.iter_mut() {
+                *x = (*x * gain).clamp(0.0, 1.0);
+            }
         }
+        (img, obj)
     }
+}
+
+/// One category of the benchmark suite ([`suite`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SuiteCategory {
+    /// Folder name.
+    pub name: &'static str,
+    /// Texture or object.
+    pub kind: SyntheticKind,
+    /// Natural variation between good parts (see [`generate_varied_category`]).
+    pub variation: f32,
+    /// Look of the category (pattern family, palette, shape).
+    pub style_seed: u64,
+}
+
+/// The synthetic benchmark suite: six categories, textures and objects on a background,
+/// from fixed looks to good parts that vary in position, orientation, size and lighting.
+pub fn suite() -> Vec<SuiteCategory> {
+    let c = |name, kind, variation, style_seed| SuiteCategory {
+        name,
+        kind,
+        variation,
+        style_seed,
+    };
+    vec![
+        c("texture_fixed", SyntheticKind::Texture, 0.0, 11),
+        c("texture_lit", SyntheticKind::Texture, 1.0, 12),
+        c("texture_varied", SyntheticKind::Texture, 2.0, 13),
+        c("object_fixed", SyntheticKind::Object, 0.0, 21),
+        c("object_placed", SyntheticKind::Object, 1.0, 22),
+        c("object_varied", SyntheticKind::Object, 2.0, 23),
+    ]
+}
+
+/// Images per suite category: 8 good training images, 40 good and 40 defective (10 per
+/// defect type) test images.
+pub const SUITE_COUNTS: SyntheticCounts = SyntheticCounts {
+    train_good: 8,
+    test_good: 40,
+    test_per_defect: 10,
+};
+
+/// Writes the whole [`suite`] under `root` (one MVTec-layout folder per category, images of
+/// `size × size`); `seed` picks the suite's instance (each category's look and images).
+/// Same arguments → byte-identical files. Returns the category folders.
+pub fn generate_suite(root: &Path, size: usize, seed: u64) -> Result<Vec<PathBuf>> {
+    suite()
+        .iter()
+        .map(|c| {
+            generate_varied_category(
+                root,
+                c.name,
+                c.kind,
+                c.variation,
+                size,
+                SUITE_COUNTS,
+                c.style_seed.wrapping_mul(0x9E37_79B9).wrapping_add(seed),
+            )
+        })
+        .collect()
 }
 
 fn seg_dist(px: f32, py: f32, a: (f32, f32), b: (f32, f32)) -> f32 {

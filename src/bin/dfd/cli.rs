@@ -14,6 +14,8 @@ mod eval;
 mod fit;
 #[path = "predict.rs"]
 mod predict;
+#[path = "synth.rs"]
+mod synth;
 #[path = "weights.rs"]
 mod weights;
 
@@ -35,6 +37,7 @@ enum Command {
     Predict(predict::PredictArgs),
     Eval(eval::EvalArgs),
     Weights(weights::WeightsArgs),
+    Synth(synth::SynthArgs),
 }
 
 /// Parses `args` (program name first), runs the subcommand and maps the outcome to the
@@ -56,6 +59,7 @@ where
         Command::Predict(a) => predict::run(a),
         Command::Eval(a) => eval::run(a).map(|()| false),
         Command::Weights(a) => weights::run(a).map(|()| false),
+        Command::Synth(a) => synth::run(a).map(|()| false),
     };
     match outcome {
         Ok(false) => ExitCode::SUCCESS,
