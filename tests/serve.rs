@@ -526,10 +526,12 @@ fn overload_answers_503_with_retry_after_and_nothing_hangs() {
         "--max-queue",
         "2",
         "--max-batch",
-        "2",
+        "4",
         "--batch-window-ms",
-        "50",
+        "400",
     ]);
+    // The queue holds 2 and a batch waits 400 ms for a third request that cannot be
+    // admitted: the clients started together find the queue full, on any adapter.
     let clients = 12;
     let rounds = 3;
     let start = Arc::new(Barrier::new(clients));
@@ -580,7 +582,8 @@ fn bearer_token_and_deadline() {
     let _serial = serial();
     let token_file = t.models.parent().unwrap().join("token");
     std::fs::write(&token_file, "s3cret-token\n").unwrap();
-    // A heads-only model with its weights; a deadline no prediction meets.
+    // A heads-only model with its weights; a deadline no prediction meets (a batch waits
+    // 20 ms for company).
     let mut server = Server::start(&[
         "--model",
         s(&t.heads_only),
@@ -590,6 +593,8 @@ fn bearer_token_and_deadline() {
         s(&token_file),
         "--deadline-ms",
         "1",
+        "--batch-window-ms",
+        "20",
     ]);
     let right = [("Authorization", "Bearer s3cret-token")];
     let wrong = [("Authorization", "Bearer s3cret-tokem")];
