@@ -607,6 +607,15 @@ fn bearer_token_and_deadline() {
         let r = server.req("GET", path, &right, b"");
         assert_eq!(r.status, 200, "{path}: {}", r.text());
     }
+    // The scheme is case-insensitive; a token without it is refused.
+    let lower = [("Authorization", "bearer s3cret-token")];
+    assert_eq!(server.req("GET", "/v1/models", &lower, b"").status, 200);
+    let bare = [("Authorization", "s3cret-token")];
+    assert_error(
+        &server.req("GET", "/v1/models", &bare, b""),
+        401,
+        "no scheme",
+    );
     let list = server.req("GET", "/v1/models", &right, b"").json();
     assert_eq!(list["models"][0]["name"], "heads");
     let image = &t.images[0].1;
@@ -627,7 +636,7 @@ fn bearer_token_and_deadline() {
     let text = server.req("GET", "/metrics", &right, b"").text();
     assert_eq!(
         metric(&text, "dfd_http_requests_total{code=\"401\"}"),
-        6.0,
+        7.0,
         "{text}"
     );
     assert_eq!(

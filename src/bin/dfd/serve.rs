@@ -159,11 +159,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(state, args.addr))?;
-    // Every connection is closed and the state dropped: the batching threads see their
-    // channels close once they have answered what they hold.
-    for w in workers {
-        let _ = w.join();
+    let finished = runtime.block_on(serve(state, args.addr))?;
+    // Dropping the runtime drops what its tasks still hold of the state; the batching
+    // threads then see their channels close once they have answered what they hold
+    // (not waited for when requests outlived the grace period: a batch may be stuck).
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if finished {
+        for w in workers {
+            let _ = w.join();
+        }
     }
     eprintln!("dfd serve: stopped");
     Ok(())
@@ -242,8 +246,13 @@ fn load_models(
     for (name, path) in files {
         let file = ModelFile::read(path)?;
         let c = &file.config;
+        // With --weights every model runs on that one file (a model trained on others is
+        // refused by `from_file`); otherwise on the backbone its file embeds.
         let key = (
-            file.backbone.fingerprint.clone(),
+            match weights {
+                Some(_) => String::new(),
+                None => file.backbone.fingerprint.clone(),
+            },
             c.backbone_precision.to_string(),
             c.pre_dim,
             c.feature_dim,
@@ -542,8 +551,9 @@ fn method_not_allowed(allow: &'static str) -> Response {
     r
 }
 
-/// Binds, serves until a signal, then waits for the requests in flight.
-async fn serve(state: Shared, addr: SocketAddr) -> Result<()> {
+/// Binds, serves until a signal, then waits for the requests in flight; `false` when some
+/// were still open after the grace period.
+async fn serve(state: Shared, addr: SocketAddr) -> Result<bool> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -574,10 +584,15 @@ async fn serve(state: Shared, addr: SocketAddr) -> Result<()> {
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        r = server => r.context("serving")?,
-        () = forced => eprintln!("dfd serve: requests still open after {grace:?}; stopping"),
+        r = server => {
+            r.context("serving")?;
+            Ok(true)
+        }
+        () = forced => {
+            eprintln!("dfd serve: requests still open after {grace:?}; stopping");
+            Ok(false)
+        }
     }
-    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -622,8 +637,9 @@ async fn auth(State(st): State<Shared>, req: Request, next: Next) -> Response {
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
             if !given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
                 let mut r = error(
                     StatusCode::UNAUTHORIZED,
