@@ -14,6 +14,8 @@ mod eval;
 mod fit;
 #[path = "predict.rs"]
 mod predict;
+#[path = "serve.rs"]
+mod serve;
 #[path = "synth.rs"]
 mod synth;
 #[path = "weights.rs"]
@@ -36,6 +38,7 @@ enum Command {
     Fit(fit::FitArgs),
     Predict(predict::PredictArgs),
     Eval(eval::EvalArgs),
+    Serve(serve::ServeArgs),
     Weights(weights::WeightsArgs),
     Synth(synth::SynthArgs),
 }
@@ -58,6 +61,7 @@ where
         Command::Fit(a) => fit::run(a).map(|()| false),
         Command::Predict(a) => predict::run(a),
         Command::Eval(a) => eval::run(a).map(|()| false),
+        Command::Serve(a) => serve::run(a).map(|()| false),
         Command::Weights(a) => weights::run(a).map(|()| false),
         Command::Synth(a) => synth::run(a).map(|()| false),
     };
