@@ -227,7 +227,7 @@ def main():
             break
 
     lines = [f"# {info.get('title', 'dfd GPU check')}", ""]
-    for k in ("date", "commit", "mode", "host"):
+    for k in ("date", "commit", "host", "gpu"):
         if k in info:
             lines.append(f"- {k}: {info[k]}")
     lines += [
