@@ -6,7 +6,9 @@ H 1024, 16 heads, T 1024, S 256, batch 8). Prints ms and GFLOP/s with the same F
 the Rust bench.
 
 Run:  python3 scripts/bench_torch_heads.py [--quick] [--threads N] [--device cpu|cuda|auto]
-(--quick: batch 1, as DFD_BENCH_QUICK=1 for the Rust bench.)
+          [--preset paper|fast]
+(--quick: batch 1, as DFD_BENCH_QUICK=1 for the Rust bench; --preset fast: that preset's
+sizes, as DFD_BENCH_PRESET=fast.)
 """
 import argparse
 import os
@@ -20,6 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
 from torch_device import pick  # noqa: E402
 from heads import PATHS, Heads, init_heads, make_optimizer  # noqa: E402  (the fixture's modules)
+
+# Image side S, feature dimension D, discriminator width H and attention heads of the presets
+# (copies of src/config.rs; T = (S / 8)^2).
+PRESETS = {"paper": (256, 1536, 1024, 16), "fast": (64, 256, 256, 4)}
 
 
 def gemm_flops(B, T, D, H, mlp=4):
@@ -66,13 +72,15 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda if available)")
+    ap.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     dev, sync, desc = pick(a.device)
     B = 1 if a.quick else 8
-    h = w = 32
-    T, D, H, heads, S = h * w, 1536, 1024, 16, 256
+    S, D, H, heads = PRESETS[a.preset]
+    h = w = S // 8
+    T = h * w
     g = torch.Generator().manual_seed(0)
     m = Heads(D, H, T, heads).float()
     init_heads(m, g)
@@ -82,7 +90,7 @@ def main():
              for f in PATHS for k in ("normal", "anomalous")}
     eps = {f: (0.015 * torch.randn(B * T, D, generator=g)).to(dev) for f in PATHS}
     mask = torch.zeros(B, S, S)
-    mask[0, 96:160, 64:128] = 1
+    mask[0, 3 * S // 8:5 * S // 8, S // 4:S // 2] = 1  # rows 96..160, columns 64..128 at S 256
     label = (mask.reshape(B, -1).sum(1) > 0).float().to(dev)
     mask = mask.to(dev)
 

@@ -10,14 +10,19 @@
 #   1. Here, in the checkout the device tool sends (the session's own repo, not a helper's
 #      worktree), with the commit to measure checked out:
 #
-#        scripts/gpu_check.sh pack        # ~1-10 min: stripped benches + dfd + Vulkan loader
-#                                         # into .gpu-bundle/ (git-ignored); fails over 60 MiB
+#        scripts/gpu_check.sh pack        # stripped benches + dfd + the Vulkan loader into
+#                                         # .gpu-bundle/ (git-ignored, ~45 MiB; over 60 fails);
+#                                         # seconds after a release build, else ~10 min
 #
-#   2. Rehearse it here on the software adapter (optional, no GPU, ~10 min on 2 cores):
+#   2. Rehearse it here on the software adapter (no GPU; ~2-3 min on 2 cores):
 #
-#        scripts/gpu_check.sh dry-run     # pack, unpack into a temp dir, short run on lavapipe
+#        scripts/gpu_check.sh dry-run     # pack, unpack the tree into a temp dir as the device
+#                                         # tool sends it, shortened run on lavapipe; the
+#                                         # table lands in gpu-check-out/gpu-check.md
 #
-#   3. The device tool's run, one call (about 9 minutes of the 15 of device time):
+#   3. The device tool's run, one call (the machine's start + at most ~9.5 min of the
+#      session's 15 min of device time; a rerun must follow within the 30 s the machine
+#      stays warm, or give_back):
 #
 #        command:   bash scripts/gpu_check.sh run
 #        carry:     [".gpu-bundle"]
@@ -29,9 +34,9 @@
 #      (default 540), each step under its own time limit. When no NVIDIA adapter comes up it
 #      prints the loader's diagnostics and exits 1 at once (a minute or so), leaving the
 #      lease time for a corrected rerun. To rerun a part:
-#      `DFD_CHECK_ONLY=gemm,torch_gemm bash scripts/gpu_check.sh run` (steps: probe, weights,
-#      gemm, torch_gemm, heads, torch_heads, attention, torch_attention, backbone,
-#      torch_backbone, pipeline, fit_2shot, torch_pipeline).
+#      `DFD_CHECK_ONLY=gemm,torch_gemm bash scripts/gpu_check.sh run` (steps: bundle, probe,
+#      weights, gemm, torch_gemm, heads, torch_heads, attention, torch_attention, backbone,
+#      torch_backbone, pipeline, fit_2shot, torch_pipeline; fit_2shot needs weights).
 #
 # Settings (environment): DFD_CHECK_BUDGET (s), DFD_CHECK_EPOCHS (epochs of the 2-shot
 # training, default 2; the table's note extrapolates to the preset's 80), DFD_CHECK_ONLY,
@@ -352,6 +357,7 @@ run() {
     dstep gemm 120 "${dfd[@]}" "${q[@]}" DFD_GEMM_SHAPES="256,384,384" "$bin/gemm"
     tstep torch_gemm 60 scripts/bench_torch_gemm.py --device "$torch_dev" --shapes "256,384,384"
     dstep heads 300 "${dfd[@]}" "${q[@]}" DFD_BENCH_PRESET=fast "$bin/heads"
+    tstep torch_heads 120 scripts/bench_torch_heads.py --device "$torch_dev" --quick --preset fast
   else
     dstep gemm 60 "${dfd[@]}" "$bin/gemm"
     tstep torch_gemm 45 scripts/bench_torch_gemm.py --device "$torch_dev"

@@ -94,13 +94,13 @@ def backbone(text):
 
 
 def heads(text):
-    """({'train'|'inference'|'inf. f16': (ms, GFLOP/s)}, batch)."""
+    """({'train'|'inference'|'inf. f16': (ms, GFLOP/s)}, batch, D)."""
     out = {}
     for line in text.splitlines():
         m = re.match(r"\s*(train|inference|inf\. f16)\s+" + NUM + r"\s+" + NUM, line)
         if m:
             out.setdefault(m.group(1), (float(m.group(2)), float(m.group(3))))
-    return out, first(r"batch (\d+)", text)
+    return out, first(r"batch (\d+)", text), first(r"heads, D (\d+)", text)
 
 
 def pipeline_text(text):
@@ -171,14 +171,16 @@ def rows(log_dir):
         r.append(Row(f"backbone WRN50-2 + patches, {n} image(s) at {side or '?'} px",
                      d and d[0], t and t[0], gf))
 
-    (h, batch), (th, _) = heads(read(log_dir, "heads.log")), heads(read(log_dir, "torch_heads.log"))
+    (h, batch, dim), (th, _, _) = heads(read(log_dir, "heads.log")), heads(
+        read(log_dir, "torch_heads.log"))
     for what in ("train", "inference", "inf. f16"):
         d, t = h.get(what), th.get(what)
         if d or t:
             gf = d[0] * d[1] / 1e3 if d else None
             label = {"train": "training step", "inference": "inference",
                      "inf. f16": "inference, f16 storage"}[what]
-            r.append(Row(f"heads {label}, batch {batch or '?'}", d and d[0], t and t[0], gf))
+            r.append(Row(f"heads {label}, D {dim or '?'}, batch {batch or '?'}", d and d[0],
+                         t and t[0], gf))
 
     p = pipeline(log_dir, "pipeline", "dfd-pipeline.json")
     tp = pipeline(log_dir, "torch_pipeline", "torch-pipeline.json")
