@@ -148,7 +148,8 @@ reserve=10 # seconds kept for the last table
 only=",${DFD_CHECK_ONLY:-},"
 dfd_env=()
 
-wanted() { [[ $only == ",," || $only == *",$1,"* ]]; }
+# Whether DFD_CHECK_ONLY (empty: all) names step $1 (probe_bundled goes with probe).
+wanted() { [[ $only == ",," || $only == *",${1%_bundled},"* ]]; }
 
 # Records one step's outcome and rewrites the table.
 record() { # record STEP STATUS SECONDS LIMIT NOTE
@@ -200,21 +201,27 @@ skip() { # skip NAME WHY
 ok() { grep -q "^$1"$'\t'"ok"$'\t' "$logs/steps.tsv" 2>/dev/null; }
 
 # Sets dfd_env: the environment for the dfd binaries. The bundled libraries are linked into
-# $work/vklib only where this machine lacks them (all of libvulkan.so.1 with --dry, to test
-# the bundled loader); the NVIDIA ICD's JSON is looked up where the driver mount puts it.
+# $work/vklib only where this machine lacks them (libvulkan.so.1 always with --dry, to test
+# the bundled loader, or with `vulkan_env bundled`, the second try); the NVIDIA ICD's JSON is
+# looked up where the driver mount puts it.
 vulkan_env() {
-  local lib name have
+  local force=${1:-} lib name have ldconfig=ldconfig
+  rm -rf "$work/vklib"
   mkdir -p "$work/vklib"
+  command -v ldconfig >/dev/null || ldconfig=/sbin/ldconfig
   local ldcache=""
-  if command -v ldconfig >/dev/null || [[ -x /sbin/ldconfig ]]; then
-    ldcache=$({ command -v ldconfig >/dev/null && ldconfig -p; } || /sbin/ldconfig -p)
+  if [[ -x $(command -v "$ldconfig") ]]; then
+    # There (root, a throwaway machine) the cache is refreshed first: the driver's folders
+    # are mounted after the image's cache was built.
+    if ((dry == 0)) && [[ $(id -u) == 0 ]]; then "$ldconfig" || true; fi
+    ldcache=$("$ldconfig" -p || true)
   fi
   for lib in "$root/$bundle"/vulkan/lib/*.so.*; do
     [[ -e $lib ]] || continue
     name=$(basename "$lib")
     have=0
     if grep -q "[[:space:]]$name " <<<"$ldcache"; then have=1; fi
-    if ((dry)) && [[ $name == libvulkan.so.1 ]]; then have=0; fi
+    if [[ $name == libvulkan.so.1 ]] && ((dry)) || [[ $force == bundled ]]; then have=0; fi
     if ((have == 0)); then
       ln -sf "$lib" "$work/vklib/$name"
       say "vulkan: using the bundled $name"
@@ -235,7 +242,10 @@ vulkan_env() {
         break
       fi
     done
-    [[ -n $icd ]] || say "vulkan: NO NVIDIA ICD JSON found (looked in /usr/local/nvidia, /usr/share, /etc)"
+    if [[ -z $icd ]]; then
+      icd=$(find /usr /etc /opt -maxdepth 6 -name 'nvidia_icd*.json' 2>/dev/null | head -1 || true)
+    fi
+    [[ -n $icd ]] || say "vulkan: NO NVIDIA ICD JSON found (looked in /usr/local/nvidia, /usr, /etc, /opt)"
   fi
   if [[ -n $icd ]]; then
     say "vulkan: ICD $icd: $(tr -d '\n ' <"$icd")"
@@ -323,6 +333,13 @@ run() {
   step probe 60 "${dfd[@]}" DFD_GEMM_SHAPES=256,256,256 DFD_BENCH_REPS=1 "$bin/gemm"
   local adapter
   adapter=$(sed -n 's/^adapter: //p' "$logs/probe.log" 2>/dev/null | head -1 || true)
+  if ((dry == 0)) && wanted probe && [[ $adapter != *NVIDIA* ]]; then
+    say "vulkan: no NVIDIA adapter with the machine's own loader; second try with the bundled one"
+    vulkan_env bundled
+    dfd=("${dfd_env[@]}")
+    step probe_bundled 60 "${dfd[@]}" DFD_GEMM_SHAPES=256,256,256 DFD_BENCH_REPS=1 "$bin/gemm"
+    adapter=$(sed -n 's/^adapter: //p' "$logs/probe_bundled.log" 2>/dev/null | head -1 || true)
+  fi
   # The adapter line decides (the probe's product itself may fail on a working adapter).
   if [[ -z $adapter ]] || { ((dry == 0)) && [[ $adapter == *llvmpipe* || $adapter != *NVIDIA* ]]; }; then
     if wanted probe; then
