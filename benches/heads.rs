@@ -45,9 +45,10 @@ fn main() {
     };
     let (ln, la, hn, ha) = (feat(1), feat(2), feat(3), feat(4));
     let (el, eh) = (eps(5), eps(6));
+    // Image 0 carries a pseudo-anomaly (a rectangle; rows 96..160, columns 64..128 at S 256).
     let mut mask = vec![0f32; b * s * s];
-    for y in 96..160 {
-        for x in 64..128 {
+    for y in 3 * s / 8..5 * s / 8 {
+        for x in s / 4..s / 2 {
             mask[y * s + x] = 1.0;
         }
     }

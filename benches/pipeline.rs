@@ -10,8 +10,9 @@
 //! | `inference`  | one image → anomaly map + score through [`Detector::predict`] |
 //!
 //! Every stage runs once untimed (shader compilation, buffer pool) and then a few times
-//! (5 on a GPU, 3 on a software adapter, 1 with `DFD_BENCH_QUICK=1`); the median is
-//! reported, with GFLOP/s from the crate's FLOP counts (see [`stage_flops`]).
+//! (5 on a GPU, 3 on a software adapter, 1 with `DFD_BENCH_QUICK=1`, N with
+//! `DFD_BENCH_REPS=N`); the median is reported, with GFLOP/s from the crate's FLOP counts
+//! (see [`stage_flops`]).
 //!
 //! Presets: `DFD_BENCH_PRESETS=fast,paper` (any [`TrainConfig::preset`] names); the default
 //! is both on a real GPU and only `fast` on a software (CPU) adapter, where the paper preset
@@ -377,10 +378,11 @@ fn main() -> Result<()> {
     let peak = peak_gflops(&gpu)?;
     println!("measured peak: {peak:.1} GFLOP/s (f32 FMA, registers only)");
     let quick = std::env::var("DFD_BENCH_QUICK").is_ok();
-    let reps = match (quick, gpu.kind()) {
-        (true, _) => 1,
-        (false, AdapterKind::Gpu) => 5,
-        (false, AdapterKind::Cpu) => 3,
+    let reps = match (std::env::var("DFD_BENCH_REPS"), quick, gpu.kind()) {
+        (Ok(r), _, _) => r.parse().context("DFD_BENCH_REPS: a count")?,
+        (_, true, _) => 1,
+        (_, false, AdapterKind::Gpu) => 5,
+        (_, false, AdapterKind::Cpu) => 3,
     };
     let (names, skipped) = presets(gpu.kind())?;
     if let Some(why) = &skipped {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Self-contained benchmark run for a machine with a real GPU: builds in release, runs every
 # benchmark on the best adapter (or the one DFD_ADAPTER names), and writes one table file.
-# Finishes within a few minutes on a GPU.
+# Finishes within a few minutes on a GPU. Needs cargo on that machine; for the lent GPU
+# machine (no toolchain, a time limit, prebuilt binaries carried in) use scripts/gpu_check.sh,
+# which also runs the PyTorch CUDA twins and writes one table.
 #
 #   scripts/bench_gpu.sh [OUT_FILE]          (default: bench-results.txt)
 set -euo pipefail

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch-on-CPU twin of `cargo bench --bench backbone`, for a side-by-side comparison.
+"""PyTorch twin of `cargo bench --bench backbone` (CPU, or CUDA with --device), for a
+side-by-side comparison.
 
 Runs torchvision's wide_resnet50_2 up to layer3 plus the SimpleNet/DFD patch aggregation
 (unfold 3x3, bilinear resize of layer3's neighbourhoods, adaptive average pools to 1536) on
@@ -7,14 +8,20 @@ one and eight 256x256 images, then every distinct convolution shape of the netwo
 prints ms and GFLOP/s in the same layout. Random weights (eval mode); the speed does not
 depend on the values.
 
-    /work/venv/bin/python scripts/bench_torch_backbone.py [--quick] [--threads N]
+    python3 scripts/bench_torch_backbone.py [--quick] [--threads N] [--device cpu|cuda|auto]
+        [--size 256]
 """
 import argparse
+import os
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_device import pick  # noqa: E402
 
 
 def patch_features(l2, l3, dim=1536):
@@ -34,11 +41,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda if available)")
+    ap.add_argument("--size", type=int, default=256, help="image side (DFD_BENCH_SIZE)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__} on CPU, {torch.get_num_threads()} threads")
-    m = torchvision.models.wide_resnet50_2().eval()
+    dev, sync, desc = pick(args.device)
+    print(desc)
+    m = torchvision.models.wide_resnet50_2().eval().to(dev)
     convs = []
 
     def hook(mod, inp, out):
@@ -51,9 +61,9 @@ def main():
         l2 = m.layer2(m.layer1(x))
         return l2, m.layer3(l2)
 
-    s = 256
+    s = args.size
     with torch.inference_mode():
-        backbone(torch.zeros(1, 3, s, s))
+        backbone(torch.zeros(1, 3, s, s, device=dev))
         for h in hooks:
             h.remove()
         flops_img = sum(
@@ -65,12 +75,14 @@ def main():
         print(f"\nWideResNet-50-2 to layer3 + patch aggregation, {s}x{s}")
         print(f"{'images':>8} {'ms':>12} {'ms/image':>12} {'GFLOP/s':>10}")
         for b in [1] if args.quick else [1, 8]:
-            x = torch.randn(b, 3, s, s)
+            x = torch.randn(b, 3, s, s, device=dev)
             patch_features(*backbone(x))
+            sync()
             reps = 1 if args.quick or b > 1 else 3
             t = time.perf_counter()
             for _ in range(reps):
                 patch_features(*backbone(x))
+            sync()
             sec = (time.perf_counter() - t) / reps
             print(f"{b:>8} {sec * 1e3:>12.1f} {sec * 1e3 / b:>12.1f} {flops_img * b / sec / 1e9:>10.1f}")
 
@@ -81,16 +93,18 @@ def main():
             key = (mod.in_channels, mod.out_channels, mod.kernel_size[0], mod.stride[0], mod.padding[0], shp[2], shp[3])
             seen[key] = seen.get(key, 0) + 1
         for (ci, co, k, st, pad, h, w), count in seen.items():
-            x = torch.randn(1, ci, h, w)
-            wt = torch.randn(co, ci, k, k)
-            bias = torch.randn(co)
+            x = torch.randn(1, ci, h, w, device=dev)
+            wt = torch.randn(co, ci, k, k, device=dev)
+            bias = torch.randn(co, device=dev)
             oh, ow = (h + 2 * pad - k) // st + 1, (w + 2 * pad - k) // st + 1
             fl = 2 * co * ci * k * k * oh * ow
             F.relu(F.conv2d(x, wt, bias, st, pad))
+            sync()
             reps = 1 if args.quick else 3
             t = time.perf_counter()
             for _ in range(reps):
                 F.relu(F.conv2d(x, wt, bias, st, pad))
+            sync()
             sec = (time.perf_counter() - t) / reps
             print(f"{count:>6} {f'{ci}→{co} {k}/{st} {h}x{w}':>26} {fl / 1e9:>8.2f} {sec * 1e3:>10.2f} {fl / sec / 1e9:>10.1f}")
 

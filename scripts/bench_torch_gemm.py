@@ -1,29 +1,33 @@
 #!/usr/bin/env python3
-"""PyTorch-on-CPU twin of `cargo bench --bench gemm`, for a side-by-side comparison.
+"""PyTorch twin of `cargo bench --bench gemm`, for a side-by-side comparison.
 
-Times the same GEMM shapes (C = A · Bᵀ, f32) with torch.matmul on this machine's CPU and
-prints ms and GFLOP/s in the same layout as the Rust benchmark.
+Times the same GEMM shapes (C = A · Bᵀ, f32; on CUDA with TF32 off) with torch.matmul on
+this machine's CPU or GPU and prints ms and GFLOP/s in the same layout as the Rust benchmark.
 
-    /work/venv/bin/python scripts/bench_torch_gemm.py [--threads N] [--shapes 1024,1536,1536;...]
+    python3 scripts/bench_torch_gemm.py [--threads N] [--shapes 1024,1536,1536;...]
+        [--device cpu|cuda|auto]
 """
 import argparse
+import os
+import sys
 import time
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_device import pick  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--shapes", default="1024,1536,1536;8192,1536,1536")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda if available)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev = torch.device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    where = torch.cuda.get_device_name() if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"adapter: PyTorch {torch.__version__} {where}")
+    dev, sync, desc = pick(args.device)
+    print(f"adapter: {desc}")
     print(f"{'shape (MxNxK)':>16} {'backend':>50} {'ms':>10} {'GFLOP/s':>10}")
     for shape in args.shapes.split(";"):
         m, n, k = (int(x) for x in shape.split(","))

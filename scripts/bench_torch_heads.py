@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) twin of `benches/heads.rs`: one training step of the DFD heads (adaptor,
-Gaussian and Perlin discriminators, the SPEC §3 losses, backward, Adam with the reference
-parameter groups) and one inference pass, at the paper's sizes (D 1536, H 1024, 16 heads,
-T 1024, S 256, batch 8). Prints ms and GFLOP/s with the same FLOP count as the Rust bench.
+"""PyTorch twin (CPU, or CUDA with --device) of `benches/heads.rs`: one training step of the
+DFD heads (adaptor, Gaussian and Perlin discriminators, the SPEC §3 losses, backward, Adam
+with the reference parameter groups) and one inference pass, at the paper's sizes (D 1536,
+H 1024, 16 heads, T 1024, S 256, batch 8). Prints ms and GFLOP/s with the same FLOP count as
+the Rust bench.
 
-Run:  /work/venv/bin/python scripts/bench_torch_heads.py [--quick] [--threads N]
-(--quick: batch 1, as DFD_BENCH_QUICK=1 for the Rust bench.)
+Run:  python3 scripts/bench_torch_heads.py [--quick] [--threads N] [--device cpu|cuda|auto]
+          [--preset paper|fast]
+(--quick: batch 1, as DFD_BENCH_QUICK=1 for the Rust bench; --preset fast: that preset's
+sizes, as DFD_BENCH_PRESET=fast.)
 """
 import argparse
 import os
@@ -15,8 +18,14 @@ import time
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+from torch_device import pick  # noqa: E402
 from heads import PATHS, Heads, init_heads, make_optimizer  # noqa: E402  (the fixture's modules)
+
+# Image side S, feature dimension D, discriminator width H and attention heads of the presets
+# (copies of src/config.rs; T = (S / 8)^2).
+PRESETS = {"paper": (256, 1536, 1024, 16), "fast": (64, 256, 256, 4)}
 
 
 def gemm_flops(B, T, D, H, mlp=4):
@@ -62,23 +71,28 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda if available)")
+    ap.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    dev, sync, desc = pick(a.device)
     B = 1 if a.quick else 8
-    h = w = 32
-    T, D, H, heads, S = h * w, 1536, 1024, 16, 256
+    S, D, H, heads = PRESETS[a.preset]
+    h = w = S // 8
+    T = h * w
     g = torch.Generator().manual_seed(0)
     m = Heads(D, H, T, heads).float()
     init_heads(m, g)
-    m.train()
+    m = m.to(dev).train()
     opt = make_optimizer(m)
-    feats = {(f, k): 0.5 * torch.randn(B * T, D, generator=g) + 0.2
+    feats = {(f, k): (0.5 * torch.randn(B * T, D, generator=g) + 0.2).to(dev)
              for f in PATHS for k in ("normal", "anomalous")}
-    eps = {f: 0.015 * torch.randn(B * T, D, generator=g) for f in PATHS}
+    eps = {f: (0.015 * torch.randn(B * T, D, generator=g)).to(dev) for f in PATHS}
     mask = torch.zeros(B, S, S)
-    mask[0, 96:160, 64:128] = 1
-    label = (mask.reshape(B, -1).sum(1) > 0).float()
+    mask[0, 3 * S // 8:5 * S // 8, S // 4:S // 2] = 1  # rows 96..160, columns 64..128 at S 256
+    label = (mask.reshape(B, -1).sum(1) > 0).float().to(dev)
+    mask = mask.to(dev)
 
     def train():
         t0 = time.perf_counter()
@@ -96,11 +110,12 @@ def main():
             q = {f: m.adaptor(feats[(f, "normal")]) for f in PATHS}
             sg = -(m.gau(q["low"]) + m.gau(q["high"]))
             sp = -(m.per(q["low"], B) + m.per(q["high"], B))
+            sg.cpu()  # read back, as the Rust bench does
         m.train()
         return (time.perf_counter() - t0) * 1e3, sg, sp
 
     tf, inf = gemm_flops(B, T, D, H)
-    print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} threads")
+    print(desc)
     print(f"heads, D {D}, H {H}, {heads} heads, T {T}, S {S}, batch {B}")
     train()
     ms, loss = train()

@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.join(HERE, "fixtures"))
 from bench_torch_backbone import patch_features  # noqa: E402
 from bench_torch_heads import losses  # noqa: E402
 from heads import Heads, init_heads, make_optimizer  # noqa: E402  (scripts/fixtures/heads.py)
+from torch_device import pick  # noqa: E402
 
 STAGES = ("features", "train_step", "epoch", "inference")
 SHOTS = 2
@@ -79,7 +80,7 @@ PRESETS = {
 
 def device_name(dev):
     if dev.type == "cuda":
-        return f"torch {torch.__version__} on CUDA, {torch.cuda.get_device_name(dev)}"
+        return f"torch {torch.__version__} on CUDA, {torch.cuda.get_device_name(dev)}, f32 (TF32 off)"
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -274,8 +275,7 @@ def main():
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    dev = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available()
-                       else ("cpu" if a.device == "auto" else a.device))
+    dev, _, _ = pick(a.device)  # on CUDA: TF32 off, the same f32 arithmetic as dfd
     torch.manual_seed(0)
 
     if a.sizes:
