@@ -434,7 +434,13 @@ impl TrainConfig {
         let reals: [(&str, f64, f64, f64, bool); 16] = [
             // Any finite σ: it allocates nothing, and one that overflows the features stops
             // training with an error naming the loss term (tested end to end).
-            ("noise_std", self.noise_std.into(), 0.0, f32::MAX.into(), true),
+            (
+                "noise_std",
+                self.noise_std.into(),
+                0.0,
+                f32::MAX.into(),
+                true,
+            ),
             ("lr_adaptor", self.lr_adaptor.into(), 0.0, 1.0, true),
             ("lr_gaussian", self.lr_gaussian.into(), 0.0, 1.0, true),
             ("lr_perlin", self.lr_perlin.into(), 0.0, 1.0, true),
