@@ -7,7 +7,6 @@
 //!
 //! separated by 4-pixel white gaps.
 
-use std::io::Cursor;
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
@@ -182,15 +181,7 @@ pub fn overlay_strip(input: &OverlayInput<'_>) -> Result<RgbImage> {
 /// Renders [`overlay_strip`] and writes it to `path` as PNG, atomically (temporary file in
 /// the same folder, then rename).
 pub fn save_overlay_png(path: impl AsRef<Path>, input: &OverlayInput<'_>) -> Result<()> {
-    let path = path.as_ref();
-    let img = overlay_strip(input)?;
-    let mut bytes = Vec::new();
-    img.write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::Image {
-            path: path.to_path_buf(),
-            message: format!("PNG encoding failed: {e}"),
-        })?;
-    super::write_atomic(path, &bytes)
+    super::photo::save_png(path.as_ref(), &overlay_strip(input)?)
 }
 
 #[cfg(test)]

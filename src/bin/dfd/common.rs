@@ -166,3 +166,64 @@ pub fn threshold_rule(name: &str, false_alarm_rate: f64) -> Result<dfd::detector
     rule.validate()?;
     Ok(rule)
 }
+
+/// The training options `fit` and `eval` share.
+#[derive(Debug, clap::Args)]
+pub struct TrainingArgs {
+    /// Preset: paper, paper_visa, reference_code, fast, tiny (default: paper on a GPU,
+    /// fast on a CPU adapter).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Epochs (overrides the preset).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// How the pass/fail threshold is set, without defect images: `normal_tail` (perturbed
+    /// held-out views of the shots at --false-alarm-rate) or `f1` (the F1 cut between
+    /// calibration normals and pseudo-anomalies; flags more good parts).
+    #[arg(long, default_value = "normal_tail")]
+    pub threshold_rule: String,
+    /// Target share of good parts flagged, for the `normal_tail` rule.
+    #[arg(long, default_value_t = 0.05)]
+    pub false_alarm_rate: f64,
+    /// WideResNet-50-2 weights (safetensors). Default: weights/model.safetensors.
+    #[arg(long, conflicts_with = "random_weights")]
+    pub weights: Option<PathBuf>,
+    /// Use randomly initialised backbone weights (offline machines; poor detection;
+    /// results labelled as such).
+    #[arg(long)]
+    pub random_weights: bool,
+    /// Describable Textures Dataset folder for the pseudo-anomalies (default: procedural).
+    #[arg(long)]
+    pub textures: Option<PathBuf>,
+    /// Storage precision of the backbone and of the heads' scoring: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    pub precision: dfd::Precision,
+}
+
+impl TrainingArgs {
+    /// The configuration these options give on `gpu` (validated): the preset, or the
+    /// adapter's default, with the epochs, threshold rule and precisions applied.
+    pub fn config(&self, gpu: &Gpu) -> Result<dfd::TrainConfig> {
+        let mut config = match self.preset.as_deref() {
+            Some(p) => dfd::TrainConfig::preset(p)?,
+            None if gpu.kind() == dfd::gpu::AdapterKind::Cpu => dfd::TrainConfig::fast(),
+            None => dfd::TrainConfig::paper(),
+        };
+        if let Some(e) = self.epochs {
+            config.epochs = e;
+        }
+        config.threshold_rule = threshold_rule(&self.threshold_rule, self.false_alarm_rate)?;
+        config.backbone_precision = self.precision;
+        config.heads_precision = self.precision;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The texture source for the pseudo-anomalies.
+    pub fn textures(&self) -> Result<dfd::TextureSource> {
+        Ok(match &self.textures {
+            Some(t) => dfd::TextureSource::from_folder(t)?,
+            None => dfd::TextureSource::procedural(),
+        })
+    }
+}

@@ -7,17 +7,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
-use dfd::data::TextureSource;
 use dfd::detector::{Backbone, Normalization};
 use dfd::eval::{
     save_overlay_png, write_reports_csv, AuproVariant, CategoryResult, OverlayInput, Report,
     ThresholdOutcome, TransductiveMode,
 };
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
-use dfd::Precision;
 
 use super::common;
-use super::fit::preset_for;
 
 /// Trains on K shots per category and evaluates on the test set.
 ///
@@ -45,36 +42,11 @@ pub struct EvalArgs {
     /// Seed of the first run (shot draw and training); run r uses seed + r.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub training: common::TrainingArgs,
     /// Runs (shot draws) per category; the table shows mean ± std.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: u64,
-    /// WideResNet-50-2 weights (safetensors). Default: weights/model.safetensors.
-    #[arg(long, conflicts_with = "random_weights")]
-    pub weights: Option<PathBuf>,
-    /// Use randomly initialised backbone weights (results labelled as such).
-    #[arg(long)]
-    pub random_weights: bool,
-    /// Describable Textures Dataset folder for the pseudo-anomalies (default: procedural).
-    #[arg(long)]
-    pub textures: Option<PathBuf>,
-    /// Preset: paper, paper_visa, reference_code, fast, tiny (default: paper on a GPU,
-    /// fast on a CPU adapter).
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Storage precision of the backbone and of the heads' scoring: f32 or f16.
-    #[arg(long, default_value = "f32")]
-    pub precision: Precision,
-    /// Epochs (overrides the preset).
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// How the pass/fail threshold is set, without defect images: `normal_tail` (perturbed
-    /// held-out views of the shots at --false-alarm-rate) or `f1` (the F1 cut between
-    /// calibration normals and pseudo-anomalies; flags more good parts).
-    #[arg(long, default_value = "normal_tail")]
-    pub threshold_rule: String,
-    /// Target share of good parts flagged, for the `normal_tail` rule.
-    #[arg(long, default_value_t = 0.05)]
-    pub false_alarm_rate: f64,
     /// Normalisation: `calibrated` (per image) or `transductive` (the paper's, over the
     /// whole test set, for comparison only).
     #[arg(long, default_value = "calibrated")]
@@ -94,20 +66,13 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     let gpu = common::gpu()?;
     println!("adapter: {}", gpu.describe());
-    if args.preset.is_none() && gpu.kind() == dfd::gpu::AdapterKind::Cpu {
+    if args.training.preset.is_none() && gpu.kind() == dfd::gpu::AdapterKind::Cpu {
         println!(
             "CPU adapter (software Vulkan): using the `fast` preset (S = 64, D = 256, fewer \
              samples and epochs). Pass --preset paper for the paper's configuration."
         );
     }
-    let mut config = preset_for(&gpu, args.preset.as_deref())?;
-    if let Some(e) = args.epochs {
-        config.epochs = e;
-    }
-    config.threshold_rule = common::threshold_rule(&args.threshold_rule, args.false_alarm_rate)?;
-    config.backbone_precision = args.precision;
-    config.heads_precision = args.precision;
-    config.validate()?;
+    let config = args.training.config(&gpu)?;
     let normalization = match args.normalization.as_str() {
         "calibrated" => Normalization::Calibrated,
         "transductive" => Normalization::Transductive(TransductiveMode::SetMinMax),
@@ -150,14 +115,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
             }
         }
     }
-    let textures = match &args.textures {
-        Some(t) => TextureSource::from_folder(t)?,
-        None => TextureSource::procedural(),
-    };
+    let textures = args.training.textures()?;
     let (weights, random) = common::resolve_weights(
         &gpu,
-        args.weights.as_deref(),
-        args.random_weights,
+        args.training.weights.as_deref(),
+        args.training.random_weights,
         &args.out.join("random_wrn50_calibrated.safetensors"),
     )?;
     let label = if random {

@@ -6,15 +6,16 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dfd::data::datasets::choose_shots_from;
-use dfd::{DetectorBuilder, Precision, TextureSource, TrainConfig};
+use dfd::DetectorBuilder;
 
 use super::common;
 
 /// Trains on good images and writes a model file.
 ///
 /// Writes MODEL: a self-contained model (heads, calibration, configuration and the frozen
-/// backbone, ~100 MB in f32, ~50 MB in f16), or with --shared-backbone only the heads and
-/// the backbone's identity (a few MB; `dfd predict` then needs --weights). With
+/// backbone: the heads take 145 MB at the paper preset, 4 MB at fast; the backbone ~100 MB
+/// in f32, ~50 MB in f16), or with --shared-backbone only the heads and the backbone's
+/// identity (`dfd predict` then needs --weights). With
 /// --random-weights it also writes the random backbone stand-in beside MODEL.
 #[derive(Debug, Args)]
 pub struct FitArgs {
@@ -30,58 +31,17 @@ pub struct FitArgs {
     /// Seed of the shot draw and of training.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Preset: paper, paper_visa, reference_code, fast, tiny (default: paper on a GPU,
-    /// fast on a CPU adapter).
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Epochs (overrides the preset).
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// How the pass/fail threshold is set, without defect images: `normal_tail` (perturbed
-    /// held-out views of the shots at --false-alarm-rate) or `f1` (the F1 cut between
-    /// calibration normals and pseudo-anomalies; flags more good parts).
-    #[arg(long, default_value = "normal_tail")]
-    pub threshold_rule: String,
-    /// Target share of good parts flagged, for the `normal_tail` rule.
-    #[arg(long, default_value_t = 0.05)]
-    pub false_alarm_rate: f64,
-    /// WideResNet-50-2 weights (safetensors). Default: weights/model.safetensors.
-    #[arg(long, conflicts_with = "random_weights")]
-    pub weights: Option<PathBuf>,
-    /// Use randomly initialised backbone weights (offline machines; poor detection).
-    #[arg(long)]
-    pub random_weights: bool,
-    /// Describable Textures Dataset folder for the pseudo-anomalies (default: procedural).
-    #[arg(long)]
-    pub textures: Option<PathBuf>,
-    /// Storage precision of the backbone and of the heads' scoring: f32 or f16.
-    #[arg(long, default_value = "f32")]
-    pub precision: Precision,
+    #[command(flatten)]
+    pub training: common::TrainingArgs,
     /// Write only the heads and the backbone's identity (predict then needs --weights).
     #[arg(long)]
     pub shared_backbone: bool,
 }
 
-/// The preset for `name`, or the adapter's default.
-pub fn preset_for(gpu: &dfd::Gpu, name: Option<&str>) -> Result<TrainConfig> {
-    Ok(match name {
-        Some(p) => TrainConfig::preset(p)?,
-        None if gpu.kind() == dfd::gpu::AdapterKind::Cpu => TrainConfig::fast(),
-        None => TrainConfig::paper(),
-    })
-}
-
 pub fn run(args: FitArgs) -> Result<()> {
     let gpu = common::gpu()?;
-    let mut config = preset_for(&gpu, args.preset.as_deref())?;
-    if let Some(e) = args.epochs {
-        config.epochs = e;
-    }
-    config.threshold_rule = common::threshold_rule(&args.threshold_rule, args.false_alarm_rate)?;
+    let mut config = args.training.config(&gpu)?;
     config.seed = args.seed;
-    config.backbone_precision = args.precision;
-    config.heads_precision = args.precision;
-    config.validate()?;
     // Everything is checked before the backbone is loaded or training starts.
     let mut files = common::image_files(&args.inputs)?;
     if let Some(k) = args.shots {
@@ -103,15 +63,12 @@ pub fn run(args: FitArgs) -> Result<()> {
             args.out.display()
         );
     }
-    let textures = match &args.textures {
-        Some(t) => TextureSource::from_folder(t)?,
-        None => TextureSource::procedural(),
-    };
+    let textures = args.training.textures()?;
     let random_path = out_dir.join("random_wrn50_calibrated.safetensors");
     let (weights, random) = common::resolve_weights(
         &gpu,
-        args.weights.as_deref(),
-        args.random_weights,
+        args.training.weights.as_deref(),
+        args.training.random_weights,
         &random_path,
     )?;
 
