@@ -284,3 +284,41 @@ fn eval_without_ground_truth_is_image_level_and_mixed_masks_are_refused_first() 
     }
     assert!(out.join("synthetic_texture.dfd.safetensors").is_file());
 }
+
+#[test]
+fn a_failing_later_category_keeps_the_earlier_results() {
+    let t = setup();
+    let root = t.dir.path().join("two_categories");
+    let counts = SyntheticCounts {
+        train_good: 2,
+        test_good: 2,
+        test_per_defect: 1,
+    };
+    generate_category(&root, "a_first", 64, counts, 4).unwrap();
+    let second = generate_category(&root, "b_second", 64, counts, 5).unwrap();
+    // A test image whose header is intact but whose pixel data is cut off: the up-front
+    // check reads headers, so this fails only when the second category's test set loads.
+    let victim = second.join("test/good/000.png");
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let out = t.dir.path().join("two_out");
+    let e = dfd(&[
+        "eval",
+        "--data",
+        s(&root),
+        "--preset",
+        "tiny",
+        "--weights",
+        s(&t.weights),
+        "--out",
+        s(&out),
+        "--overlays",
+        "0",
+    ]);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("000.png"));
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("a_first,0,")), "{csv}");
+    assert!(!csv.contains("b_second"), "{csv}");
+    assert!(out.join("a_first.dfd.safetensors").is_file());
+}
