@@ -193,6 +193,17 @@ fn bad_arguments_and_inputs_are_refused_before_work() {
     assert!(String::from_utf8_lossy(&e.stderr).contains("/nonexistent/x.png"));
     let e = dfd(&["eval", "--runs", "0"]);
     ok(&e, 2);
+    let e = dfd(&[
+        "eval",
+        "--seed",
+        "18446744073709551615",
+        "--runs",
+        "2",
+        "--preset",
+        "tiny",
+    ]);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("overflow"));
     let e = dfd(&["fit", "--out", "m.dfd"]);
     ok(&e, 2);
     let help = ok(&dfd(&["predict", "--help"]), 0);

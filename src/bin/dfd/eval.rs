@@ -73,6 +73,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         );
     }
     let config = args.training.config(&gpu)?;
+    if args.seed.checked_add(args.runs).is_none() {
+        bail!(
+            "--seed {} with --runs {}: run seeds would overflow",
+            args.seed,
+            args.runs
+        );
+    }
     let normalization = match args.normalization.as_str() {
         "calibrated" => Normalization::Calibrated,
         "transductive" => Normalization::Transductive(TransductiveMode::SetMinMax),
