@@ -629,7 +629,7 @@ mod tests {
         );
         assert_eq!(lines[1], "bottle,0,7,,1,0.98,0.9,,,official");
         assert_eq!(lines[3], "\"cable, v2\",0,7,,0.8,0.9,0.7,,,official");
-        assert!(lines[5].starts_with("mean,0,7,0.9,"));
+        assert!(lines[5].starts_with("mean,0,7,,0.9,"));
         assert!(lines[7].starts_with("mean,all,,"));
         assert!(lines[8].starts_with("std,all,,"));
         assert_eq!(lines.len(), 9);
