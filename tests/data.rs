@@ -212,11 +212,15 @@ fn bad_input_gets_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("train/good"), "{e}");
-    // A defective image without its mask.
+    // Without `ground_truth/` the category is an image-level set: no masks, no error.
     std::fs::create_dir_all(root.join("cat/train/good")).unwrap();
     write_png(&root.join("cat/train/good/0.png"), 8, 8, 1);
     write_png(&root.join("cat/test/scratch/5.png"), 8, 8, 1);
     let cat = MvtecCategory::open(&root.join("cat")).unwrap();
+    let items = cat.test_items().unwrap();
+    assert_eq!((items.len(), items[0].mask_path.is_none()), (1, true));
+    // With `ground_truth/`, a defective image without its mask is an error naming it.
+    std::fs::create_dir_all(root.join("cat/ground_truth/scratch")).unwrap();
     let e = cat.test_items().unwrap_err().to_string();
     assert!(e.contains("5.png") && e.contains("no mask"), "{e}");
     let lenient = MvtecCategory {
