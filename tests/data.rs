@@ -312,33 +312,18 @@ fn training_set_is_deterministic_and_well_formed() {
         ..TrainSetConfig::default()
     };
     let tex = TextureSource::procedural();
-    let a = build_training_set(
-        &shots,
-        "object_synth",
-        &cfg,
-        &tex,
-        5,
-        &dfd::progress::Progress::silent(),
-    )
-    .unwrap();
-    let b = build_training_set(
-        &shots,
-        "object_synth",
-        &cfg,
-        &tex,
-        5,
-        &dfd::progress::Progress::silent(),
-    )
-    .unwrap();
-    let c = build_training_set(
-        &shots,
-        "object_synth",
-        &cfg,
-        &tex,
-        6,
-        &dfd::progress::Progress::silent(),
-    )
-    .unwrap();
+    let build = |seed| {
+        build_training_set(
+            &shots,
+            "object_synth",
+            &cfg,
+            &tex,
+            seed,
+            &dfd::progress::Progress::silent(),
+        )
+        .unwrap()
+    };
+    let (a, b, c) = (build(5), build(5), build(6));
     assert_eq!(a.len(), 24);
     assert_eq!(a, b, "same seed must give a bit-identical training set");
     assert_ne!(a, c);

@@ -57,6 +57,14 @@ impl Backbone {
         })?;
         let by_name: std::collections::HashMap<&str, _> =
             tensors.iter().map(|t| (t.0.as_str(), t)).collect();
+        // Counted before anything is uploaded.
+        let expected = 2 * crate::backbone::weights::wrn50_convs(3).len();
+        if by_name.len() != expected {
+            return Err(model_err(format!(
+                "the embedded backbone has {} tensors, expected {expected}",
+                by_name.len()
+            )));
+        }
         let net = WideResNet50::from_folded(
             gpu,
             file.config.backbone_precision,
@@ -85,13 +93,6 @@ impl Backbone {
                 Ok(bytes.clone())
             },
         )?;
-        if by_name.len() != 2 * crate::backbone::weights::wrn50_convs(3).len() {
-            return Err(model_err(format!(
-                "the embedded backbone has {} tensors, expected {}",
-                by_name.len(),
-                2 * crate::backbone::weights::wrn50_convs(3).len()
-            )));
-        }
         Ok(Arc::new(Backbone {
             extractor: FeatureExtractor::with_dims(net, file.config.patch_dims()),
             id: file.backbone.clone(),

@@ -128,6 +128,7 @@ impl DetectorBuilder {
     /// Trains on `shots` (RGB images in `[0, 1]`, any size) and returns the calibrated
     /// detector.
     pub fn fit(&self, shots: &[Image]) -> Result<Detector> {
+        // Checked before the weight file is read (the trainer checks again, cheaply).
         self.config.validate()?;
         if shots.is_empty() {
             return Err(Error::Config("fit needs at least one good image".into()));
