@@ -136,6 +136,9 @@ fn fit_predict_json_heatmaps_exit_status_and_model_files() {
         assert_eq!(line["anomalous"], false);
         assert_eq!(line["threshold"].as_f64(), Some(1e9));
         assert!(line["score"].as_f64().unwrap().is_finite());
+        // The default rule keeps the held-out views' scores: a p-value in (0, 1].
+        let p = line["p_value"].as_f64().expect("p_value");
+        assert!(p > 0.0 && p <= 1.0, "{line}");
         let (w, h) = image::image_dimensions(input).unwrap();
         for key in ["heatmap", "overlay"] {
             let written = line[key].as_str().expect(key);
@@ -307,29 +310,45 @@ fn a_failing_later_category_keeps_the_earlier_results() {
     };
     generate_category(&root, "a_first", 64, counts, 4).unwrap();
     let second = generate_category(&root, "b_second", 64, counts, 5).unwrap();
+    let out = t.dir.path().join("two_out");
+    let run = |out: &Path| {
+        dfd(&[
+            "eval",
+            "--data",
+            s(&root),
+            "--preset",
+            "tiny",
+            "--weights",
+            s(&t.weights),
+            "--out",
+            s(out),
+            "--overlays",
+            "0",
+        ])
+    };
     // A test image whose header is intact but whose pixel data is cut off: the up-front
-    // check reads headers, so this fails only when the second category's test set loads.
+    // check decodes every image, so nothing is trained and nothing is written.
     let victim = second.join("test/good/000.png");
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
-    let out = t.dir.path().join("two_out");
-    let e = dfd(&[
-        "eval",
-        "--data",
-        s(&root),
-        "--preset",
-        "tiny",
-        "--weights",
-        s(&t.weights),
-        "--out",
-        s(&out),
-        "--overlays",
-        "0",
-    ]);
+    let early_out = t.dir.path().join("two_out_early");
+    let e = run(&early_out);
     ok(&e, 2);
     assert!(String::from_utf8_lossy(&e.stderr).contains("000.png"));
+    assert!(!early_out.join("results.csv").exists());
+    assert!(!early_out.join("a_first.dfd.safetensors").exists());
+    std::fs::write(&victim, &bytes).unwrap();
+    // A failure that only shows mid-run, after the first category finished: the second
+    // category's model file cannot be written because a folder stands at its path.
+    std::fs::create_dir_all(out.join("b_second.dfd.safetensors/occupied")).unwrap();
+    let e = run(&out);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("b_second.dfd.safetensors"));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("a_first,0,")), "{csv}");
-    assert!(!csv.contains("b_second"), "{csv}");
+    // The second category was evaluated (its row is written after each category) but its
+    // model was not; the first category's model stays.
+    assert!(csv.lines().any(|l| l.starts_with("b_second,0,")), "{csv}");
     assert!(out.join("a_first.dfd.safetensors").is_file());
+    assert!(out.join("b_second.dfd.safetensors/occupied").is_dir());
 }

@@ -106,22 +106,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     };
     // The whole dataset is checked before weights are written or loaded: every category's
-    // shots can be drawn for every run and its test list (images and masks) is complete.
+    // shots can be drawn for every run, its test list (images and masks) is complete, and
+    // every image and mask decodes.
     let categories = open_categories(&data_root, args.category.as_deref())?;
+    let mut files = Vec::new();
     for cat in &categories {
         for run in 0..args.runs {
-            cat.choose_shots(args.shots, args.seed + run)
-                .with_context(|| format!("category `{}`", cat.name()))?;
+            files.extend(
+                cat.choose_shots(args.shots, args.seed + run)
+                    .with_context(|| format!("category `{}`", cat.name()))?,
+            );
         }
         let items = cat.test_items()?;
         dfd::train::evaluate::pixel_labels(&items)?;
         for item in items {
-            dfd::image::image_dimensions(&item.path)?;
-            if let Some(m) = &item.mask_path {
-                dfd::image::image_dimensions(m)?;
-            }
+            files.push(item.path);
+            files.extend(item.mask_path);
         }
     }
+    files.sort();
+    files.dedup();
+    common::check_decodable(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let textures = args.training.textures()?;
     let (weights, random) = common::resolve_weights(
         &gpu,
