@@ -182,6 +182,25 @@ fn fit_predict_json_heatmaps_exit_status_and_model_files() {
     let e = dfd(&["predict", "--model", s(&model), s(&bad)]);
     ok(&e, 2);
     assert!(String::from_utf8_lossy(&e.stderr).contains("bad.png"));
+    // A truncated image after a good one: every input is decoded before the model loads,
+    // so nothing is scored (no line for the good image either) and no folder is made.
+    let cut = root.join("cut.png");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let hm_cut = root.join("hm_cut");
+    let e = dfd(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--heatmaps",
+        s(&hm_cut),
+        s(&good),
+        s(&cut),
+    ]);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("cut.png"));
+    assert!(e.stdout.is_empty(), "{}", String::from_utf8_lossy(&e.stdout));
+    assert!(!hm_cut.exists());
 }
 
 #[test]
