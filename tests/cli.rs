@@ -199,7 +199,11 @@ fn fit_predict_json_heatmaps_exit_status_and_model_files() {
     ]);
     ok(&e, 2);
     assert!(String::from_utf8_lossy(&e.stderr).contains("cut.png"));
-    assert!(e.stdout.is_empty(), "{}", String::from_utf8_lossy(&e.stdout));
+    assert!(
+        e.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&e.stdout)
+    );
     assert!(!hm_cut.exists());
 }
 
@@ -314,6 +318,31 @@ fn eval_without_ground_truth_is_image_level_and_mixed_masks_are_refused_first() 
             let r: f64 = rate.parse().unwrap();
             assert!((0.0..=1.0).contains(&r), "{csv}");
         }
+    }
+    // scores.csv: one row per test image, whose verdicts give the normal_tail row's rates.
+    let scores = std::fs::read_to_string(out.join("scores.csv")).unwrap();
+    let per_image: Vec<Vec<&str>> = scores
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let test_images = std::fs::read_dir(t.category.join("test"))
+        .unwrap()
+        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum::<usize>();
+    assert_eq!(per_image.len(), test_images, "{scores}");
+    let rate = |defective: &str| {
+        let rows: Vec<_> = per_image.iter().filter(|r| r[5] == defective).collect();
+        rows.iter().filter(|r| r[9] == "1").count() as f64 / rows.len() as f64
+    };
+    let want: Vec<f64> = [rows[0][7], rows[0][8]]
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!([rate("0"), rate("1")], [want[0], want[1]], "{scores}");
+    for r in &per_image {
+        let p: f64 = r[7].parse().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{scores}");
     }
     assert!(out.join("synthetic_texture.dfd.safetensors").is_file());
 }

@@ -16,6 +16,7 @@ pub mod normalize;
 pub mod overlay;
 pub mod photo;
 pub mod report;
+pub mod scores;
 
 pub use metrics::{
     aupro, aupro_dfd_paper, aupro_official, connected_components, evaluate_image_level,
@@ -29,6 +30,7 @@ pub use normalize::{
 pub use overlay::{jet, overlay_strip, save_overlay_png, OverlayInput};
 pub use photo::{heatmap_image, photo_overlay, save_png};
 pub use report::{write_reports_csv, CategoryResult, Report, RunMean, Stat, Summary, CSV_HEADER};
+pub use scores::{write_scores_csv, ImageScore, SCORES_CSV_HEADER};
 
 use std::path::Path;
 

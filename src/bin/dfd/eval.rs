@@ -9,8 +9,8 @@ use clap::Args;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::detector::{Backbone, Normalization};
 use dfd::eval::{
-    save_overlay_png, write_reports_csv, AuproVariant, CategoryResult, OverlayInput, Report,
-    ThresholdOutcome, TransductiveMode,
+    save_overlay_png, write_reports_csv, write_scores_csv, AuproVariant, CategoryResult,
+    ImageScore, OverlayInput, Report, ThresholdOutcome, TransductiveMode,
 };
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
 
@@ -20,13 +20,14 @@ use super::common;
 ///
 /// Prints a table and writes under --out: `results.csv` (per category and run, plus the
 /// means; image AUROC, pixel AUROC, AUPRO, and the stored threshold's false-alarm and catch
-/// rates on the test set), `run_info.txt` (weights, preset, configuration), a model file per category
+/// rates on the test set), `scores.csv` (every test image's score, p-value and verdict per
+/// run), `run_info.txt` (weights, preset, configuration), a model file per category
 /// (`<category>.dfd.safetensors`, self-contained) and heat-map overlays
 /// (`overlays/<category>/`). Without --data a synthetic category is generated under
 /// `<out>/synthetic` and used. A category without `ground_truth/` (OK/NG images without
 /// masks) is evaluated at image level: pixel AUROC and AUPRO are empty in the CSV and `n/a`
-/// in the table. Every input is checked before weights are written or loaded. Reported numbers are the last epoch's; nothing is chosen on
-/// the test set.
+/// in the table. Every input is checked (every image decoded) before weights are written
+/// or loaded. Reported numbers are the last epoch's; nothing is chosen on the test set.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Dataset root (MVTec AD, VisA raw or converted, or one category folder). Without it,
@@ -158,6 +159,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let progress = common::terminal_progress();
     let mut report = Report::for_rule(config.threshold_rule.name());
     let mut compared = [Report::for_rule("f1"), Report::for_rule("oracle")];
+    let mut image_scores = Vec::new();
     for run in 0..args.runs as usize {
         let seed = args.seed + run as u64;
         let mut cfg = config.clone();
@@ -233,7 +235,22 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     );
                 }
             }
+            let threshold = ev.decisions.map(|_| detector.threshold());
+            for (item, &score) in test.items.iter().zip(&ev.scores) {
+                image_scores.push(ImageScore {
+                    category: name.clone(),
+                    run,
+                    seed,
+                    image: item.path.clone(),
+                    defect_type: item.defect_type.clone(),
+                    defective: item.label,
+                    score,
+                    p_value: threshold.and_then(|_| detector.calibration().p_value(score)),
+                    threshold,
+                });
+            }
             // Written after each category, so a later failure keeps what finished.
+            write_scores_csv(args.out.join("scores.csv"), &image_scores)?;
             write_results(
                 &args.out.join("results.csv"),
                 &report,
