@@ -4,16 +4,25 @@
 //! [`crate::kernels`]; and the eval-mode scoring pass ([`Heads::scores`], `scoring.rs`), which
 //! folds the BatchNorms into their Linears and can store its weights and activations as f16.
 //!
+//! One file per part: `gaussian_discriminator.rs` is `φ_G` (design §1.7) and
+//! `perlin_discriminator.rs` is `φ_P` (design §1.8), each with its training forward and
+//! backward; `attention.rs` is `φ_P`'s self-attention, `linear.rs` the `Linear` products,
+//! `tokens.rs` the ViT's token assembly, `losses.rs` the losses of design §3, `optim.rs` the
+//! Adam groups and schedule, `init.rs` the seeded initialisation and `scoring.rs` the
+//! eval-mode pass. (Perlin *noise*, which makes the pseudo-anomaly masks, is
+//! [`crate::data::perlin`]; the Perlin discriminator is named after the anomalies it is
+//! trained on.)
+//!
 //! Conventions follow the reference code and `tests/fixtures/README.md` ("DFD heads"): feature
 //! rows are `b·T + y·w + x`, `Linear` weights are `[out, in]`, the qkv split is timm's.
 
 pub mod attention;
-mod gaussian;
+mod gaussian_discriminator;
 mod init;
 mod linear;
 pub mod losses;
 pub mod optim;
-mod perlin;
+mod perlin_discriminator;
 mod scoring;
 mod tokens;
 
