@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use dfd::backbone::weights::write_random_wrn50_calibrated;
+use dfd::backbone::random_weights::write_random_wrn50_calibrated;
 use dfd::backbone::{FeatureExtractor, WideResNet50};
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::data::TextureSource;

@@ -640,7 +640,7 @@ mod tests {
         let gpu = gpu();
         let dir = std::env::temp_dir().join(format!("dfd-trainer-{}", std::process::id()));
         let w = dir.join("w.safetensors");
-        crate::backbone::weights::write_random_wrn50(&w).unwrap();
+        crate::backbone::random_weights::write_random_wrn50(&w).unwrap();
         let cfg = TrainConfig::tiny();
         let bb = Backbone::load(&gpu, &w, &cfg).unwrap();
         let bad = TrainConfig {
