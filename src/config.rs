@@ -287,6 +287,22 @@ impl TrainConfig {
         }
     }
 
+    /// The heads' dimensions for this configuration (design §1.5–1.8). Both the trainer and
+    /// [`crate::Detector`] (when it loads a model file) build their heads from it, so it
+    /// lives here rather than in either.
+    pub fn heads_config(&self) -> crate::heads::HeadsConfig {
+        crate::heads::HeadsConfig {
+            dim: self.feature_dim,
+            gau_hidden: self.gau_hidden,
+            heads: self.heads,
+            grid_h: self.grid(),
+            grid_w: self.grid(),
+            image_size: self.image_size,
+            batch: self.batch,
+            mlp_ratio: self.mlp_ratio,
+        }
+    }
+
     /// Side of the feature grid, `S / 8` (layer2's resolution).
     pub fn grid(&self) -> usize {
         self.image_size / 8
