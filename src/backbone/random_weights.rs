@@ -106,7 +106,7 @@ fn random_wrn50_state(
 
 /// Procedural texture images the BatchNorm statistics of [`write_random_wrn50_calibrated`]
 /// are estimated on: with both frequency paths, 32 network inputs, so even `layer3` (4 × 4 at
-/// this size) averages 512 positions per channel; a few seconds on lavapipe.
+/// this size) averages 512 positions per channel (cost: `docs/bench-notes.md`).
 pub const CALIBRATION_IMAGES: usize = 16;
 /// Side of [`CALIBRATION_IMAGES`] in pixels (the CPU presets' image size).
 pub const CALIBRATION_SIZE: usize = 64;

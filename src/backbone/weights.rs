@@ -140,8 +140,8 @@ pub const MAX_WEIGHT_BYTES: u64 = 2 << 30;
 pub const MAX_WEIGHT_HEADER_BYTES: u64 = 16 << 20;
 
 /// XXH64 (xxHash, 64-bit) of `bytes` with `seed`: the fast non-cryptographic hash the
-/// backbone fingerprint is built from (several GB/s, so hashing every weight costs a few tens
-/// of milliseconds).
+/// backbone fingerprint is built from (fast enough to hash every weight on each load;
+/// figures in `docs/bench-notes.md`).
 pub fn xxh64(bytes: &[u8], seed: u64) -> u64 {
     const P1: u64 = 0x9E37_79B1_85EB_CA87;
     const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
