@@ -1,55 +1,92 @@
 //! The Perlin discriminator `φ_P` (design §1.8): `Linear(D→D) → BatchNorm1d(D) →
 //! LeakyReLU(0.2)`, then a one-block pre-norm ViT over each image's tokens (class token
 //! prepended, learned position embedding, LayerNorm → MHSA → residual → LayerNorm → MLP with
-//! exact GELU → residual), a final LayerNorm, the class token dropped and `Linear(D→1, no
-//! bias)`; forward and hand-written backward.
+//! exact GELU → residual, [`super::vit::Block`]), a final LayerNorm, the class token dropped
+//! and `Linear(D→1, no bias)`; forward and hand-written backward.
 
-use super::attention::{attention_backward, attention_forward, AttentionDims, AttentionSaved};
-use super::{linear, tokens, Heads, BN_EPS, BN_MOMENTUM, LEAKY, LN_EPS};
+use super::layers::{BatchNorm, InitKind, LayerNorm, Linear, Module, Param, Running, VarBuilder};
+use super::vit::{Block, BlockSaved};
+use super::{linear, tokens, AttentionAlgorithm, LEAKY, LN_EPS};
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::kernels::batchnorm::{BatchNorm1d, BatchNormOut};
+use crate::kernels::batchnorm::BatchNormOut;
 use crate::kernels::elementwise::{activation, activation_backward, Act};
 use crate::kernels::gemm::{gemm, Epilogue, GemmSpec, Mat};
-use crate::kernels::layernorm::{layer_norm, layer_norm_backward_into, GradTargets, LayerNormOut};
+use crate::kernels::layernorm::LayerNormOut;
 use crate::{Error, Result};
+
+/// `φ_P`: parameters `fc1`, `bn`, `cls_token`, `pos_embed`, `block.*`, `norm`, `head` under
+/// its prefix (`per`).
+pub(crate) struct PerlinDiscriminator {
+    /// `Linear(D → D)` (PyTorch's default init).
+    pub fc1: Linear,
+    /// `BatchNorm1d(D)`.
+    pub bn: BatchNorm,
+    /// The class token `[1, 1, D]` (zeros).
+    pub cls_token: Param,
+    /// The position embedding `[1, T + 1, D]` (`trunc_normal(0.02)`).
+    pub pos_embed: Param,
+    /// The ViT block.
+    pub block: Block,
+    /// The final LayerNorm.
+    pub norm: LayerNorm,
+    /// `Linear(D → 1)`, no bias, on the patch tokens.
+    pub head: Linear,
+    dim: usize,
+    /// Patch tokens per image `T`.
+    tokens: usize,
+}
 
 /// Activations the backward pass reads.
 pub(crate) struct PerSaved {
     z1: Tensor,
     bn: BatchNormOut,
     x0: Tensor,
-    ln1: LayerNormOut,
-    qkv: Tensor,
-    att: Tensor,
-    att_saved: AttentionSaved,
-    x1: Tensor,
-    ln2: LayerNormOut,
-    h: Tensor,
-    gact: Tensor,
-    x2: Tensor,
+    block: BlockSaved,
     lnf: LayerNormOut,
     /// Scores `[B, T]`.
     pub scores: Tensor,
 }
 
-impl Heads {
-    pub(super) fn per_bn(&self) -> BatchNorm1d<'_> {
-        BatchNorm1d {
-            gamma: self.w("per.bn.weight"),
-            beta: self.w("per.bn.bias"),
-            running_mean: self.running("per.bn.running_mean"),
-            running_var: self.running("per.bn.running_var"),
-            eps: BN_EPS,
-            momentum: BN_MOMENTUM,
-        }
+impl PerlinDiscriminator {
+    /// `φ_P` for features of width `dim`, `tokens` patch tokens per image, `heads` attention
+    /// heads and an MLP `mlp_ratio·dim` wide.
+    pub fn new(
+        vb: &mut VarBuilder<'_>,
+        dim: usize,
+        tokens: usize,
+        heads: usize,
+        mlp_ratio: usize,
+    ) -> Result<Self> {
+        let d = dim;
+        Ok(PerlinDiscriminator {
+            fc1: Linear::new(
+                &mut vb.pp("fc1"),
+                d,
+                d,
+                InitKind::FanIn(d),
+                Some(InitKind::FanIn(d)),
+            )?,
+            bn: BatchNorm::new(&mut vb.pp("bn"), d)?,
+            cls_token: vb.param("cls_token", &[1, 1, d], InitKind::Const(0.0))?,
+            pos_embed: vb.param("pos_embed", &[1, tokens + 1, d], InitKind::Trunc)?,
+            block: Block::new(&mut vb.pp("block"), d, heads, mlp_ratio)?,
+            norm: LayerNorm::new(&mut vb.pp("norm"), d, LN_EPS)?,
+            head: Linear::new(&mut vb.pp("head"), d, 1, InitKind::FanIn(d), None)?,
+            dim,
+            tokens,
+        })
     }
 
     /// Training-mode `φ_P(x)` for `x` `[B·T, D]` (B images): uses and updates the batch
     /// statistics and keeps what the backward pass reads. (Scoring has its own forward,
-    /// [`Heads::scores`].)
-    pub(crate) fn perlin_forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<PerSaved> {
-        let c = self.cfg;
-        let (d, t) = (c.dim, c.tokens());
+    /// [`super::Heads::scores`].)
+    pub fn forward(
+        &self,
+        rec: &mut Recorder,
+        algorithm: AttentionAlgorithm,
+        x: &Tensor,
+    ) -> Result<PerSaved> {
+        let (d, t) = (self.dim, self.tokens);
         let nt = t + 1;
         let r = x.numel() / d;
         let b = r / t;
@@ -60,107 +97,25 @@ impl Heads {
             )));
         }
         let rn = b * nt;
-        let hid = c.mlp_ratio * d;
         let gpu = rec.gpu().clone();
         let z1 = gpu.empty(&[r, d], DType::F32);
-        linear::forward(
-            rec,
-            x,
-            self.w("per.fc1.weight"),
-            Some(self.w("per.fc1.bias")),
-            Mat::dense(&z1, r, d),
-            None,
-            r,
-            d,
-            d,
-        )?;
-        let bn = self.per_bn().train(rec, &z1)?;
+        self.fc1.forward(rec, x, Mat::dense(&z1, r, d), None)?;
+        let bn = self.bn.forward_train(rec, &z1)?;
         let a = gpu.empty(&[r, d], DType::F32);
         activation(rec, Act::LeakyRelu(LEAKY), &bn.y, &a)?;
         let x0 = gpu.empty(&[rn, d], DType::F32);
         tokens::assemble(
             rec,
             &a,
-            self.w("per.cls_token"),
-            self.w("per.pos_embed"),
+            &self.cls_token.value,
+            &self.pos_embed.value,
             &x0,
             b,
             t,
             d,
         )?;
-        let ln1 = layer_norm(
-            rec,
-            &x0,
-            self.w("per.block.norm1.weight"),
-            self.w("per.block.norm1.bias"),
-            LN_EPS,
-        )?;
-        let qkv = gpu.empty(&[rn, 3 * d], DType::F32);
-        linear::forward(
-            rec,
-            &ln1.y,
-            self.w("per.block.attn.qkv.weight"),
-            Some(self.w("per.block.attn.qkv.bias")),
-            Mat::dense(&qkv, rn, 3 * d),
-            None,
-            rn,
-            d,
-            3 * d,
-        )?;
-        let att = gpu.empty(&[rn, d], DType::F32);
-        let att_saved = attention_forward(rec, self.attention, &qkv, &att, &self.attn_dims(b))?;
-        let x1 = gpu.empty(&[rn, d], DType::F32);
-        linear::forward(
-            rec,
-            &att,
-            self.w("per.block.attn.proj.weight"),
-            Some(self.w("per.block.attn.proj.bias")),
-            Mat::dense(&x1, rn, d),
-            Some(Mat::dense(&x0, rn, d)),
-            rn,
-            d,
-            d,
-        )?;
-        let ln2 = layer_norm(
-            rec,
-            &x1,
-            self.w("per.block.norm2.weight"),
-            self.w("per.block.norm2.bias"),
-            LN_EPS,
-        )?;
-        let h = gpu.empty(&[rn, hid], DType::F32);
-        linear::forward(
-            rec,
-            &ln2.y,
-            self.w("per.block.mlp.fc1.weight"),
-            Some(self.w("per.block.mlp.fc1.bias")),
-            Mat::dense(&h, rn, hid),
-            None,
-            rn,
-            d,
-            hid,
-        )?;
-        let gact = gpu.empty(&[rn, hid], DType::F32);
-        activation(rec, Act::Gelu, &h, &gact)?;
-        let x2 = gpu.empty(&[rn, d], DType::F32);
-        linear::forward(
-            rec,
-            &gact,
-            self.w("per.block.mlp.fc2.weight"),
-            Some(self.w("per.block.mlp.fc2.bias")),
-            Mat::dense(&x2, rn, d),
-            Some(Mat::dense(&x1, rn, d)),
-            rn,
-            hid,
-            d,
-        )?;
-        let lnf = layer_norm(
-            rec,
-            &x2,
-            self.w("per.norm.weight"),
-            self.w("per.norm.bias"),
-            LN_EPS,
-        )?;
+        let block = self.block.forward(rec, algorithm, &x0, nt)?;
+        let lnf = self.norm.forward(rec, &block.out)?;
         // Head on the patch tokens only (class token dropped): per image rows 1..N.
         let tokens_view = Mat {
             tensor: &lnf.y,
@@ -174,7 +129,7 @@ impl Heads {
             rec,
             &spec,
             tokens_view,
-            Mat::dense(self.w("per.head.weight"), 1, d).broadcast(),
+            Mat::dense(&self.head.weight.value, 1, d).broadcast(),
             Mat::dense(&scores, t, 1),
             Epilogue::default(),
         )?;
@@ -182,50 +137,31 @@ impl Heads {
             z1,
             bn,
             x0,
-            ln1,
-            qkv,
-            att,
-            att_saved,
-            x1,
-            ln2,
-            h,
-            gact,
-            x2,
+            block,
             lnf,
             scores,
         })
     }
 
-    pub(crate) fn attn_dims(&self, batch: usize) -> AttentionDims {
-        AttentionDims {
-            batch,
-            tokens: self.cfg.tokens() + 1,
-            dim: self.cfg.dim,
-            heads: self.cfg.heads,
-        }
-    }
-
-    /// Backward of [`Heads::perlin_forward`] on `x` from `ds` (`[B, T]`):
+    /// Backward of [`PerlinDiscriminator::forward`] on `x` from `ds` (`[B, T]`):
     /// accumulates every parameter gradient (`fc1.bias` and the key third of the qkv bias stay
     /// exact zeros: BatchNorm and softmax are invariant to them) and adds the input gradient
-    /// to `dx_acc` (`[B·T, D]`).
-    pub(crate) fn perlin_backward(
+    /// to `dx_acc` (`[B·T, D]`). `ones` holds at least `B·(T + 1)` ones.
+    pub fn backward(
         &self,
         rec: &mut Recorder,
+        ones: &Tensor,
         x: &Tensor,
         s: &PerSaved,
         ds: &Tensor,
         dx_acc: &Tensor,
     ) -> Result<()> {
-        let c = self.cfg;
-        let (d, t) = (c.dim, c.tokens());
+        let (d, t) = (self.dim, self.tokens);
         let nt = t + 1;
         let r = x.numel() / d;
         let b = r / t;
         let rn = b * nt;
-        let hid = c.mlp_ratio * d;
         let gpu = rec.gpu().clone();
-        let ones = &self.ones;
         // Head: d(lnf.y)[b, 1 + t] = ds[b, t]·w; the class rows get zero.
         let dyf = gpu.empty(&[rn, d], DType::F32);
         rec.clear(&dyf);
@@ -239,7 +175,7 @@ impl Heads {
                 ld: 1,
                 batch_stride: t,
             },
-            Mat::dense(self.w("per.head.weight"), 1, d).broadcast(),
+            Mat::dense(&self.head.weight.value, 1, d).broadcast(),
             Mat {
                 tensor: &dyf,
                 offset: d,
@@ -272,118 +208,21 @@ impl Heads {
             rec,
             ones,
             Mat::dense(&tmp, b, d),
-            Mat::dense(self.g("per.head.weight"), 1, d),
+            Mat::dense(&self.head.weight.grad, 1, d),
             b,
             d,
         )?;
         // Final LayerNorm; dX carries the residual stream's gradient from here on.
         let dx = gpu.empty(&[rn, d], DType::F32);
         rec.clear(&dx);
-        self.ln_back(rec, &s.x2, "per.norm", &s.lnf, &dyf, &dx)?;
-        // MLP.
-        let dg = gpu.empty(&[rn, hid], DType::F32);
-        linear::backward(
-            rec,
-            ones,
-            &s.gact,
-            &dx,
-            self.w("per.block.mlp.fc2.weight"),
-            self.g("per.block.mlp.fc2.weight"),
-            Some(self.g("per.block.mlp.fc2.bias")),
-            Some((&dg, false)),
-            rn,
-            hid,
-            d,
-        )?;
-        let dh = gpu.empty(&[rn, hid], DType::F32);
-        activation_backward(rec, Act::Gelu, &s.h, &dg, &dh)?;
-        let dl = gpu.empty(&[rn, d], DType::F32);
-        linear::backward(
-            rec,
-            ones,
-            &s.ln2.y,
-            &dh,
-            self.w("per.block.mlp.fc1.weight"),
-            self.g("per.block.mlp.fc1.weight"),
-            Some(self.g("per.block.mlp.fc1.bias")),
-            Some((&dl, false)),
-            rn,
-            d,
-            hid,
-        )?;
-        self.ln_back(rec, &s.x1, "per.block.norm2", &s.ln2, &dl, &dx)?;
-        // Attention.
-        let datt = gpu.empty(&[rn, d], DType::F32);
-        linear::backward(
-            rec,
-            ones,
-            &s.att,
-            &dx,
-            self.w("per.block.attn.proj.weight"),
-            self.g("per.block.attn.proj.weight"),
-            Some(self.g("per.block.attn.proj.bias")),
-            Some((&datt, false)),
-            rn,
-            d,
-            d,
-        )?;
-        let dqkv = gpu.empty(&[rn, 3 * d], DType::F32);
-        attention_backward(
-            rec,
-            &s.att_saved,
-            &s.qkv,
-            &s.att,
-            &datt,
-            &dqkv,
-            &self.attn_dims(b),
-        )?;
-        let dqkvm = Mat::dense(&dqkv, rn, 3 * d);
-        linear::weight_grad(
-            rec,
-            dqkvm,
-            Mat::dense(&s.ln1.y, rn, d),
-            self.g("per.block.attn.qkv.weight"),
-            rn,
-            d,
-            3 * d,
-        )?;
-        // qkv bias: the q and v thirds (the k third is an exact zero, softmax shift invariance).
-        let gb = self.g("per.block.attn.qkv.bias");
-        for third in [0, 2] {
-            linear::col_sum_acc(
-                rec,
-                ones,
-                Mat {
-                    offset: third * d,
-                    ..dqkvm
-                },
-                Mat {
-                    tensor: gb,
-                    offset: third * d,
-                    ld: 3 * d,
-                    batch_stride: 0,
-                },
-                rn,
-                d,
-            )?;
-        }
-        linear::input_grad(
-            rec,
-            dqkvm,
-            self.w("per.block.attn.qkv.weight"),
-            Mat::dense(&dl, rn, d),
-            rn,
-            d,
-            3 * d,
-            false,
-        )?;
-        self.ln_back(rec, &s.x0, "per.block.norm1", &s.ln1, &dl, &dx)?;
+        self.norm.backward(rec, &s.block.out, &s.lnf, &dyf, &dx)?;
+        self.block.backward(rec, ones, &s.x0, &s.block, &dx)?;
         // Tokens: position embedding (all tokens), class token (row 0 of each image).
         linear::col_sum_acc(
             rec,
             ones,
             Mat::dense(&dx, b, nt * d),
-            Mat::dense(self.g("per.pos_embed"), 1, nt * d),
+            Mat::dense(&self.pos_embed.grad, 1, nt * d),
             b,
             nt * d,
         )?;
@@ -396,7 +235,7 @@ impl Heads {
                 ld: nt * d,
                 batch_stride: 0,
             },
-            Mat::dense(self.g("per.cls_token"), 1, d),
+            Mat::dense(&self.cls_token.grad, 1, d),
             b,
             d,
         )?;
@@ -408,63 +247,27 @@ impl Heads {
         activation_backward(rec, Act::LeakyRelu(LEAKY), &bn_out.y, &da, &dyb)?;
         let dz = gpu.empty(&[r, d], DType::F32);
         rec.clear(&dz);
-        self.per_bn().backward_into(
-            rec,
-            &s.z1,
-            bn_out,
-            &dyb,
-            GradTargets {
-                dx: &dz,
-                dgamma: self.g("per.bn.weight"),
-                dbeta: self.g("per.bn.bias"),
-                accumulate: true,
-            },
-        )?;
+        self.bn.backward(rec, &s.z1, bn_out, &dyb, &dz)?;
         let dzm = Mat::dense(&dz, r, d);
-        linear::weight_grad(
-            rec,
-            dzm,
-            Mat::dense(x, r, d),
-            self.g("per.fc1.weight"),
-            r,
-            d,
-            d,
-        )?;
-        linear::input_grad(
-            rec,
-            dzm,
-            self.w("per.fc1.weight"),
-            Mat::dense(dx_acc, r, d),
-            r,
-            d,
-            d,
-            true,
-        )
+        self.fc1.weight_grad(rec, dzm, Mat::dense(x, r, d), r)?;
+        self.fc1
+            .input_grad(rec, dzm, Mat::dense(dx_acc, r, d), r, true)
+    }
+}
+
+impl Module for PerlinDiscriminator {
+    fn params(&self) -> Vec<&Param> {
+        let mut p = self.fc1.params();
+        p.extend(self.bn.params());
+        p.push(&self.cls_token);
+        p.push(&self.pos_embed);
+        p.extend(self.block.params());
+        p.extend(self.norm.params());
+        p.extend(self.head.params());
+        p
     }
 
-    /// LayerNorm backward adding `dx` into `acc` and the affine gradients into `<name>.*`.
-    fn ln_back(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        name: &str,
-        saved: &LayerNormOut,
-        dy: &Tensor,
-        acc: &Tensor,
-    ) -> Result<()> {
-        layer_norm_backward_into(
-            rec,
-            x,
-            self.w(&format!("{name}.weight")),
-            &saved.mean,
-            &saved.rstd,
-            dy,
-            GradTargets {
-                dx: acc,
-                dgamma: self.g(&format!("{name}.weight")),
-                dbeta: self.g(&format!("{name}.bias")),
-                accumulate: true,
-            },
-        )
+    fn running(&self) -> Vec<&Running> {
+        self.bn.running()
     }
 }
