@@ -394,3 +394,53 @@ impl Module for BatchNorm {
         vec![&self.running_mean, &self.running_var]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gpu;
+
+    #[test]
+    fn names_follow_the_prefix_path_and_groups_carry_down() {
+        let g = gpu();
+        let mut init = Init::new(0);
+        let mut vb = VarBuilder::new(&g, &mut init);
+        let lin = Linear::new(
+            &mut vb.pp("a").group(Group::Perlin).pp("b"),
+            3,
+            2,
+            InitKind::Xavier,
+            Some(InitKind::Const(0.5)),
+        )
+        .unwrap();
+        let got: Vec<_> = lin
+            .params()
+            .iter()
+            .map(|p| (p.name.as_str(), p.group, p.value.shape().to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a.b.weight", Group::Perlin, vec![2, 3]),
+                ("a.b.bias", Group::Perlin, vec![2]),
+            ]
+        );
+        assert_eq!(lin.bias.as_ref().unwrap().value.to_vec().unwrap(), [0.5; 2]);
+        let bn = BatchNorm::new(&mut vb.pp("bn"), 4).unwrap();
+        let names: Vec<_> = bn
+            .params()
+            .iter()
+            .map(|p| (p.name.clone(), p.group))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("bn.weight".to_string(), Group::Adaptor),
+                ("bn.bias".to_string(), Group::Adaptor)
+            ]
+        );
+        let running: Vec<_> = bn.running().iter().map(|r| r.name.clone()).collect();
+        assert_eq!(running, ["bn.running_mean", "bn.running_var"]);
+        assert_eq!(bn.running()[1].value.to_vec().unwrap(), [1.0; 4]);
+    }
+}

@@ -562,3 +562,45 @@ fn loss_dims(c: &HeadsConfig) -> LossDims {
         dim: c.dim,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gpu;
+
+    #[test]
+    fn the_layers_name_every_tensor_once() {
+        let cfg = HeadsConfig {
+            dim: 8,
+            gau_hidden: 6,
+            heads: 2,
+            grid_h: 2,
+            grid_w: 2,
+            image_size: 8,
+            batch: 1,
+            mlp_ratio: 2,
+        };
+        let h = Heads::new(&gpu(), &cfg, 0).unwrap();
+        let names: Vec<String> = h.tensors().into_iter().map(|(n, _)| n).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        // Gradients are the parameters' (running statistics have none), in the same order.
+        let grads: Vec<String> = h.gradients().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(grads, names[..grads.len()]);
+        assert!(names[grads.len()..].iter().all(|n| n.contains(".running_")));
+        for (prefix, group) in [
+            ("adaptor.", Group::Adaptor),
+            ("gau.", Group::Gaussian),
+            ("per.", Group::Perlin),
+        ] {
+            let params: Vec<_> = h
+                .params()
+                .into_iter()
+                .filter(|p| p.name.starts_with(prefix))
+                .collect();
+            assert!(!params.is_empty() && params.iter().all(|p| p.group == group));
+        }
+    }
+}
