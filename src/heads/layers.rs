@@ -14,7 +14,7 @@ use super::linear;
 use super::optim::Group;
 use crate::gpu::{DType, Gpu, Recorder, Tensor};
 use crate::kernels::batchnorm::{BatchNorm1d, BatchNormOut};
-use crate::kernels::gemm::Mat;
+use crate::kernels::gemm::{gemm, Activation, Epilogue, GemmSpec, Mat};
 use crate::kernels::layernorm::{layer_norm, layer_norm_backward_into, GradTargets, LayerNormOut};
 use crate::Result;
 
@@ -139,7 +139,8 @@ pub(crate) trait Module {
     }
 }
 
-/// `y = x·Wᵀ (+ b)`, `W` stored `[out, in]` as PyTorch stores it (on [`super::linear`]).
+/// `y = x·Wᵀ (+ b)`, `W` stored `[out, in]` as PyTorch stores it; its products are GEMMs
+/// ([`crate::kernels::gemm`]).
 pub(crate) struct Linear {
     /// `prefix.weight`, `[out, in]`.
     pub weight: Param,
@@ -185,13 +186,14 @@ impl Linear {
         y: Mat<'_>,
         residual: Option<Mat<'_>>,
     ) -> Result<()> {
-        linear::forward(
+        linear::forward_act(
             rec,
             x,
             &self.weight.value,
             self.bias.as_ref().map(|b| &b.value),
             y,
             residual,
+            Activation::None,
             self.rows(x),
             self.inp,
             self.out,
@@ -209,19 +211,17 @@ impl Linear {
         dy: &Tensor,
         dx: Option<(&Tensor, bool)>,
     ) -> Result<()> {
-        linear::backward(
-            rec,
-            ones,
-            x,
-            dy,
-            &self.weight.value,
-            &self.weight.grad,
-            self.bias.as_ref().map(|b| &b.grad),
-            dx,
-            self.rows(x),
-            self.inp,
-            self.out,
-        )
+        let rows = self.rows(x);
+        let dym = Mat::dense(dy, rows, self.out);
+        self.weight_grad(rec, dym, Mat::dense(x, rows, self.inp), rows)?;
+        if let Some(b) = &self.bias {
+            let db = Mat::dense(&b.grad, 1, self.out);
+            linear::col_sum_acc(rec, ones, dym, db, rows, self.out)?;
+        }
+        if let Some((dx, acc)) = dx {
+            self.input_grad(rec, dym, Mat::dense(dx, rows, self.inp), rows, acc)?;
+        }
+        Ok(())
     }
 
     /// `dW += dyᵀ·x` over `rows` rows.
@@ -232,7 +232,11 @@ impl Linear {
         x: Mat<'_>,
         rows: usize,
     ) -> Result<()> {
-        linear::weight_grad(rec, dy, x, &self.weight.grad, rows, self.inp, self.out)
+        let spec = GemmSpec::new(self.out, self.inp, rows)
+            .transpose(true, false)
+            .accumulate(1.0);
+        let dw = Mat::dense(&self.weight.grad, self.out, self.inp);
+        gemm(rec, &spec, dy, x, dw, Epilogue::default())
     }
 
     /// `dx = dy·W` (`dx += dy·W` when `acc`) over `rows` rows.
@@ -244,16 +248,12 @@ impl Linear {
         rows: usize,
         acc: bool,
     ) -> Result<()> {
-        linear::input_grad(
-            rec,
-            dy,
-            &self.weight.value,
-            dx,
-            rows,
-            self.inp,
-            self.out,
-            acc,
-        )
+        let mut spec = GemmSpec::new(rows, self.inp, self.out);
+        if acc {
+            spec = spec.accumulate(1.0);
+        }
+        let w = Mat::dense(&self.weight.value, self.out, self.inp);
+        gemm(rec, &spec, dy, w, dx, Epilogue::default())
     }
 }
 
