@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use dfd::backbone::weights::write_random_wrn50;
+use dfd::backbone::random_weights::write_random_wrn50;
 use dfd::backbone::{Precision, WideResNet50};
 use dfd::kernels::cast::cast_new;
 use dfd::kernels::conv2d::{conv2d_with, ConvTiling};

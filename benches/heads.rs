@@ -25,7 +25,7 @@ fn main() {
     let peak = peak_gflops(&gpu).expect("peak probe");
     println!("measured peak: {peak:.1} GFLOP/s (f32 FMA, registers only)");
     let mut cfg = match std::env::var("DFD_BENCH_PRESET") {
-        Ok(name) => dfd::train::heads_config(&dfd::TrainConfig::preset(&name).unwrap()),
+        Ok(name) => dfd::TrainConfig::preset(&name).unwrap().heads_config(),
         Err(_) => HeadsConfig::paper(),
     };
     if std::env::var("DFD_BENCH_QUICK").is_ok() {

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use dfd::backbone::weights::write_random_wrn50_calibrated;
+use dfd::backbone::random_weights::write_random_wrn50_calibrated;
 use dfd::backbone::{FeatureExtractor, WideResNet50};
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::data::TextureSource;
@@ -46,7 +46,7 @@ use dfd::image::load_rgb;
 use dfd::kernels::peak::{peak_gflops, percent_of};
 use dfd::kernels::random::fill_normal;
 use dfd::testing::random_vec;
-use dfd::train::{heads_config, learning_rates, loss_config, Trainer, TrainingRun};
+use dfd::train::{learning_rates, loss_config, Trainer, TrainingRun};
 use dfd::{DType, Gpu, TrainConfig};
 use serde_json::json;
 
@@ -84,7 +84,7 @@ struct Stage {
 ///   "≈ 200").
 fn stage_flops(cfg: &TrainConfig, steps_per_epoch: usize) -> [f64; 4] {
     let s = cfg.image_size;
-    let hc = heads_config(cfg);
+    let hc = cfg.heads_config();
     let features = WideResNet50::flops(2, s, s);
     let step = hc.train_flops();
     [
@@ -192,7 +192,7 @@ fn bench_features(
 /// `train_step`: one heads training step on a resident batch of random features (the values
 /// do not change the work), the feature noise drawn on the GPU as the trainer does.
 fn bench_train_step(gpu: &Gpu, cfg: &TrainConfig, reps: usize) -> Result<f64> {
-    let hc = heads_config(cfg);
+    let hc = cfg.heads_config();
     let (n, d, s, b) = (hc.rows(), hc.dim, hc.image_size, hc.batch);
     let feat = |seed| -> Result<dfd::Tensor> {
         let v: Vec<f32> = random_vec(n * d, seed)

@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
     };
     let category = generate_category(dir.path(), "synthetic_texture", size, counts, 1)?;
     let weights = dir.path().join("w.safetensors");
-    dfd::backbone::weights::write_random_wrn50(&weights)?;
+    dfd::backbone::random_weights::write_random_wrn50(&weights)?;
     let model = dir.path().join("bench.dfd");
     let dfd_bin = env!("CARGO_BIN_EXE_dfd");
     let s = |p: &Path| p.to_str().unwrap().to_string();

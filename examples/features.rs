@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use dfd::backbone::weights::{write_random_wrn50, write_safetensors};
+use dfd::backbone::random_weights::write_random_wrn50;
+use dfd::backbone::weights::write_safetensors;
 use dfd::backbone::{FeatureExtractor, Precision};
 use dfd::{Gpu, Tensor};
 use safetensors::Dtype;

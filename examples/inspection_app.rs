@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
         Some(w) => std::path::PathBuf::from(w),
         None => {
             let w = dir.path().join("random_wrn50.safetensors");
-            dfd::backbone::weights::write_random_wrn50(&w)?;
+            dfd::backbone::random_weights::write_random_wrn50(&w)?;
             w
         }
     };

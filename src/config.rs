@@ -6,8 +6,8 @@
 //!   variant (`λ_Per = λ_Sim = 1`).
 //! - [`TrainConfig::reference_code`]: the authors' public code (`θ = 0.5`, both λ = 1,
 //!   `p_anomaly = 0.8`).
-//! - [`TrainConfig::fast`]: a reduced configuration that trains a 2-shot category in minutes
-//!   on a CPU-only machine (software Vulkan): `S = 64` (an 8×8 feature grid), a smaller
+//! - [`TrainConfig::fast`]: a reduced configuration sized for CPU-only machines (software
+//!   Vulkan; training times in `docs/bench-notes.md`): `S = 64` (an 8×8 feature grid), a smaller
 //!   feature dimension and fewer samples and epochs. Its numbers are not the paper's.
 //! - [`TrainConfig::tiny`]: the smallest useful configuration, for tests and CI.
 //!
@@ -235,8 +235,8 @@ impl TrainConfig {
     }
 
     /// A reduced configuration for CPU-only machines (software Vulkan): `S = 64` (8×8
-    /// grid), `D = 256`, 4 heads, 16 samples per shot, 8 epochs. Trains a 2-shot category
-    /// in a few minutes; detection quality is well below the paper's.
+    /// grid), `D = 256`, 4 heads, 16 samples per shot, 8 epochs (training time: see
+    /// `docs/bench-notes.md`); detection quality is well below the paper's.
     pub fn fast() -> Self {
         TrainConfig {
             preset: "fast".into(),
@@ -284,6 +284,22 @@ impl TrainConfig {
             _ => Err(Error::Config(format!(
                 "unknown preset `{name}` (expected paper, paper_visa, reference_code, fast or tiny)"
             ))),
+        }
+    }
+
+    /// The heads' dimensions for this configuration (design §1.5–1.8). Both the trainer and
+    /// [`crate::Detector`] (when it loads a model file) build their heads from it, so it
+    /// lives here rather than in either.
+    pub fn heads_config(&self) -> crate::heads::HeadsConfig {
+        crate::heads::HeadsConfig {
+            dim: self.feature_dim,
+            gau_hidden: self.gau_hidden,
+            heads: self.heads,
+            grid_h: self.grid(),
+            grid_w: self.grid(),
+            image_size: self.image_size,
+            batch: self.batch,
+            mlp_ratio: self.mlp_ratio,
         }
     }
 

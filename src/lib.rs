@@ -18,7 +18,7 @@
 //!
 //! # let dir = tempfile::tempdir().map_err(|e| dfd::Error::io("temporary folder", e))?;
 //! # let weights = dir.path().join("wrn50.safetensors");
-//! # dfd::backbone::weights::write_random_wrn50(&weights)?;
+//! # dfd::backbone::random_weights::write_random_wrn50(&weights)?;
 //! # let part = |seed: u32| image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(96, 64,
 //! #     |x, y| image::Rgb([(x * 2 + seed) as u8, (y * 3) as u8, ((x ^ y) + seed) as u8])));
 //! let gpu = Gpu::new()?;

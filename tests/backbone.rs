@@ -12,7 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use dfd::backbone::weights::{det_state_tensor, det_tensor, write_random_wrn50, write_safetensors};
+use dfd::backbone::random_weights::{det_state_tensor, det_tensor, write_random_wrn50};
+use dfd::backbone::weights::write_safetensors;
 use dfd::backbone::{FeatureExtractor, Precision, WideResNet50};
 use dfd::image::{frequency_split, normalize_imagenet, Image};
 use dfd::kernels::patch::{patch_features, PatchDims};

@@ -44,7 +44,7 @@ fn setup() -> Setup {
     };
     let category = generate_category(dir.path(), "synthetic_texture", 64, counts, 3).unwrap();
     let weights = dir.path().join("w.safetensors");
-    dfd::backbone::weights::write_random_wrn50(&weights).unwrap();
+    dfd::backbone::random_weights::write_random_wrn50(&weights).unwrap();
     Setup {
         dir,
         category,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use dfd::backbone::weights::write_random_wrn50_calibrated;
+use dfd::backbone::random_weights::write_random_wrn50_calibrated;
 use dfd::backbone::Precision;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::data::TextureSource;

@@ -24,7 +24,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dfd::backbone::weights::{write_random_wrn50, WeightFile};
+use dfd::backbone::random_weights::write_random_wrn50;
+use dfd::backbone::weights::WeightFile;
 use dfd::data::datasets::Visa;
 use dfd::data::textures::TextureSource;
 use dfd::detector::model_file::{ModelFile, BACKBONE_ARCHITECTURE};

@@ -56,7 +56,7 @@ fn setup() -> &'static Setup {
         };
         let category = generate_category(dir.path(), "synthetic_texture", 64, counts, 5).unwrap();
         let weights = dir.path().join("w.safetensors");
-        dfd::backbone::weights::write_random_wrn50(&weights).unwrap();
+        dfd::backbone::random_weights::write_random_wrn50(&weights).unwrap();
         let models = dir.path().join("models");
         std::fs::create_dir_all(&models).unwrap();
         let model = models.join("texture.dfd");

@@ -520,7 +520,7 @@ impl Detector {
                 ),
             });
         }
-        let mut heads = Heads::new(gpu, &crate::train::heads_config(&file.config), 0)?;
+        let mut heads = Heads::new(gpu, &file.config.heads_config(), 0)?;
         let expected_tensors: Vec<(String, Vec<usize>)> = heads
             .tensors()
             .into_iter()

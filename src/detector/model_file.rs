@@ -70,7 +70,8 @@ pub const FINGERPRINT_PREFIX: &str = "all-tensors-xxh64:";
 
 impl BackboneId {
     /// The identity of an opened weight file: hashes every byte of the tensors the network
-    /// uses (about 100 MB in f32; tens of milliseconds, the same pages the load reads).
+    /// uses (about 100 MB in f32, the same pages the load reads; cost in
+    /// `docs/bench-notes.md`).
     pub fn of_weight_file(file: &WeightFile) -> Result<BackboneId> {
         let keys: Vec<(String, Vec<usize>)> = wrn50_state_keys(3)
             .into_iter()

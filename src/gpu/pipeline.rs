@@ -157,7 +157,7 @@ impl Gpu {
             // recording a dispatch, and every kernel masks its own edges, so the kernels only
             // index inside their bindings and all loops are bounded by uniform sizes. Without
             // naga's injected bounds clamps and loop-bounding counters, the drivers can unroll
-            // and vectorise the inner loops (several times faster on lavapipe).
+            // and vectorise the inner loops (`docs/bench-notes.md`, "Shader checks").
             // `GpuOptions::shader_checks` turns the checks back on for debugging.
             unsafe {
                 device.create_shader_module_trusted(

@@ -4,18 +4,35 @@
 //! [`crate::kernels`]; and the eval-mode scoring pass ([`Heads::scores`], `scoring.rs`), which
 //! folds the BatchNorms into their Linears and can store its weights and activations as f16.
 //!
+//! The heads are typed layers (`layers.rs`: `Linear`, `LayerNorm`, `BatchNorm`; `vit.rs`:
+//! `MultiHeadAttention`, `Mlp`, `Block`), each owning its parameters and having an explicit
+//! forward and backward pass; [`Heads`] holds the adaptor (a `Linear`) and the two
+//! discriminators built from them: `gaussian_discriminator.rs` is `φ_G` (design §1.7) and
+//! `perlin_discriminator.rs` is `φ_P` (design §1.8). Every parameter gets its name where it
+//! is built, from a prefix path (`per` → `per.block` → `per.block.attn.qkv.weight`), and the
+//! one list of named parameters that walks the layers is what Adam steps, what
+//! [`Heads::tensors`] / [`Heads::load_tensors`] save and load, and what the golden fixtures
+//! are compared by. Also here: `attention.rs` (the attention algorithms), `linear.rs` (the
+//! `Linear` products on [`crate::kernels::gemm`]), `tokens.rs` (the ViT's token assembly),
+//! `losses.rs` (the losses of design §3), `optim.rs` (Adam groups and schedule), `init.rs`
+//! (the seeded initialisation) and `scoring.rs` (the eval-mode pass). Perlin *noise*, which
+//! makes the pseudo-anomaly masks, is [`crate::data::perlin`]; the Perlin discriminator is
+//! named after the anomalies it is trained on.
+//!
 //! Conventions follow the reference code and `tests/fixtures/README.md` ("DFD heads"): feature
 //! rows are `b·T + y·w + x`, `Linear` weights are `[out, in]`, the qkv split is timm's.
 
 pub mod attention;
-mod gaussian;
+mod gaussian_discriminator;
 mod init;
+mod layers;
 mod linear;
 pub mod losses;
 pub mod optim;
-mod perlin;
+mod perlin_discriminator;
 mod scoring;
 mod tokens;
+mod vit;
 
 pub use attention::{
     attention_backward, attention_forward, AttentionAlgorithm, AttentionDims, AttentionSaved,
@@ -31,8 +48,11 @@ use crate::kernels::adam::adam_step;
 use crate::kernels::gemm::Mat;
 use crate::kernels::resize::{resize_bilinear_backward_into, resize_bilinear_into};
 use crate::{Error, Result};
+use gaussian_discriminator::GaussianDiscriminator;
+use layers::{InitKind, Linear, Module, Param, Running, VarBuilder};
 use losses::{LossDims, LossScratch};
 use optim::Group;
+use perlin_discriminator::PerlinDiscriminator;
 
 /// Every variant of the heads' own kernels (the token assembly and the losses) the library
 /// can build on `device`; the heads' other work runs on [`crate::kernels`], whose variants
@@ -185,23 +205,16 @@ pub struct TrainBatch<'a> {
     pub eps_high: &'a Tensor,
 }
 
-/// A parameter with its gradient and Adam moments.
-pub(crate) struct Param {
-    name: &'static str,
-    shape: Vec<usize>,
-    value: Tensor,
-    grad: Tensor,
-    m: Tensor,
-    v: Tensor,
-    group: Group,
-}
-
 /// The adaptor and both discriminators, their optimiser state and scratch buffers.
 pub struct Heads {
     cfg: HeadsConfig,
     gpu: Gpu,
-    params: Vec<Param>,
-    running: Vec<(&'static str, Tensor)>,
+    /// `ψ_A`: `Linear(D → D)`, parameters `adaptor.weight`, `adaptor.bias`.
+    adaptor: Linear,
+    /// `φ_G`, parameters under `gau.`.
+    gau: GaussianDiscriminator,
+    /// `φ_P`, parameters under `per.`.
+    per: PerlinDiscriminator,
     step: u32,
     ones: Tensor,
     scratch: LossScratch,
@@ -213,99 +226,45 @@ pub struct Heads {
     scoring_cache: Mutex<Option<Arc<scoring::ScoringWeights>>>,
 }
 
-/// Parameter names, shapes, groups and initialisations, in the fixture's order.
-fn layout(c: &HeadsConfig) -> Vec<(&'static str, Vec<usize>, Group, InitKind)> {
-    use Group::*;
-    use InitKind::*;
-    let (d, h, t) = (c.dim, c.gau_hidden, c.tokens());
-    let m = c.mlp_ratio * d;
-    vec![
-        ("adaptor.weight", vec![d, d], Adaptor, Xavier),
-        ("adaptor.bias", vec![d], Adaptor, FanIn(d)),
-        ("gau.fc1.weight", vec![h, d], Gaussian, Xavier),
-        ("gau.fc1.bias", vec![h], Gaussian, FanIn(d)),
-        ("gau.bn.weight", vec![h], Gaussian, Const(1.0)),
-        ("gau.bn.bias", vec![h], Gaussian, Const(0.0)),
-        ("gau.fc2.weight", vec![1, h], Gaussian, Xavier),
-        ("per.fc1.weight", vec![d, d], Perlin, FanIn(d)),
-        ("per.fc1.bias", vec![d], Perlin, FanIn(d)),
-        ("per.bn.weight", vec![d], Perlin, Const(1.0)),
-        ("per.bn.bias", vec![d], Perlin, Const(0.0)),
-        ("per.cls_token", vec![1, 1, d], Perlin, Const(0.0)),
-        ("per.pos_embed", vec![1, t + 1, d], Perlin, Trunc),
-        ("per.block.norm1.weight", vec![d], Perlin, Const(1.0)),
-        ("per.block.norm1.bias", vec![d], Perlin, Const(0.0)),
-        ("per.block.attn.qkv.weight", vec![3 * d, d], Perlin, Trunc),
-        ("per.block.attn.qkv.bias", vec![3 * d], Perlin, Const(0.0)),
-        ("per.block.attn.proj.weight", vec![d, d], Perlin, Trunc),
-        ("per.block.attn.proj.bias", vec![d], Perlin, Const(0.0)),
-        ("per.block.norm2.weight", vec![d], Perlin, Const(1.0)),
-        ("per.block.norm2.bias", vec![d], Perlin, Const(0.0)),
-        ("per.block.mlp.fc1.weight", vec![m, d], Perlin, Trunc),
-        ("per.block.mlp.fc1.bias", vec![m], Perlin, Const(0.0)),
-        ("per.block.mlp.fc2.weight", vec![d, m], Perlin, Trunc),
-        ("per.block.mlp.fc2.bias", vec![d], Perlin, Const(0.0)),
-        ("per.norm.weight", vec![d], Perlin, Const(1.0)),
-        ("per.norm.bias", vec![d], Perlin, Const(0.0)),
-        ("per.head.weight", vec![1, d], Perlin, FanIn(d)),
-    ]
-}
-
-#[derive(Clone, Copy)]
-enum InitKind {
-    Xavier,
-    FanIn(usize),
-    Const(f32),
-    Trunc,
-}
-
-fn running_layout(c: &HeadsConfig) -> Vec<(&'static str, usize, f32)> {
-    vec![
-        ("gau.bn.running_mean", c.gau_hidden, 0.0),
-        ("gau.bn.running_var", c.gau_hidden, 1.0),
-        ("per.bn.running_mean", c.dim, 0.0),
-        ("per.bn.running_var", c.dim, 1.0),
-    ]
-}
-
 impl Heads {
     /// New heads with the initialisation of design §3, seeded: Xavier-normal adaptor and `φ_G`
     /// linears, PyTorch-default `U(±1/√fan_in)` elsewhere outside the ViT, ViT linears and
     /// the position embedding `trunc_normal(0.02)`, ViT biases 0, norms 1/0, class token 0.
     pub fn new(gpu: &Gpu, cfg: &HeadsConfig, seed: u64) -> Result<Heads> {
         cfg.validate()?;
-        let mut rng = init::Init::new(seed);
-        let mut params = Vec::new();
-        for (name, shape, group, kind) in layout(cfg) {
-            let n: usize = shape.iter().product();
-            let data = match kind {
-                InitKind::Xavier => rng.xavier_normal(shape[0], shape[1]),
-                InitKind::FanIn(f) => rng.uniform_fan_in(n, f),
-                InitKind::Const(c) => vec![c; n],
-                InitKind::Trunc => rng.trunc_normal(n, 0.02),
-            };
-            params.push(Param {
-                name,
-                value: gpu.upload(&data, &shape)?,
-                grad: gpu.zeros(&shape, DType::F32),
-                m: gpu.zeros(&shape, DType::F32),
-                v: gpu.zeros(&shape, DType::F32),
-                shape,
-                group,
-            });
-        }
-        let mut running = Vec::new();
-        for (name, n, v) in running_layout(cfg) {
-            running.push((name, gpu.upload(&vec![v; n], &[n])?));
-        }
+        // Every parameter is created here, through one builder, in the fixture's order (the
+        // seeded initialisation draws in that order).
+        let mut init = init::Init::new(seed);
+        let mut vb = VarBuilder::new(gpu, &mut init);
+        let d = cfg.dim;
+        let adaptor = Linear::new(
+            &mut vb.pp("adaptor"),
+            d,
+            d,
+            InitKind::Xavier,
+            Some(InitKind::FanIn(d)),
+        )?;
+        let gau = GaussianDiscriminator::new(
+            &mut vb.pp("gau").group(Group::Gaussian),
+            d,
+            cfg.gau_hidden,
+        )?;
+        let per = PerlinDiscriminator::new(
+            &mut vb.pp("per").group(Group::Perlin),
+            d,
+            cfg.tokens(),
+            cfg.heads,
+            cfg.mlp_ratio,
+        )?;
         let rows = (2 * cfg.rows()).max(cfg.batch * (cfg.tokens() + 1));
         let ones = gpu.upload(&vec![1.0; rows], &[rows])?;
         let scratch = LossScratch::new(gpu, &loss_dims(cfg));
         Ok(Heads {
             cfg: *cfg,
             gpu: gpu.clone(),
-            params,
-            running,
+            adaptor,
+            gau,
+            per,
             step: 0,
             ones,
             scratch,
@@ -337,29 +296,21 @@ impl Heads {
         self.step
     }
 
-    fn param(&self, name: &str) -> &Param {
-        // Names come from `layout`, so the lookup cannot fail for internal callers.
-        self.params
-            .iter()
-            .find(|p| p.name == name)
-            .expect("parameter name from the layout")
+    /// Every trainable parameter, in the fixture's order: the one list the optimiser steps,
+    /// the model file saves and loads ([`Heads::tensors`], [`Heads::load_tensors`]) and the
+    /// golden tests compare.
+    fn params(&self) -> Vec<&Param> {
+        let mut p = self.adaptor.params();
+        p.extend(self.gau.params());
+        p.extend(self.per.params());
+        p
     }
 
-    pub(crate) fn w(&self, name: &str) -> &Tensor {
-        &self.param(name).value
-    }
-
-    pub(crate) fn g(&self, name: &str) -> &Tensor {
-        &self.param(name).grad
-    }
-
-    pub(crate) fn running(&self, name: &str) -> &Tensor {
-        &self
-            .running
-            .iter()
-            .find(|(n, _)| *n == name)
-            .expect("running-stat name from the layout")
-            .1
+    /// Every running statistic (the BatchNorms'), in the fixture's order.
+    fn running_stats(&self) -> Vec<&Running> {
+        let mut r = self.gau.running();
+        r.extend(self.per.running());
+        r
     }
 
     /// Every parameter and running statistic by its fixture name (Adam moments are not
@@ -368,11 +319,15 @@ impl Heads {
     /// prepare its weights again.
     pub fn tensors(&self) -> Vec<(String, Tensor)> {
         let mut v: Vec<(String, Tensor)> = self
-            .params
-            .iter()
-            .map(|p| (p.name.to_string(), p.value.clone()))
+            .params()
+            .into_iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
             .collect();
-        v.extend(self.running.iter().map(|(n, t)| (n.to_string(), t.clone())));
+        v.extend(
+            self.running_stats()
+                .into_iter()
+                .map(|r| (r.name.clone(), r.value.clone())),
+        );
         v
     }
 
@@ -380,9 +335,9 @@ impl Heads {
     /// the analytically-zero ones — the BatchNorm-fed biases and the key third of the qkv
     /// bias — are exact zeros).
     pub fn gradients(&self) -> Vec<(String, Tensor)> {
-        self.params
-            .iter()
-            .map(|p| (p.name.to_string(), p.grad.clone()))
+        self.params()
+            .into_iter()
+            .map(|p| (p.name.clone(), p.grad.clone()))
             .collect()
     }
 
@@ -395,16 +350,21 @@ impl Heads {
     /// Replaces every parameter and running statistic; strict: a missing, unknown or
     /// mis-shaped tensor is an error naming it. Resets the optimiser state.
     pub fn load_tensors(&mut self, named: &[(String, Vec<f32>)]) -> Result<()> {
-        let mut expected: Vec<(&str, usize, String)> = self
-            .params
-            .iter()
-            .map(|p| (p.name, p.value.numel(), format!("{:?}", p.shape)))
+        // Parameters and running statistics alike: (name, tensor).
+        let mut live: Vec<(&str, &Tensor)> = self
+            .params()
+            .into_iter()
+            .map(|p| (p.name.as_str(), &p.value))
             .collect();
-        expected.extend(
-            self.running
-                .iter()
-                .map(|(n, t)| (*n, t.numel(), format!("{:?}", t.shape()))),
+        live.extend(
+            self.running_stats()
+                .into_iter()
+                .map(|r| (r.name.as_str(), &r.value)),
         );
+        let expected: Vec<(&str, usize, String)> = live
+            .iter()
+            .map(|(n, t)| (*n, t.numel(), format!("{:?}", t.shape())))
+            .collect();
         for (name, data) in named {
             match expected.iter().find(|e| e.0 == name) {
                 None => {
@@ -430,14 +390,12 @@ impl Heads {
             }
         }
         for (name, data) in named {
-            if let Some(p) = self.params.iter().find(|p| p.name == name) {
-                p.value.write(data)?;
-            } else if let Some((_, t)) = self.running.iter().find(|(n, _)| n == name) {
+            if let Some((_, t)) = live.iter().find(|(n, _)| n == name) {
                 t.write(data)?;
             }
         }
         let mut rec = self.gpu.recorder();
-        for p in &self.params {
+        for p in self.params() {
             rec.clear(&p.m);
             rec.clear(&p.v);
             rec.clear(&p.grad);
@@ -481,7 +439,7 @@ impl Heads {
             }
         }
         let gpu = self.gpu.clone();
-        for p in &self.params {
+        for p in self.params() {
             rec.clear(&p.grad);
         }
         let ld = loss_dims(&c);
@@ -528,7 +486,7 @@ impl Heads {
         }
         // φ_P: high path, then low path (forward, L_pix/L_cls, backward).
         for f in [1, 0] {
-            let saved = self.perlin_forward(rec, &qa[f])?;
+            let saved = self.per.forward(rec, self.attention, &qa[f])?;
             let up = gpu.empty(&[c.batch, s, s], DType::F32);
             let scores = saved.scores.reshape(&[c.batch, c.grid_h, c.grid_w])?;
             resize_bilinear_into(rec, &scores, &up)?;
@@ -546,32 +504,21 @@ impl Heads {
             )?;
             let ds = gpu.empty(&[c.batch, c.grid_h, c.grid_w], DType::F32);
             resize_bilinear_backward_into(rec, &du, &ds)?;
-            self.perlin_backward(rec, &qa[f], &saved, &ds, &dqa[f])?;
+            self.per
+                .backward(rec, &self.ones, &qa[f], &saved, &ds, &dqa[f])?;
         }
         // φ_G: low path, then high path.
         for f in [0, 1] {
-            let saved = self.gaussian_forward(rec, &xg[f])?;
+            let saved = self.gau.forward(rec, &xg[f])?;
             let dg = gpu.empty(&[2 * n], DType::F32);
             losses::gaussian(rec, &ld, loss, f, &saved.out, &dg, &self.scratch)?;
-            self.gaussian_backward(rec, &xg[f], &saved, &dg, &dqn[f])?;
+            self.gau
+                .backward(rec, &self.ones, &xg[f], &saved, &dg, &dqn[f])?;
         }
         // ψ_A backward.
-        let (aw, ab) = (self.g("adaptor.weight"), self.g("adaptor.bias"));
         for (f, (fnrm, fanom, _)) in paths.iter().enumerate() {
             for (dq, x) in [(&dqa[f], *fanom), (&dqn[f], *fnrm)] {
-                linear::backward(
-                    rec,
-                    &self.ones,
-                    x,
-                    dq,
-                    self.w("adaptor.weight"),
-                    aw,
-                    Some(ab),
-                    None,
-                    n,
-                    d,
-                    d,
-                )?;
+                self.adaptor.backward(rec, &self.ones, x, dq, None)?;
             }
         }
         let out = gpu.empty(&[6], DType::F32);
@@ -579,7 +526,7 @@ impl Heads {
         // Adam (torch.optim.Adam, L2 decay on the discriminators).
         self.step += 1;
         self.generation += 1;
-        for p in &self.params {
+        for p in self.params() {
             adam_step(
                 rec,
                 &p.group.adam(),
@@ -602,18 +549,7 @@ impl Heads {
         y: Mat<'_>,
         residual: Option<Mat<'_>>,
     ) -> Result<()> {
-        let (n, d) = (x.numel() / self.cfg.dim, self.cfg.dim);
-        linear::forward(
-            rec,
-            x,
-            self.w("adaptor.weight"),
-            Some(self.w("adaptor.bias")),
-            y,
-            residual,
-            n,
-            d,
-            d,
-        )
+        self.adaptor.forward(rec, x, y, residual)
     }
 }
 
@@ -624,5 +560,47 @@ fn loss_dims(c: &HeadsConfig) -> LossDims {
         grid_w: c.grid_w,
         size: c.image_size,
         dim: c.dim,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gpu;
+
+    #[test]
+    fn the_layers_name_every_tensor_once() {
+        let cfg = HeadsConfig {
+            dim: 8,
+            gau_hidden: 6,
+            heads: 2,
+            grid_h: 2,
+            grid_w: 2,
+            image_size: 8,
+            batch: 1,
+            mlp_ratio: 2,
+        };
+        let h = Heads::new(&gpu(), &cfg, 0).unwrap();
+        let names: Vec<String> = h.tensors().into_iter().map(|(n, _)| n).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        // Gradients are the parameters' (running statistics have none), in the same order.
+        let grads: Vec<String> = h.gradients().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(grads, names[..grads.len()]);
+        assert!(names[grads.len()..].iter().all(|n| n.contains(".running_")));
+        for (prefix, group) in [
+            ("adaptor.", Group::Adaptor),
+            ("gau.", Group::Gaussian),
+            ("per.", Group::Perlin),
+        ] {
+            let params: Vec<_> = h
+                .params()
+                .into_iter()
+                .filter(|p| p.name.starts_with(prefix))
+                .collect();
+            assert!(!params.is_empty() && params.iter().all(|p| p.group == group));
+        }
     }
 }

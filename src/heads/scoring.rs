@@ -11,13 +11,12 @@
 //! until the parameters change (a training step or a load).
 
 use super::attention::attention_forward;
-use super::{tokens, Heads, LEAKY, LN_EPS};
+use super::layers::{BatchNorm, Linear};
+use super::{tokens, Heads, LEAKY};
 use crate::backbone::Precision;
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::kernels::batchnorm::BatchNorm1d;
 use crate::kernels::cast::cast_new;
 use crate::kernels::gemm::{gemm, Activation, Epilogue, GemmSpec, Mat};
-use crate::kernels::layernorm::layer_norm;
 use crate::{Error, Result};
 
 /// The heads' weights as scoring reads them: matrices in the scoring precision (the two
@@ -86,48 +85,41 @@ impl Heads {
     fn prepare_scoring_weights(&self, rec: &mut Recorder) -> Result<ScoringWeights> {
         let dtype = self.scoring_precision.dtype();
         let gpu = self.gpu.clone();
-        let mut matrix = |name: &str| cast_new(rec, self.w(name), dtype);
-        let adaptor = (matrix("adaptor.weight")?, self.w("adaptor.bias").clone());
-        let gau_fc2 = matrix("gau.fc2.weight")?;
-        let qkv = (
-            matrix("per.block.attn.qkv.weight")?,
-            self.w("per.block.attn.qkv.bias").clone(),
-        );
-        let proj = (
-            matrix("per.block.attn.proj.weight")?,
-            self.w("per.block.attn.proj.bias").clone(),
-        );
-        let mlp_fc1 = (
-            matrix("per.block.mlp.fc1.weight")?,
-            self.w("per.block.mlp.fc1.bias").clone(),
-        );
-        let mlp_fc2 = (
-            matrix("per.block.mlp.fc2.weight")?,
-            self.w("per.block.mlp.fc2.bias").clone(),
-        );
-        let head = matrix("per.head.weight")?;
-        let mut fold = |layer: &str, bn: BatchNorm1d<'_>| -> Result<(Tensor, Tensor)> {
-            let w = self.w(&format!("{layer}.fc1.weight"));
+        let mut matrix = |layer: &Linear| cast_new(rec, &layer.weight.value, dtype);
+        let with_bias = |layer: &Linear, w: Tensor| -> Result<(Tensor, Tensor)> {
+            let b = layer.bias.as_ref().ok_or_else(|| {
+                Error::Shape(format!("scoring: `{}` has no bias", layer.weight.name))
+            })?;
+            Ok((w, b.value.clone()))
+        };
+        let (block, per) = (&self.per.block, &self.per);
+        let adaptor = with_bias(&self.adaptor, matrix(&self.adaptor)?)?;
+        let gau_fc2 = matrix(&self.gau.fc2)?;
+        let qkv = with_bias(&block.attn.qkv, matrix(&block.attn.qkv)?)?;
+        let proj = with_bias(&block.attn.proj, matrix(&block.attn.proj)?)?;
+        let mlp_fc1 = with_bias(&block.mlp.fc1, matrix(&block.mlp.fc1)?)?;
+        let mlp_fc2 = with_bias(&block.mlp.fc2, matrix(&block.mlp.fc2)?)?;
+        let head = matrix(&per.head)?;
+        let mut fold = |fc1: &Linear, bn: &BatchNorm| -> Result<(Tensor, Tensor)> {
+            let w = &fc1.weight.value;
             let folded = (
                 gpu.empty(w.shape(), dtype),
                 gpu.empty(&[w.dim(0)], DType::F32),
             );
-            bn.fold_into_linear(
-                rec,
-                w,
-                self.w(&format!("{layer}.fc1.bias")),
-                &folded.0,
-                &folded.1,
-            )?;
+            let b = fc1.bias.as_ref().ok_or_else(|| {
+                Error::Shape(format!("scoring: `{}` has no bias", fc1.weight.name))
+            })?;
+            bn.kernel()
+                .fold_into_linear(rec, w, &b.value, &folded.0, &folded.1)?;
             Ok(folded)
         };
         Ok(ScoringWeights {
             generation: self.generation,
             precision: self.scoring_precision,
             adaptor,
-            gau_fc1: fold("gau", self.gau_bn())?,
+            gau_fc1: fold(&self.gau.fc1, &self.gau.bn)?,
             gau_fc2,
-            per_fc1: fold("per", self.per_bn())?,
+            per_fc1: fold(&self.per.fc1, &self.per.bn)?,
             qkv,
             proj,
             mlp_fc1,
@@ -210,38 +202,31 @@ impl Heads {
         let a = gpu.empty(&[batch * t, d], dtype);
         linear(rec, q, &w.per_fc1, &a, None, Activation::LeakyRelu(LEAKY))?;
         let x0 = gpu.empty(&[rn, d], dtype);
+        let per = &self.per;
         tokens::assemble(
             rec,
             &a,
-            self.w("per.cls_token"),
-            self.w("per.pos_embed"),
+            &per.cls_token.value,
+            &per.pos_embed.value,
             &x0,
             batch,
             t,
             d,
         )?;
-        let ln = |rec: &mut Recorder, x: &Tensor, norm: &str| {
-            layer_norm(
-                rec,
-                x,
-                self.w(&format!("{norm}.weight")),
-                self.w(&format!("{norm}.bias")),
-                LN_EPS,
-            )
-        };
-        let ln1 = ln(rec, &x0, "per.block.norm1")?;
+        let ln1 = per.block.norm1.forward(rec, &x0)?;
         let qkv = gpu.empty(&[rn, 3 * d], dtype);
         linear(rec, &ln1.y, &w.qkv, &qkv, None, Activation::None)?;
         let att = gpu.empty(&[rn, d], dtype);
-        attention_forward(rec, self.attention, &qkv, &att, &self.attn_dims(batch))?;
+        let dims = per.block.attn.dims(batch, nt);
+        attention_forward(rec, self.attention, &qkv, &att, &dims)?;
         let x1 = gpu.empty(&[rn, d], dtype);
         linear(rec, &att, &w.proj, &x1, Some(&x0), Activation::None)?;
-        let ln2 = ln(rec, &x1, "per.block.norm2")?;
+        let ln2 = per.block.norm2.forward(rec, &x1)?;
         let hidden = gpu.empty(&[rn, c.mlp_ratio * d], dtype);
         linear(rec, &ln2.y, &w.mlp_fc1, &hidden, None, Activation::Gelu)?;
         let x2 = gpu.empty(&[rn, d], dtype);
         linear(rec, &hidden, &w.mlp_fc2, &x2, Some(&x1), Activation::None)?;
-        let lnf = ln(rec, &x2, "per.norm")?;
+        let lnf = per.norm.forward(rec, &x2)?;
         // The head reads the patch tokens only (class token dropped): rows 1..N per image.
         let patches = Mat {
             tensor: &lnf.y,

@@ -9,6 +9,4 @@ pub mod trainer;
 
 pub use builder::DetectorBuilder;
 pub use evaluate::{evaluate, open_categories, train_category, Evaluation, TestSet};
-pub use trainer::{
-    heads_config, learning_rates, loss_config, EpochLoss, Trainer, TrainingRun, LOSS_TERMS,
-};
+pub use trainer::{learning_rates, loss_config, EpochLoss, Trainer, TrainingRun, LOSS_TERMS};

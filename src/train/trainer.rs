@@ -13,7 +13,7 @@ use crate::data::views::{normal_view, ViewPerturbation};
 use crate::detector::model::{Backbone, Detector};
 use crate::detector::postprocess::{Calibration, Range, ThresholdRule};
 use crate::gpu::{DType, Gpu, Tensor};
-use crate::heads::{Heads, HeadsConfig, LearningRates, LossConfig};
+use crate::heads::{Heads, LearningRates, LossConfig};
 use crate::image::{resize_bilinear, Image};
 use crate::kernels::elementwise::axpby;
 use crate::kernels::random::fill_normal;
@@ -33,20 +33,6 @@ const NOISE_SALT: u64 = 0x0015_E000_0000_0003;
 const HEADS_WEIGHT_DECAY: f32 = 1e-5;
 /// Names of the loss terms returned by a training step.
 pub const LOSS_TERMS: [&str; 6] = ["total", "gau", "pix", "cls", "per", "sim"];
-
-/// The heads' dimensions for a configuration.
-pub fn heads_config(cfg: &TrainConfig) -> HeadsConfig {
-    HeadsConfig {
-        dim: cfg.feature_dim,
-        gau_hidden: cfg.gau_hidden,
-        heads: cfg.heads,
-        grid_h: cfg.grid(),
-        grid_w: cfg.grid(),
-        image_size: cfg.image_size,
-        batch: cfg.batch,
-        mlp_ratio: cfg.mlp_ratio,
-    }
-}
 
 /// The loss weights of a configuration.
 pub fn loss_config(cfg: &TrainConfig) -> LossConfig {
@@ -199,7 +185,7 @@ impl Trainer {
         )?;
         let features = self.features(&samples)?;
         drop(samples);
-        let heads = Heads::new(&self.gpu, &heads_config(cfg), cfg.seed)?;
+        let heads = Heads::new(&self.gpu, &cfg.heads_config(), cfg.seed)?;
         Ok(TrainingRun {
             trainer: self,
             shots,
@@ -616,7 +602,7 @@ mod tests {
     #[test]
     fn schedule_and_heads_config_follow_the_config() {
         let cfg = TrainConfig::paper();
-        let hc = heads_config(&cfg);
+        let hc = cfg.heads_config();
         assert_eq!(
             (hc.dim, hc.grid_h, hc.image_size, hc.batch),
             (1536, 32, 256, 8)
@@ -641,7 +627,7 @@ mod tests {
         let gpu = gpu();
         let dir = std::env::temp_dir().join(format!("dfd-trainer-{}", std::process::id()));
         let w = dir.join("w.safetensors");
-        crate::backbone::weights::write_random_wrn50(&w).unwrap();
+        crate::backbone::random_weights::write_random_wrn50(&w).unwrap();
         let cfg = TrainConfig::tiny();
         let bb = Backbone::load(&gpu, &w, &cfg).unwrap();
         let bad = TrainConfig {

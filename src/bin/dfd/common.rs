@@ -120,7 +120,7 @@ pub fn resolve_weights(
              procedural textures) to {} …",
             random_path.display()
         );
-        dfd::backbone::weights::write_random_wrn50_calibrated(gpu, random_path)?;
+        dfd::backbone::random_weights::write_random_wrn50_calibrated(gpu, random_path)?;
     }
     eprintln!("RUNNING ON RANDOM BACKBONE WEIGHTS: results carry no ImageNet knowledge.");
     Ok((random_path.to_path_buf(), true))

@@ -24,7 +24,7 @@ pub fn run(args: WeightsArgs) -> Result<()> {
         common::writable_dir(dir)?;
     }
     let gpu = common::gpu()?;
-    dfd::backbone::weights::write_random_wrn50_calibrated(&gpu, &args.random)?;
+    dfd::backbone::random_weights::write_random_wrn50_calibrated(&gpu, &args.random)?;
     println!(
         "wrote {} (random weights, not ImageNet)",
         args.random.display()
