@@ -294,6 +294,100 @@ fn eval_without_ground_truth_is_image_level_and_mixed_masks_are_refused_first() 
         }
     }
     assert!(out.join("synthetic_texture.dfd.safetensors").is_file());
+    // The report page of an image-level category: histogram and ROC, no PRO curve.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2, "{html}");
+    assert!(html.contains("n/a: no masks"), "{html}");
+    assert!(html.contains("data-expect-svgs=\"2\""), "{html}");
+}
+
+/// Every `http://` / `https://` in `html` outside SVG's namespace names (which are names,
+/// never loaded).
+fn urls(html: &str) -> Vec<String> {
+    let cleaned = html
+        .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
+        .replace("xmlns:xlink=\"http://www.w3.org/1999/xlink\"", "");
+    ["http://", "https://"]
+        .iter()
+        .flat_map(|p| cleaned.match_indices(p).map(|(i, _)| cleaned[i..].chars().take(60).collect()))
+        .collect()
+}
+
+#[test]
+fn eval_writes_a_self_contained_report_with_escaped_file_names() {
+    let t = setup();
+    let root = t.dir.path();
+    // A good test photo of 600 × 300 whose file name is markup: it is among the
+    // highest-scoring good images (there are only two), so the gallery shows it, named.
+    let hostile = "a<b>&\"c'.png";
+    let good = t.category.join("test/good/001.png");
+    image::open(&good)
+        .unwrap()
+        .resize_exact(600, 300, image::imageops::FilterType::Triangle)
+        .save_with_format(
+            t.category.join("test/good").join(hostile),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    std::fs::remove_file(&good).unwrap();
+    let out = root.join("report_out");
+    ok(
+        &dfd(&[
+            "eval",
+            "--data",
+            s(&t.category),
+            "--preset",
+            "tiny",
+            "--weights",
+            s(&t.weights),
+            "--out",
+            s(&out),
+            "--overlays",
+            "0",
+            "--gallery",
+            "2",
+            "--compare-thresholds",
+        ]),
+        0,
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    // Histogram, ROC and PRO; two good and two defective gallery pictures, as stated.
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert_eq!(html.matches("<img ").count(), 4);
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 4);
+    assert!(
+        html.contains("data-expect-images=\"4\" data-expect-svgs=\"3\""),
+        "{html}"
+    );
+    assert!(html.contains("Content-Security-Policy"));
+    assert_eq!(urls(&html), Vec::<String>::new());
+    assert!(html.contains("a&lt;b&gt;&amp;&quot;c&#39;.png"), "{html}");
+    assert!(!html.contains(hostile) && !html.contains("<b>&"), "unescaped name");
+    // The three threshold rules, each with its rates.
+    for rule in ["normal_tail", "f1", "oracle"] {
+        assert!(html.contains(&format!("<tr><td>{rule}</td>")), "{rule}: {html}");
+    }
+    // The embedded pictures decode, at the photos' own size (64 px), the 600 × 300 one
+    // downscaled to 512 px on its longer side, as its caption says.
+    use base64::Engine as _;
+    let mut sizes: Vec<(u32, u32)> = html
+        .split("src=\"data:image/png;base64,")
+        .skip(1)
+        .map(|rest| {
+            let b64 = &rest[..rest.find('"').unwrap()];
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            let img = image::load_from_memory(&png).unwrap();
+            (img.width(), img.height())
+        })
+        .collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [(64, 64), (64, 64), (64, 64), (512, 256)]);
+    assert!(
+        html.contains("shown at 512 × 256 (downscaled from the photo's 600 × 300)"),
+        "{html}"
+    );
 }
 
 #[test]
