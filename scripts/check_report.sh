@@ -3,9 +3,11 @@
 # it rendered, self-contained:
 #   1. a screenshot is taken (OUT.png, 1280 px wide);
 #   2. the DOM after load carries the page's own verdict, written by its inline script:
-#      `<body data-check="ok images=N/N svgs=M">` (every <img> complete with a natural width,
-#      as many pictures and SVG plots as the page states in data-expect-images /
-#      data-expect-svgs), and those stated counts are the ones in the file;
+#      `<body data-check="ok images=N/N svgs=M loads=0">` (every <img> complete with a
+#      natural width, as many pictures and SVG plots as the page states in
+#      data-expect-images / data-expect-svgs, the Content-Security-Policy <meta> present,
+#      and no entry but data: URIs in the browser's resource timing, which lists failed
+#      and blocked loads too), and those stated counts are the ones in the file;
 #   3. the browser's log has no console message (the page logs nothing itself, so any is an
 #      error: an exception, a Content-Security-Policy violation — the page forbids every load
 #      that is not a data: URI — or a failed load) and no network error.
@@ -68,8 +70,8 @@ expect_svgs="$(grep -o 'data-expect-svgs="[0-9]*"' "$report" | head -n1 | tr -dc
 check="$(grep -o 'data-check="[^"]*"' "$work/dom.html" | head -n1 || true)"
 if [ -z "$expect_images" ] || [ -z "$expect_svgs" ]; then
   problem "the page states no expected counts (data-expect-images / data-expect-svgs)"
-elif [ "$check" != "data-check=\"ok images=$expect_images/$expect_images svgs=$expect_svgs\"" ]; then
-  problem "page self-check: ${check:-no data-check attribute} (expected ok images=$expect_images/$expect_images svgs=$expect_svgs)"
+elif [ "$check" != "data-check=\"ok images=$expect_images/$expect_images svgs=$expect_svgs loads=0\"" ]; then
+  problem "page self-check: ${check:-no data-check attribute} (expected ok images=$expect_images/$expect_images svgs=$expect_svgs loads=0)"
 fi
 
 # 3. Console messages and network errors, from both runs.

@@ -1,6 +1,8 @@
 //! The `dfd` binary end to end on the `tiny` preset: fit on two good images, predict with
 //! JSON output, heat maps and overlays at each input's size, the exit status, and the
-//! self-contained model against the shared-backbone pair and against loading from bytes.
+//! self-contained model against the shared-backbone pair and against loading from bytes;
+//! `eval`'s outputs (results.csv, report.html with escaped file names and embedded pictures)
+//! and its refusals.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -309,47 +311,35 @@ fn urls(html: &str) -> Vec<String> {
         .replace("xmlns:xlink=\"http://www.w3.org/1999/xlink\"", "");
     ["http://", "https://"]
         .iter()
-        .flat_map(|p| cleaned.match_indices(p).map(|(i, _)| cleaned[i..].chars().take(60).collect()))
+        .flat_map(|p| {
+            cleaned
+                .match_indices(p)
+                .map(|(i, _)| cleaned[i..].chars().take(60).collect())
+        })
         .collect()
 }
 
-#[test]
-fn eval_writes_a_self_contained_report_with_escaped_file_names() {
-    let t = setup();
-    let root = t.dir.path();
-    // A good test photo of 600 × 300 whose file name is markup: it is among the
-    // highest-scoring good images (there are only two), so the gallery shows it, named.
+/// A good test photo of 600 × 300 whose file name is markup, in place of the category's
+/// `test/good/001.png`: with two good test images it is among the highest-scoring ones, so
+/// the report's gallery shows it, named. Returns its file name.
+fn add_hostile_photo(category: &Path) -> &'static str {
     let hostile = "a<b>&\"c'.png";
-    let good = t.category.join("test/good/001.png");
+    let good = category.join("test/good/001.png");
     image::open(&good)
         .unwrap()
         .resize_exact(600, 300, image::imageops::FilterType::Triangle)
         .save_with_format(
-            t.category.join("test/good").join(hostile),
+            category.join("test/good").join(hostile),
             image::ImageFormat::Png,
         )
         .unwrap();
     std::fs::remove_file(&good).unwrap();
-    let out = root.join("report_out");
-    ok(
-        &dfd(&[
-            "eval",
-            "--data",
-            s(&t.category),
-            "--preset",
-            "tiny",
-            "--weights",
-            s(&t.weights),
-            "--out",
-            s(&out),
-            "--overlays",
-            "0",
-            "--gallery",
-            "2",
-            "--compare-thresholds",
-        ]),
-        0,
-    );
+    hostile
+}
+
+/// The report page of one pixel-level category evaluated with `--gallery 2
+/// --compare-thresholds`, whose good test photos are [`add_hostile_photo`]'s and 64 px ones.
+fn check_report(out: &Path, hostile: &str) {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     // Histogram, ROC and PRO; two good and two defective gallery pictures, as stated.
     assert_eq!(html.matches("<svg").count(), 3);
@@ -362,10 +352,16 @@ fn eval_writes_a_self_contained_report_with_escaped_file_names() {
     assert!(html.contains("Content-Security-Policy"));
     assert_eq!(urls(&html), Vec::<String>::new());
     assert!(html.contains("a&lt;b&gt;&amp;&quot;c&#39;.png"), "{html}");
-    assert!(!html.contains(hostile) && !html.contains("<b>&"), "unescaped name");
+    assert!(
+        !html.contains(hostile) && !html.contains("<b>&"),
+        "unescaped name"
+    );
     // The three threshold rules, each with its rates.
     for rule in ["normal_tail", "f1", "oracle"] {
-        assert!(html.contains(&format!("<tr><td>{rule}</td>")), "{rule}: {html}");
+        assert!(
+            html.contains(&format!("<tr><td>{rule}</td>")),
+            "{rule}: {html}"
+        );
     }
     // The embedded pictures decode, at the photos' own size (64 px), the 600 × 300 one
     // downscaled to 512 px on its longer side, as its caption says.
@@ -399,7 +395,8 @@ fn a_failing_later_category_keeps_the_earlier_results() {
         test_good: 2,
         test_per_defect: 1,
     };
-    generate_category(&root, "a_first", 64, counts, 4).unwrap();
+    let first = generate_category(&root, "a_first", 64, counts, 4).unwrap();
+    let hostile = add_hostile_photo(&first);
     let second = generate_category(&root, "b_second", 64, counts, 5).unwrap();
     // A test image whose header is intact but whose pixel data is cut off: the up-front
     // check reads headers, so this fails only when the second category's test set loads.
@@ -419,6 +416,9 @@ fn a_failing_later_category_keeps_the_earlier_results() {
         s(&out),
         "--overlays",
         "0",
+        "--gallery",
+        "2",
+        "--compare-thresholds",
     ]);
     ok(&e, 2);
     assert!(String::from_utf8_lossy(&e.stderr).contains("000.png"));
@@ -426,4 +426,6 @@ fn a_failing_later_category_keeps_the_earlier_results() {
     assert!(csv.lines().any(|l| l.starts_with("a_first,0,")), "{csv}");
     assert!(!csv.contains("b_second"), "{csv}");
     assert!(out.join("a_first.dfd.safetensors").is_file());
+    // report.html too is written after each category: the first one's page is complete.
+    check_report(&out, hostile);
 }

@@ -50,6 +50,8 @@ const PLOT_STEP: f64 = 1e-3;
 /// Plot size in SVG pixels.
 const PLOT_SIZE: (u32, u32) = (420, 300);
 
+/// The fine grid lines.
+const LIGHT: RGBColor = RGBColor(238, 238, 238);
 const GOOD: RGBColor = RGBColor(31, 119, 180);
 const DEFECTIVE: RGBColor = RGBColor(214, 39, 40);
 /// One colour per threshold rule, in the order the rules are given.
@@ -161,9 +163,10 @@ impl GalleryImage {
         score: f32,
     ) -> Result<GalleryImage> {
         let photo = crate::image::decode_file(path)?.to_rgb8();
-        let name = path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         GalleryImage::new(
             name,
             defect_type,
@@ -431,18 +434,24 @@ margin-right:.5em}.notes dd{margin:0 0 .2em 0;word-break:break-all}\
 figure img{max-width:256px;height:auto;border:1px solid #999;display:block}\
 figcaption{font-size:.8em;word-break:break-all}";
 
-/// Marks `<body data-check>` on load: `ok images=N svgs=M` when every picture decoded and
-/// the counts are the ones stated, `fail …` otherwise.
+/// Marks `<body data-check>` on load: `ok images=N/N svgs=M loads=0` when every picture
+/// decoded, the counts are the ones stated, the Content Security Policy is in place and the
+/// browser's resource timing lists no load other than `data:` URIs (it lists failed and
+/// blocked loads too); `fail …` otherwise.
 const CHECK_SCRIPT: &str = "<script>\nwindow.addEventListener('load', function () {\n\
   var b = document.body, imgs = document.images, decoded = 0;\n\
   for (var i = 0; i < imgs.length; i++) {\n\
     if (imgs[i].complete && imgs[i].naturalWidth > 0) decoded++;\n\
   }\n\
   var svgs = document.querySelectorAll('svg').length;\n\
+  var loads = performance.getEntriesByType('resource').filter(function (e) {\n\
+    return e.name.slice(0, 5) !== 'data:';\n\
+  }).length;\n\
+  var csp = document.querySelector('meta[http-equiv=\"Content-Security-Policy\"]') !== null;\n\
   var ok = decoded === imgs.length && imgs.length === +b.dataset.expectImages &&\n\
-    svgs === +b.dataset.expectSvgs;\n\
+    svgs === +b.dataset.expectSvgs && loads === 0 && csp;\n\
   b.setAttribute('data-check', (ok ? 'ok' : 'fail') + ' images=' + decoded + '/' +\n\
-    imgs.length + ' svgs=' + svgs);\n\
+    imgs.length + ' svgs=' + svgs + ' loads=' + loads + (csp ? '' : ' no-csp'));\n\
 });\n</script>\n";
 
 /// `text` with `&`, `<`, `>`, `"` and `'` replaced by character references: safe in
@@ -484,14 +493,18 @@ fn rule_cell(r: &RuleOutcome) -> String {
 fn overview_table(h: &mut String, sections: &[Section]) {
     h.push_str(
         "<table>\n<tr><th>category</th><th>run</th><th>seed</th><th>image AUROC %</th>\
-         <th>pixel AUROC %</th><th>AUPRO %</th><th>threshold rules</th></tr>\n",
+         <th>pixel AUROC %</th><th>AUPRO %</th><th style=\"text-align:left\">threshold rules</th></tr>\n",
     );
     for s in sections {
         for r in &s.rows {
             let rules = if r.rules.is_empty() {
                 "<span class=\"na\">n/a: no calibrated threshold</span>".to_string()
             } else {
-                r.rules.iter().map(rule_cell).collect::<Vec<_>>().join("<br>")
+                r.rules
+                    .iter()
+                    .map(rule_cell)
+                    .collect::<Vec<_>>()
+                    .join("<br>")
             };
             let _ = writeln!(
                 h,
@@ -645,8 +658,9 @@ fn thin(x: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
     out
 }
 
-/// Histogram of good and defective image scores (20 bins or fewer) with each rule's
-/// threshold as a vertical line.
+/// Histogram of good and defective image scores (8 to 30 bins; in each bin the good images'
+/// bar on the left half, the defective images' on the right) with each rule's threshold as a
+/// vertical line.
 fn histogram_svg(scores: &[f32], labels: &[bool], rules: &[RuleOutcome]) -> Result<String> {
     let values = scores
         .iter()
@@ -660,7 +674,7 @@ fn histogram_svg(scores: &[f32], labels: &[bool], rules: &[RuleOutcome]) -> Resu
     }
     let pad = ((hi - lo) * 0.05).max(1e-3);
     let (lo, hi) = (lo - pad, hi + pad);
-    let bins = ((scores.len() as f64).sqrt().ceil() as usize).clamp(5, 20);
+    let bins = ((2.0 * (scores.len() as f64).sqrt()).ceil() as usize).clamp(8, 30);
     let width = (hi - lo) / bins as f64;
     let mut counts = [vec![0usize; bins], vec![0usize; bins]];
     for (&s, &d) in scores.iter().zip(labels) {
@@ -682,6 +696,7 @@ fn histogram_svg(scores: &[f32], labels: &[bool], rules: &[RuleOutcome]) -> Resu
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(LIGHT)
             .x_desc("image score")
             .y_desc("images")
             .x_labels(6)
@@ -690,17 +705,25 @@ fn histogram_svg(scores: &[f32], labels: &[bool], rules: &[RuleOutcome]) -> Resu
             .draw()
             .map_err(plot_err)?;
         for (kind, colour, name) in [(0, GOOD, "good"), (1, DEFECTIVE, "defective")] {
-            let bars = counts[kind].iter().enumerate().filter(|(_, &c)| c > 0).map(
-                move |(b, &c)| {
-                    let x0 = lo + b as f64 * width;
-                    Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], colour.mix(0.45).filled())
-                },
-            );
+            let bars =
+                counts[kind]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(move |(b, &c)| {
+                        let x0 = lo + (b as f64 + 0.5 * kind as f64) * width;
+                        Rectangle::new(
+                            [(x0, 0.0), (x0 + 0.5 * width, c as f64)],
+                            colour.mix(0.7).filled(),
+                        )
+                    });
             chart
                 .draw_series(bars)
                 .map_err(plot_err)?
                 .label(name)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.mix(0.45).filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.mix(0.7).filled())
+                });
         }
         for (r, colour) in rules.iter().zip(RULE_COLOURS.iter().cycle()) {
             let t = f64::from(r.threshold);
@@ -712,7 +735,9 @@ fn histogram_svg(scores: &[f32], labels: &[bool], rules: &[RuleOutcome]) -> Resu
                 ))
                 .map_err(plot_err)?
                 .label(format!("{} {:.3}", r.rule, r.threshold))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 12, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -737,7 +762,10 @@ fn roc_svg(input: &RunInput<'_>) -> Result<String> {
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("ROC, image AUROC {:.1} %", 100.0 * input.metrics.image_auroc),
+                format!(
+                    "ROC, image AUROC {:.1} %",
+                    100.0 * input.metrics.image_auroc
+                ),
                 ("sans-serif", 16),
             )
             .margin(8)
@@ -747,6 +775,7 @@ fn roc_svg(input: &RunInput<'_>) -> Result<String> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
+            .light_line_style(LIGHT)
             .x_desc("false-positive rate (good images flagged)")
             .y_desc("true-positive rate")
             .x_label_formatter(&|v| format!("{v:.1}"))
@@ -824,6 +853,7 @@ fn pro_svg(pixels: &PixelSet<'_>, aupro: Option<f64>) -> Result<String> {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
+            .light_line_style(LIGHT)
             .x_desc("false-positive rate (pixels)")
             .y_desc("per-region overlap")
             .x_label_formatter(&|v| format!("{v:.2}"))
@@ -906,8 +936,7 @@ mod tests {
         report.note("weights", "w&b.safetensors");
         let photo = RgbImage::from_pixel(8, 8, image::Rgb([10, 200, 10]));
         let gallery = vec![
-            GalleryImage::new("<x>&\".png", "good", false, &photo, &maps[1], 4, 0.3, 0.4)
-                .unwrap(),
+            GalleryImage::new("<x>&\".png", "good", false, &photo, &maps[1], 4, 0.3, 0.4).unwrap(),
             GalleryImage::new("d.png", "crack", true, &photo, &maps[2], 4, 0.3, 0.35).unwrap(),
         ];
         let input = RunInput {
@@ -923,9 +952,16 @@ mod tests {
         assert!(report.shows_in_full("cat<1>"));
         report.add_run(&input, gallery).unwrap();
         assert!(!report.shows_in_full("cat<1>"));
-        assert!(report.add_run(&input, Vec::new()).is_err(), "same run twice");
+        assert!(
+            report.add_run(&input, Vec::new()).is_err(),
+            "same run twice"
+        );
         // A second run: a row, no plots, its gallery dropped.
-        let second = RunInput { run: 1, seed: 8, ..input };
+        let second = RunInput {
+            run: 1,
+            seed: 8,
+            ..input
+        };
         let photo_gallery =
             vec![GalleryImage::new("e.png", "good", false, &photo, &maps[0], 4, 0.3, 0.1).unwrap()];
         report.add_run(&second, photo_gallery).unwrap();

@@ -23,8 +23,8 @@ pub mod report;
 pub use html_report::{gallery_picks, GalleryImage, HtmlReport, RuleOutcome, RunInput};
 pub use metrics::{
     aupro, aupro_dfd_paper, aupro_official, connected_components, evaluate_image_level,
-    evaluate_set, max_scores, pixel_auroc, pro_curve_official, roc_auc, roc_curve, trapezoid_to, AuproVariant,
-    PixelSet, SetMetrics, ThresholdOutcome, DEFAULT_FPR_LIMIT, DFD_PAPER_STEPS,
+    evaluate_set, max_scores, pixel_auroc, pro_curve_official, roc_auc, roc_curve, trapezoid_to,
+    AuproVariant, PixelSet, SetMetrics, ThresholdOutcome, DEFAULT_FPR_LIMIT, DFD_PAPER_STEPS,
 };
 pub use normalize::{
     combine_transductive, normalize_over_set, normalize_scores_over_set, reference_code_affine,

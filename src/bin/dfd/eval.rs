@@ -9,9 +9,9 @@ use clap::Args;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::detector::{Backbone, Normalization};
 use dfd::eval::{
-    gallery_picks, save_overlay_png, write_reports_csv, AuproVariant, CategoryResult,
-    GalleryImage, HtmlReport, OverlayInput, PixelSet, Report, RuleOutcome, RunInput,
-    ThresholdOutcome, TransductiveMode,
+    gallery_picks, save_overlay_png, write_reports_csv, AuproVariant, CategoryResult, GalleryImage,
+    HtmlReport, OverlayInput, PixelSet, Report, RuleOutcome, RunInput, ThresholdOutcome,
+    TransductiveMode,
 };
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
 
@@ -168,7 +168,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     html.note("data", data_root.display().to_string());
     html.note(
         "weights",
-        format!("{}{}", weights.display(), if random { " (RANDOM)" } else { "" }),
+        format!(
+            "{}{}",
+            weights.display(),
+            if random { " (RANDOM)" } else { "" }
+        ),
     );
     html.note(
         "preset",
@@ -184,7 +188,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
     html.note("normalization", args.normalization.clone());
     html.note(
         "seeds",
-        format!("{} to {}", args.seed, args.seed + (args.runs - 1)),
+        match args.runs {
+            1 => args.seed.to_string(),
+            n => format!("{} to {}", args.seed, args.seed + (n - 1)),
+        },
     );
     for run in 0..args.runs as usize {
         let seed = args.seed + run as u64;
