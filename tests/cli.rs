@@ -138,6 +138,9 @@ fn fit_predict_json_heatmaps_exit_status_and_model_files() {
         assert_eq!(line["anomalous"], false);
         assert_eq!(line["threshold"].as_f64(), Some(1e9));
         assert!(line["score"].as_f64().unwrap().is_finite());
+        // The default rule keeps the held-out views' scores: a p-value in (0, 1].
+        let p = line["p_value"].as_f64().expect("p_value");
+        assert!(p > 0.0 && p <= 1.0, "{line}");
         let (w, h) = image::image_dimensions(input).unwrap();
         for key in ["heatmap", "overlay"] {
             let written = line[key].as_str().expect(key);
@@ -181,6 +184,29 @@ fn fit_predict_json_heatmaps_exit_status_and_model_files() {
     let e = dfd(&["predict", "--model", s(&model), s(&bad)]);
     ok(&e, 2);
     assert!(String::from_utf8_lossy(&e.stderr).contains("bad.png"));
+    // A truncated image after a good one: every input is decoded before the model loads,
+    // so nothing is scored (no line for the good image either) and no folder is made.
+    let cut = root.join("cut.png");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let hm_cut = root.join("hm_cut");
+    let e = dfd(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--heatmaps",
+        s(&hm_cut),
+        s(&good),
+        s(&cut),
+    ]);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("cut.png"));
+    assert!(
+        e.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&e.stdout)
+    );
+    assert!(!hm_cut.exists());
 }
 
 #[test]
@@ -295,6 +321,31 @@ fn eval_without_ground_truth_is_image_level_and_mixed_masks_are_refused_first() 
             assert!((0.0..=1.0).contains(&r), "{csv}");
         }
     }
+    // scores.csv: one row per test image, whose verdicts give the normal_tail row's rates.
+    let scores = std::fs::read_to_string(out.join("scores.csv")).unwrap();
+    let per_image: Vec<Vec<&str>> = scores
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let test_images = std::fs::read_dir(t.category.join("test"))
+        .unwrap()
+        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
+        .sum::<usize>();
+    assert_eq!(per_image.len(), test_images, "{scores}");
+    let rate = |defective: &str| {
+        let rows: Vec<_> = per_image.iter().filter(|r| r[5] == defective).collect();
+        rows.iter().filter(|r| r[9] == "1").count() as f64 / rows.len() as f64
+    };
+    let want: Vec<f64> = [rows[0][7], rows[0][8]]
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!([rate("0"), rate("1")], [want[0], want[1]], "{scores}");
+    for r in &per_image {
+        let p: f64 = r[7].parse().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{scores}");
+    }
     assert!(out.join("synthetic_texture.dfd.safetensors").is_file());
     // The report page of an image-level category: histogram and ROC, no PRO curve.
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -337,16 +388,21 @@ fn add_hostile_photo(category: &Path) -> &'static str {
     hostile
 }
 
-/// The report page of one pixel-level category evaluated with `--gallery 2
-/// --compare-thresholds`, whose good test photos are [`add_hostile_photo`]'s and 64 px ones.
-fn check_report(out: &Path, hostile: &str) {
+/// The report page of `categories` pixel-level categories evaluated with `--gallery 2
+/// --compare-thresholds`, whose test photos are 64 px, but for one of
+/// [`add_hostile_photo`]'s.
+fn check_report(out: &Path, hostile: &str, categories: usize) {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    // Histogram, ROC and PRO; two good and two defective gallery pictures, as stated.
-    assert_eq!(html.matches("<svg").count(), 3);
-    assert_eq!(html.matches("<img ").count(), 4);
-    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 4);
+    // Per category histogram, ROC and PRO; two good and two defective gallery pictures; as
+    // the page states.
+    let (svgs, images) = (3 * categories, 4 * categories);
+    assert_eq!(html.matches("<svg").count(), svgs);
+    assert_eq!(html.matches("<img ").count(), images);
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), images);
     assert!(
-        html.contains("data-expect-images=\"4\" data-expect-svgs=\"3\""),
+        html.contains(&format!(
+            "data-expect-images=\"{images}\" data-expect-svgs=\"{svgs}\""
+        )),
         "{html}"
     );
     assert!(html.contains("Content-Security-Policy"));
@@ -379,7 +435,9 @@ fn check_report(out: &Path, hostile: &str) {
         })
         .collect();
     sizes.sort_unstable();
-    assert_eq!(sizes, [(64, 64), (64, 64), (64, 64), (512, 256)]);
+    let mut want = vec![(64, 64); images - 1];
+    want.push((512, 256));
+    assert_eq!(sizes, want);
     assert!(
         html.contains("shown at 512 × 256 (downscaled from the photo's 600 × 300)"),
         "{html}"
@@ -398,34 +456,50 @@ fn a_failing_later_category_keeps_the_earlier_results() {
     let first = generate_category(&root, "a_first", 64, counts, 4).unwrap();
     let hostile = add_hostile_photo(&first);
     let second = generate_category(&root, "b_second", 64, counts, 5).unwrap();
+    let out = t.dir.path().join("two_out");
+    let run = |out: &Path| {
+        dfd(&[
+            "eval",
+            "--data",
+            s(&root),
+            "--preset",
+            "tiny",
+            "--weights",
+            s(&t.weights),
+            "--out",
+            s(out),
+            "--overlays",
+            "0",
+            "--gallery",
+            "2",
+            "--compare-thresholds",
+        ])
+    };
     // A test image whose header is intact but whose pixel data is cut off: the up-front
-    // check reads headers, so this fails only when the second category's test set loads.
+    // check decodes every image, so nothing is trained and nothing is written.
     let victim = second.join("test/good/000.png");
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
-    let out = t.dir.path().join("two_out");
-    let e = dfd(&[
-        "eval",
-        "--data",
-        s(&root),
-        "--preset",
-        "tiny",
-        "--weights",
-        s(&t.weights),
-        "--out",
-        s(&out),
-        "--overlays",
-        "0",
-        "--gallery",
-        "2",
-        "--compare-thresholds",
-    ]);
+    let early_out = t.dir.path().join("two_out_early");
+    let e = run(&early_out);
     ok(&e, 2);
     assert!(String::from_utf8_lossy(&e.stderr).contains("000.png"));
+    assert!(!early_out.join("results.csv").exists());
+    assert!(!early_out.join("a_first.dfd.safetensors").exists());
+    std::fs::write(&victim, &bytes).unwrap();
+    // A failure that only shows mid-run, after the first category finished: the second
+    // category's model file cannot be written because a folder stands at its path.
+    std::fs::create_dir_all(out.join("b_second.dfd.safetensors/occupied")).unwrap();
+    let e = run(&out);
+    ok(&e, 2);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("b_second.dfd.safetensors"));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("a_first,0,")), "{csv}");
-    assert!(!csv.contains("b_second"), "{csv}");
+    // The second category was evaluated (its row is written after each category) but its
+    // model was not; the first category's model stays.
+    assert!(csv.lines().any(|l| l.starts_with("b_second,0,")), "{csv}");
     assert!(out.join("a_first.dfd.safetensors").is_file());
-    // report.html too is written after each category: the first one's page is complete.
-    check_report(&out, hostile);
+    assert!(out.join("b_second.dfd.safetensors/occupied").is_dir());
+    // report.html too is written after each category: both categories' pages are complete.
+    check_report(&out, hostile, 2);
 }

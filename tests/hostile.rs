@@ -322,6 +322,7 @@ fn calibration() -> Calibration {
         rule: dfd::detector::ThresholdRule::F1,
         f1_threshold: Some(0.4),
         normal_views: 0,
+        normal_view_scores: Vec::new(),
     }
 }
 

@@ -135,6 +135,11 @@ pub struct Prediction {
     pub threshold: f32,
     /// `(width, height)` of the image as given, before it was resized to `S × S`.
     pub source_size: (usize, usize),
+    /// The score's conformal p-value against the held-out good views scored at
+    /// calibration ([`Calibration::p_value`]): a normalised score in `(0, 1]` to threshold
+    /// at one's own false-alarm rate (flag when `p_value ≤ α`). `None` for models
+    /// calibrated with the F1 rule.
+    pub p_value: Option<f64>,
 }
 
 impl Prediction {
@@ -376,6 +381,7 @@ impl Detector {
                     is_anomalous: score > self.calibration.threshold,
                     threshold: self.calibration.threshold,
                     source_size: (img.width, img.height),
+                    p_value: self.calibration.p_value(score),
                 });
             }
         }

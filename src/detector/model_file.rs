@@ -463,6 +463,7 @@ mod tests {
                 rule: ThresholdRule::F1,
                 f1_threshold: None,
                 normal_views: 0,
+                normal_view_scores: Vec::new(),
             },
             backbone: BackboneId {
                 architecture: BACKBONE_ARCHITECTURE.into(),

@@ -183,6 +183,10 @@ pub struct Calibration {
     /// Held-out normal views scored by the normal-tail rule (0 under the F1 rule).
     #[serde(default)]
     pub normal_views: usize,
+    /// Those views' image scores, sorted ascending: what [`Calibration::p_value`] ranks a
+    /// new score against (empty under the F1 rule and in files written before it was kept).
+    #[serde(default)]
+    pub normal_view_scores: Vec<f32>,
 }
 
 fn f1_rule() -> ThresholdRule {
@@ -207,7 +211,35 @@ impl Calibration {
                 self.threshold
             )));
         }
+        let scores = &self.normal_view_scores;
+        if !scores.is_empty() && scores.len() != self.normal_views {
+            return Err(Error::Config(format!(
+                "{} held-out view scores stored for {} views",
+                scores.len(),
+                self.normal_views
+            )));
+        }
+        if scores.iter().any(|s| !s.is_finite()) || scores.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::Config(
+                "the held-out view scores must be finite and sorted ascending".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The conformal p-value of an image score against the held-out normal views:
+    /// `(1 + #{views scoring ≥ score}) / (views + 1)`, in `(0, 1]`. Small means the image
+    /// scores above nearly every good view. Flagging `p ≤ α` flags about a fraction α of
+    /// good parts like the views (design §4); at the model's own false-alarm rate it is
+    /// exactly the stored verdict. `None` when no view scores are stored (F1 rule, older
+    /// files) or the score is not finite.
+    pub fn p_value(&self, score: f32) -> Option<f64> {
+        let scores = &self.normal_view_scores;
+        if scores.is_empty() || !score.is_finite() {
+            return None;
+        }
+        let below = scores.partition_point(|&s| s < score);
+        Some((1 + scores.len() - below) as f64 / (scores.len() + 1) as f64)
     }
 
     /// Fits the calibration from the raw maps (`S × S` each, row-major) of the calibration
@@ -243,6 +275,7 @@ impl Calibration {
             rule: ThresholdRule::F1,
             f1_threshold: None,
             normal_views: 0,
+            normal_view_scores: Vec::new(),
         };
         let score = |g: &[Vec<f32>], p: &[Vec<f32>]| -> Vec<f32> {
             g.iter()
@@ -274,6 +307,9 @@ impl Calibration {
         self.threshold = normal_tail_threshold(&scores, false_alarm_rate)?;
         self.rule = ThresholdRule::NormalTail { false_alarm_rate };
         self.normal_views = scores.len();
+        let mut sorted = scores;
+        sorted.sort_by(f32::total_cmp);
+        self.normal_view_scores = sorted;
         Ok(())
     }
 
@@ -494,6 +530,7 @@ mod tests {
                 rule: ThresholdRule::F1,
                 f1_threshold: None,
                 normal_views: 0,
+                normal_view_scores: Vec::new(),
             };
             let (map, scores) = pp.combine(&mut rec, &raw, &cal).unwrap();
             rec.submit();
@@ -571,5 +608,51 @@ mod tests {
         assert!(Calibration::fit(&n_g, &n_p, &[], &[]).is_err());
         let flat = vec![vec![1.0, 1.0]];
         assert!(Calibration::fit(&flat, &flat, &flat, &flat).is_err());
+    }
+
+    #[test]
+    fn p_value_at_the_models_rate_is_the_verdict() {
+        // Unit ranges make the image score the raw value, so the views' scores are known.
+        let mut cal = Calibration::fit(
+            &[vec![0.0f32], vec![1.0]],
+            &[vec![0.0f32], vec![1.0]],
+            &[vec![1.0f32]],
+            &[vec![1.0f32]],
+        )
+        .unwrap();
+        assert_eq!(cal.p_value(0.5), None, "the F1 rule keeps no view scores");
+        for (n, alpha) in [
+            (19usize, 0.05),
+            (20, 0.05),
+            (37, 0.1),
+            (64, 0.05),
+            (99, 0.01),
+        ] {
+            let views: Vec<Vec<f32>> = random_vec(n, n as u64)
+                .into_iter()
+                .map(|v| vec![v.abs().min(1.0)])
+                .collect();
+            cal.set_normal_tail(&views, &views, alpha).unwrap();
+            cal.validate().unwrap();
+            assert_eq!(cal.normal_view_scores.len(), n);
+            let mut probes: Vec<f32> = cal.normal_view_scores.clone();
+            probes.extend([-1.0, 0.0, 0.25, 0.5, 0.75, 1.0, 2.0]);
+            probes.extend(cal.normal_view_scores.iter().map(|s| s + 1e-4));
+            for score in probes {
+                let p = cal.p_value(score).unwrap();
+                assert!(p > 0.0 && p <= 1.0);
+                assert_eq!(
+                    score > cal.threshold,
+                    p <= alpha,
+                    "n = {n}, α = {alpha}, score {score}, threshold {}, p {p}",
+                    cal.threshold
+                );
+            }
+        }
+        assert_eq!(cal.p_value(f32::NAN), None);
+        let mut unsorted = cal.clone();
+        unsorted.normal_view_scores.swap(0, 1);
+        unsorted.normal_view_scores[0] += 1.0;
+        assert!(unsorted.validate().is_err());
     }
 }

@@ -19,6 +19,7 @@ pub mod normalize;
 pub mod overlay;
 pub mod photo;
 pub mod report;
+pub mod scores;
 
 pub use html_report::{gallery_picks, GalleryImage, HtmlReport, RuleOutcome, RunInput};
 pub use metrics::{
@@ -33,6 +34,7 @@ pub use normalize::{
 pub use overlay::{jet, overlay_strip, save_overlay_png, OverlayInput};
 pub use photo::{heatmap_image, photo_overlay, save_png};
 pub use report::{write_reports_csv, CategoryResult, Report, RunMean, Stat, Summary, CSV_HEADER};
+pub use scores::{write_scores_csv, ImageScore, SCORES_CSV_HEADER};
 
 use std::path::Path;
 

@@ -520,7 +520,7 @@ pub fn write_reports_csv(path: impl AsRef<Path>, reports: &[&Report]) -> Result<
 }
 
 /// Quotes a CSV field when it contains a comma, a quote or a line break (RFC 4180).
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

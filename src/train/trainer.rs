@@ -582,6 +582,7 @@ impl TrainingRun<'_> {
             rule: ThresholdRule::F1,
             f1_threshold: None,
             normal_views: 0,
+            normal_view_scores: Vec::new(),
         };
         let mut detector =
             Detector::from_parts(config, trainer.backbone.clone(), heads, placeholder)?;

@@ -54,6 +54,36 @@ fn is_image(p: &Path) -> bool {
         .is_some_and(|e| matches!(e.as_str(), "png" | "jpg" | "jpeg" | "bmp" | "tif" | "tiff"))
 }
 
+/// Decodes every file in `paths` completely (not just its header) and drops the pixels:
+/// the up-front check that a truncated or corrupt image is reported, naming it, before any
+/// expensive work starts. Runs on all cores; the first failure in `paths` order is returned.
+pub fn check_decodable(paths: &[&Path]) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = paths.len().div_ceil(threads).max(1);
+    let failures: Vec<Option<anyhow::Error>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .find_map(|p| dfd::image::decode_file(p).err().map(anyhow::Error::from))
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Some(anyhow::anyhow!("an image decoder panicked")))
+            })
+            .collect()
+    });
+    match failures.into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// How to get backbone weights, printed when none are given.
 pub const WEIGHTS_HELP: &str = "\
 No backbone weights. DFD needs torchvision's ImageNet WideResNet-50-2 as safetensors

@@ -9,9 +9,9 @@ use clap::Args;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::detector::{Backbone, Normalization};
 use dfd::eval::{
-    gallery_picks, save_overlay_png, write_reports_csv, AuproVariant, CategoryResult, GalleryImage,
-    HtmlReport, OverlayInput, PixelSet, Report, RuleOutcome, RunInput, ThresholdOutcome,
-    TransductiveMode,
+    gallery_picks, save_overlay_png, write_reports_csv, write_scores_csv, AuproVariant,
+    CategoryResult, GalleryImage, HtmlReport, ImageScore, OverlayInput, PixelSet, Report,
+    RuleOutcome, RunInput, ThresholdOutcome, TransductiveMode,
 };
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
 
@@ -21,16 +21,18 @@ use super::common;
 ///
 /// Prints a table and writes under --out: `results.csv` (per category and run, plus the
 /// means; image AUROC, pixel AUROC, AUPRO, and the stored threshold's false-alarm and catch
-/// rates on the test set), `report.html` (one self-contained page: per category the score
-/// histogram with the thresholds, ROC and PRO curves, the threshold rules' rates and a gallery
-/// of the highest-scoring good and lowest-scoring defective images as photo-size overlays;
+/// rates on the test set), `scores.csv` (every test image's score, p-value and verdict per
+/// run), `report.html` (one self-contained page: per category the score histogram with the
+/// thresholds, ROC and PRO curves, the threshold rules' rates and a gallery of the
+/// highest-scoring good and lowest-scoring defective images as photo-size overlays;
 /// `scripts/check_report.sh` checks it in a headless browser), `run_info.txt` (weights,
 /// preset, configuration), a model file per category (`<category>.dfd.safetensors`,
-/// self-contained) and heat-map overlays (`overlays/<category>/`). Without --data a synthetic category is generated under
+/// self-contained) and heat-map overlays (`overlays/<category>/`). Without --data a
+/// synthetic category is generated under
 /// `<out>/synthetic` and used. A category without `ground_truth/` (OK/NG images without
 /// masks) is evaluated at image level: pixel AUROC and AUPRO are empty in the CSV and `n/a`
-/// in the table. Every input is checked before weights are written or loaded. Reported numbers are the last epoch's; nothing is chosen on
-/// the test set.
+/// in the table. Every input is checked (every image decoded) before weights are written
+/// or loaded. Reported numbers are the last epoch's; nothing is chosen on the test set.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Dataset root (MVTec AD, VisA raw or converted, or one category folder). Without it,
@@ -114,22 +116,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     };
     // The whole dataset is checked before weights are written or loaded: every category's
-    // shots can be drawn for every run and its test list (images and masks) is complete.
+    // shots can be drawn for every run, its test list (images and masks) is complete, and
+    // every image and mask decodes.
     let categories = open_categories(&data_root, args.category.as_deref())?;
+    let mut files = Vec::new();
     for cat in &categories {
         for run in 0..args.runs {
-            cat.choose_shots(args.shots, args.seed + run)
-                .with_context(|| format!("category `{}`", cat.name()))?;
+            files.extend(
+                cat.choose_shots(args.shots, args.seed + run)
+                    .with_context(|| format!("category `{}`", cat.name()))?,
+            );
         }
         let items = cat.test_items()?;
         dfd::train::evaluate::pixel_labels(&items)?;
         for item in items {
-            dfd::image::image_dimensions(&item.path)?;
-            if let Some(m) = &item.mask_path {
-                dfd::image::image_dimensions(m)?;
-            }
+            files.push(item.path);
+            files.extend(item.mask_path);
         }
     }
+    files.sort();
+    files.dedup();
+    common::check_decodable(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     let textures = args.training.textures()?;
     let (weights, random) = common::resolve_weights(
         &gpu,
@@ -161,6 +168,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let progress = common::terminal_progress();
     let mut report = Report::for_rule(config.threshold_rule.name());
     let mut compared = [Report::for_rule("f1"), Report::for_rule("oracle")];
+    let mut image_scores = Vec::new();
     let mut html = HtmlReport::new(format!(
         "dfd eval: {} shot(s), {} run(s){label}",
         args.shots, args.runs
@@ -283,7 +291,22 @@ pub fn run(args: EvalArgs) -> Result<()> {
                     );
                 }
             }
+            let threshold = ev.decisions.map(|_| detector.threshold());
+            for (item, &score) in test.items.iter().zip(&ev.scores) {
+                image_scores.push(ImageScore {
+                    category: name.clone(),
+                    run,
+                    seed,
+                    image: item.path.clone(),
+                    defect_type: item.defect_type.clone(),
+                    defective: item.label,
+                    score,
+                    p_value: threshold.and_then(|_| detector.calibration().p_value(score)),
+                    threshold,
+                });
+            }
             // Written after each category, so a later failure keeps what finished.
+            write_scores_csv(args.out.join("scores.csv"), &image_scores)?;
             write_results(
                 &args.out.join("results.csv"),
                 &report,

@@ -13,7 +13,10 @@ use super::common;
 /// Scores images with a trained model: one line per image.
 ///
 /// Writes one line per image to stdout (`--json`: one JSON object per line with `image`,
-/// `score`, `anomalous`, `threshold`, and `heatmap` / `overlay` when written); with
+/// `score`, `anomalous`, `threshold`, `p_value`, `width`, `height`, and `heatmap` /
+/// `overlay` when written; `p_value` is the score's rank among the good views scored at
+/// calibration, in (0, 1]: flag `p_value <= a` to accept a false-alarm rate of about `a`,
+/// null for models calibrated with the F1 rule); with
 /// --heatmaps a grey PNG of the anomaly map per image, and with --overlays the image with
 /// the map, the flagged region and the verdict, both at each input's own resolution.
 ///
@@ -48,6 +51,7 @@ pub struct PredictArgs {
 pub fn run(args: PredictArgs) -> Result<bool> {
     // Inputs and output folders are checked before the model is loaded.
     let files = common::image_files(&args.inputs)?;
+    common::check_decodable(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     for dir in [&args.heatmaps, &args.overlays].into_iter().flatten() {
         common::writable_dir(dir)?;
     }
@@ -96,6 +100,7 @@ pub fn run(args: PredictArgs) -> Result<bool> {
                 "score": p.score,
                 "anomalous": anomalous,
                 "threshold": threshold,
+                "p_value": p.p_value,
                 "width": w,
                 "height": h,
             });

@@ -44,7 +44,10 @@ use super::common;
 /// Endpoints (answers are JSON; errors are {"error": "..."}):
 ///
 ///   POST /v1/models/NAME/predict    body: the image file's bytes (PNG, JPEG, BMP, TIFF)
-///        200 {"model", "score", "anomalous", "threshold", "width", "height"}
+///        200 {"model", "score", "anomalous", "threshold", "p_value", "width", "height"}
+///        (p_value: the score's rank among the good views scored at calibration, in
+///        (0, 1]; flag p_value <= a to accept a false-alarm rate of about a; null for
+///        models calibrated with the F1 rule)
 ///        ?heatmap=png adds "heatmap_png_base64": a grey PNG at the input's size
 ///        400 undecodable image, or a decompression bomb (refused before decoding)
 ///        404 unknown model    405 wrong method    413 body over --max-body
@@ -928,6 +931,7 @@ async fn predict_inner(
         "score": p.score,
         "anomalous": p.is_anomalous,
         "threshold": p.threshold,
+        "p_value": p.p_value,
         "width": width,
         "height": height,
     });
