@@ -1,6 +1,7 @@
 //! Few-shot DFD on MVTec AD (or VisA, or the built-in synthetic category): train on `k`
 //! seeded shots per category, evaluate image AUROC / pixel AUROC / AUPRO on the test set,
-//! print the table, write `<out>/results.csv` and heat-map overlays.
+//! print the table, write `<out>/results.csv`, `<out>/report.html` (the self-contained
+//! evaluation page) and heat-map overlays.
 //!
 //! This is `dfd eval` under another name (the same code, compiled in), so the example and
 //! the tool cannot drift:

@@ -1,6 +1,8 @@
 //! The `dfd` binary end to end on the `tiny` preset: fit on two good images, predict with
 //! JSON output, heat maps and overlays at each input's size, the exit status, and the
-//! self-contained model against the shared-backbone pair and against loading from bytes.
+//! self-contained model against the shared-backbone pair and against loading from bytes;
+//! `eval`'s outputs (results.csv, report.html with escaped file names and embedded pictures)
+//! and its refusals.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -345,6 +347,101 @@ fn eval_without_ground_truth_is_image_level_and_mixed_masks_are_refused_first() 
         assert!(p > 0.0 && p <= 1.0, "{scores}");
     }
     assert!(out.join("synthetic_texture.dfd.safetensors").is_file());
+    // The report page of an image-level category: histogram and ROC, no PRO curve.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2, "{html}");
+    assert!(html.contains("n/a: no masks"), "{html}");
+    assert!(html.contains("data-expect-svgs=\"2\""), "{html}");
+}
+
+/// Every `http://` / `https://` in `html` outside SVG's namespace names (which are names,
+/// never loaded).
+fn urls(html: &str) -> Vec<String> {
+    let cleaned = html
+        .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
+        .replace("xmlns:xlink=\"http://www.w3.org/1999/xlink\"", "");
+    ["http://", "https://"]
+        .iter()
+        .flat_map(|p| {
+            cleaned
+                .match_indices(p)
+                .map(|(i, _)| cleaned[i..].chars().take(60).collect())
+        })
+        .collect()
+}
+
+/// A good test photo of 600 × 300 whose file name is markup, in place of the category's
+/// `test/good/001.png`: with two good test images it is among the highest-scoring ones, so
+/// the report's gallery shows it, named. Returns its file name.
+fn add_hostile_photo(category: &Path) -> &'static str {
+    let hostile = "a<b>&\"c'.png";
+    let good = category.join("test/good/001.png");
+    image::open(&good)
+        .unwrap()
+        .resize_exact(600, 300, image::imageops::FilterType::Triangle)
+        .save_with_format(
+            category.join("test/good").join(hostile),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    std::fs::remove_file(&good).unwrap();
+    hostile
+}
+
+/// The report page of `categories` pixel-level categories evaluated with `--gallery 2
+/// --compare-thresholds`, whose test photos are 64 px, but for one of
+/// [`add_hostile_photo`]'s.
+fn check_report(out: &Path, hostile: &str, categories: usize) {
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    // Per category histogram, ROC and PRO; two good and two defective gallery pictures; as
+    // the page states.
+    let (svgs, images) = (3 * categories, 4 * categories);
+    assert_eq!(html.matches("<svg").count(), svgs);
+    assert_eq!(html.matches("<img ").count(), images);
+    assert_eq!(html.matches("src=\"data:image/png;base64,").count(), images);
+    assert!(
+        html.contains(&format!(
+            "data-expect-images=\"{images}\" data-expect-svgs=\"{svgs}\""
+        )),
+        "{html}"
+    );
+    assert!(html.contains("Content-Security-Policy"));
+    assert_eq!(urls(&html), Vec::<String>::new());
+    assert!(html.contains("a&lt;b&gt;&amp;&quot;c&#39;.png"), "{html}");
+    assert!(
+        !html.contains(hostile) && !html.contains("<b>&"),
+        "unescaped name"
+    );
+    // The three threshold rules, each with its rates.
+    for rule in ["normal_tail", "f1", "oracle"] {
+        assert!(
+            html.contains(&format!("<tr><td>{rule}</td>")),
+            "{rule}: {html}"
+        );
+    }
+    // The embedded pictures decode, at the photos' own size (64 px), the 600 × 300 one
+    // downscaled to 512 px on its longer side, as its caption says.
+    use base64::Engine as _;
+    let mut sizes: Vec<(u32, u32)> = html
+        .split("src=\"data:image/png;base64,")
+        .skip(1)
+        .map(|rest| {
+            let b64 = &rest[..rest.find('"').unwrap()];
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            let img = image::load_from_memory(&png).unwrap();
+            (img.width(), img.height())
+        })
+        .collect();
+    sizes.sort_unstable();
+    let mut want = vec![(64, 64); images - 1];
+    want.push((512, 256));
+    assert_eq!(sizes, want);
+    assert!(
+        html.contains("shown at 512 × 256 (downscaled from the photo's 600 × 300)"),
+        "{html}"
+    );
 }
 
 #[test]
@@ -356,7 +453,8 @@ fn a_failing_later_category_keeps_the_earlier_results() {
         test_good: 2,
         test_per_defect: 1,
     };
-    generate_category(&root, "a_first", 64, counts, 4).unwrap();
+    let first = generate_category(&root, "a_first", 64, counts, 4).unwrap();
+    let hostile = add_hostile_photo(&first);
     let second = generate_category(&root, "b_second", 64, counts, 5).unwrap();
     let out = t.dir.path().join("two_out");
     let run = |out: &Path| {
@@ -372,6 +470,9 @@ fn a_failing_later_category_keeps_the_earlier_results() {
             s(out),
             "--overlays",
             "0",
+            "--gallery",
+            "2",
+            "--compare-thresholds",
         ])
     };
     // A test image whose header is intact but whose pixel data is cut off: the up-front
@@ -399,4 +500,6 @@ fn a_failing_later_category_keeps_the_earlier_results() {
     assert!(csv.lines().any(|l| l.starts_with("b_second,0,")), "{csv}");
     assert!(out.join("a_first.dfd.safetensors").is_file());
     assert!(out.join("b_second.dfd.safetensors/occupied").is_dir());
+    // report.html too is written after each category: both categories' pages are complete.
+    check_report(&out, hostile, 2);
 }

@@ -192,9 +192,11 @@ fn ord_key(x: f32) -> u32 {
     }
 }
 
-/// ROC area from keys `(ord_key(score) << 1) | label`: sorts them and walks the distinct
-/// scores from the highest down, summing trapezoids exactly in integers.
-fn auc_from_keys(keys: &mut [u64]) -> Result<f64> {
+/// Walks the ROC of keys `(ord_key(score) << 1) | label`: sorts them and visits the distinct
+/// scores from the highest down, calling `point(fp, tp)` with the cumulative counts after
+/// each whole run of tied scores (the point `(0, 0)` is not visited). Returns the numbers of
+/// positives and negatives; errors when one class is absent.
+fn walk_roc(keys: &mut [u64], mut point: impl FnMut(u64, u64)) -> Result<(u64, u64)> {
     keys.sort_unstable();
     let positives = keys.iter().filter(|k| *k & 1 == 1).count() as u64;
     let negatives = keys.len() as u64 - positives;
@@ -203,9 +205,7 @@ fn auc_from_keys(keys: &mut [u64]) -> Result<f64> {
             "ROC AUC is undefined with only one class present ({positives} positive, {negatives} negative samples)"
         )));
     }
-    // Twice the area in units of one (fp, tp) cell: Σ Δfp · (tp_prev + tp).
-    let (mut tp, mut fp, mut tp_prev, mut fp_prev) = (0u64, 0u64, 0u64, 0u64);
-    let mut area2: u128 = 0;
+    let (mut tp, mut fp) = (0u64, 0u64);
     let mut i = keys.len();
     while i > 0 {
         let score = keys[i - 1] >> 1;
@@ -217,11 +217,56 @@ fn auc_from_keys(keys: &mut [u64]) -> Result<f64> {
             }
             i -= 1;
         }
+        point(fp, tp);
+    }
+    Ok((positives, negatives))
+}
+
+/// ROC area from keys `(ord_key(score) << 1) | label`: the trapezoids of [`walk_roc`]'s
+/// points, summed exactly in integers.
+fn auc_from_keys(keys: &mut [u64]) -> Result<f64> {
+    // Twice the area in units of one (fp, tp) cell: Σ Δfp · (tp_prev + tp).
+    let (mut tp_prev, mut fp_prev) = (0u64, 0u64);
+    let mut area2: u128 = 0;
+    let (positives, negatives) = walk_roc(keys, |fp, tp| {
         area2 += u128::from(fp - fp_prev) * u128::from(tp + tp_prev);
         tp_prev = tp;
         fp_prev = fp;
-    }
+    })?;
     Ok(area2 as f64 / (2.0 * positives as f64 * negatives as f64))
+}
+
+/// Checks `scores` against `labels` and packs them into [`walk_roc`]'s keys.
+fn roc_keys(scores: &[f32], labels: &[bool]) -> Result<Vec<u64>> {
+    if scores.len() != labels.len() {
+        return Err(Error::Shape(format!(
+            "{} scores but {} labels",
+            scores.len(),
+            labels.len()
+        )));
+    }
+    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+        return Err(Error::Eval(format!("score {i} is NaN")));
+    }
+    Ok(scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &l)| (u64::from(ord_key(s)) << 1) | u64::from(l))
+        .collect())
+}
+
+/// The ROC curve [`roc_auc`] integrates: `(fpr, tpr)` points, `(0, 0)` first, then one
+/// point per distinct score from the highest down (scikit-learn's `roc_curve` with
+/// `drop_intermediate=False`), ending at `(1, 1)`. The trapezoid area under these points is
+/// [`roc_auc`] (up to the rounding of the divisions). Same errors as [`roc_auc`].
+pub fn roc_curve(scores: &[f32], labels: &[bool]) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut keys = roc_keys(scores, labels)?;
+    let mut counts = vec![(0u64, 0u64)];
+    let (positives, negatives) = walk_roc(&mut keys, |fp, tp| counts.push((fp, tp)))?;
+    Ok(counts
+        .into_iter()
+        .map(|(fp, tp)| (fp as f64 / negatives as f64, tp as f64 / positives as f64))
+        .unzip())
 }
 
 /// Area under the ROC curve of `scores` (higher = more likely positive) against `labels`
@@ -233,22 +278,7 @@ fn auc_from_keys(keys: &mut [u64]) -> Result<f64> {
 /// Errors when the lengths differ, the input is empty, a score is NaN, or only one class is
 /// present.
 pub fn roc_auc(scores: &[f32], labels: &[bool]) -> Result<f64> {
-    if scores.len() != labels.len() {
-        return Err(Error::Shape(format!(
-            "{} scores but {} labels",
-            scores.len(),
-            labels.len()
-        )));
-    }
-    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
-        return Err(Error::Eval(format!("score {i} is NaN")));
-    }
-    let mut keys: Vec<u64> = scores
-        .iter()
-        .zip(labels)
-        .map(|(&s, &l)| (u64::from(ord_key(s)) << 1) | u64::from(l))
-        .collect();
-    auc_from_keys(&mut keys)
+    auc_from_keys(&mut roc_keys(scores, labels)?)
 }
 
 /// Pixel AUROC: [`roc_auc`] over every pixel of every image of the set (normal images
@@ -768,6 +798,24 @@ mod tests {
         assert!((a - 0.875).abs() < 1e-15);
         // -0.0 and 0.0 are the same score.
         assert_eq!(roc_auc(&[-0.0, 0.0], &[false, true]).unwrap(), 0.5);
+    }
+
+    #[test]
+    fn roc_curve_is_the_curve_roc_auc_integrates() {
+        // scikit-learn: roc_curve([0.1, 0.5, 0.5, 0.9], [0, 0, 1, 1], drop_intermediate=False)
+        // gives fpr [0, 0, 0.5, 1], tpr [0, 0.5, 1, 1].
+        let (scores, labels) = ([0.1, 0.5, 0.5, 0.9], [false, false, true, true]);
+        let (fpr, tpr) = roc_curve(&scores, &labels).unwrap();
+        assert_eq!(fpr, [0.0, 0.0, 0.5, 1.0]);
+        assert_eq!(tpr, [0.0, 0.5, 1.0, 1.0]);
+        let area: f64 = fpr
+            .windows(2)
+            .zip(tpr.windows(2))
+            .map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0)
+            .sum();
+        assert_eq!(area, roc_auc(&scores, &labels).unwrap());
+        assert!(roc_curve(&[0.1, 0.2], &[true, true]).is_err());
+        assert!(roc_curve(&[f32::NAN, 0.2], &[true, false]).is_err());
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //!   table, `results.csv`.
 //! - [`overlay`]: [`overlay_strip`] / [`save_overlay_png`] — image | ground truth | heat map |
 //!   predicted mask.
+//! - [`html_report`]: [`HtmlReport`] — `report.html`, one self-contained page with score
+//!   histograms, ROC and PRO curves, threshold rules and a gallery of photo-size overlays.
 
+pub mod html_report;
 pub mod metrics;
 pub mod normalize;
 pub mod overlay;
@@ -18,10 +21,11 @@ pub mod photo;
 pub mod report;
 pub mod scores;
 
+pub use html_report::{gallery_picks, GalleryImage, HtmlReport, RuleOutcome, RunInput};
 pub use metrics::{
     aupro, aupro_dfd_paper, aupro_official, connected_components, evaluate_image_level,
-    evaluate_set, max_scores, pixel_auroc, pro_curve_official, roc_auc, trapezoid_to, AuproVariant,
-    PixelSet, SetMetrics, ThresholdOutcome, DEFAULT_FPR_LIMIT, DFD_PAPER_STEPS,
+    evaluate_set, max_scores, pixel_auroc, pro_curve_official, roc_auc, roc_curve, trapezoid_to,
+    AuproVariant, PixelSet, SetMetrics, ThresholdOutcome, DEFAULT_FPR_LIMIT, DFD_PAPER_STEPS,
 };
 pub use normalize::{
     combine_transductive, normalize_over_set, normalize_scores_over_set, reference_code_affine,

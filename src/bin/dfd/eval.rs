@@ -9,8 +9,9 @@ use clap::Args;
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
 use dfd::detector::{Backbone, Normalization};
 use dfd::eval::{
-    save_overlay_png, write_reports_csv, write_scores_csv, AuproVariant, CategoryResult,
-    ImageScore, OverlayInput, Report, ThresholdOutcome, TransductiveMode,
+    gallery_picks, save_overlay_png, write_reports_csv, write_scores_csv, AuproVariant,
+    CategoryResult, GalleryImage, HtmlReport, ImageScore, OverlayInput, PixelSet, Report,
+    RuleOutcome, RunInput, ThresholdOutcome, TransductiveMode,
 };
 use dfd::train::{evaluate, open_categories, train_category, TestSet, Trainer};
 
@@ -21,9 +22,13 @@ use super::common;
 /// Prints a table and writes under --out: `results.csv` (per category and run, plus the
 /// means; image AUROC, pixel AUROC, AUPRO, and the stored threshold's false-alarm and catch
 /// rates on the test set), `scores.csv` (every test image's score, p-value and verdict per
-/// run), `run_info.txt` (weights, preset, configuration), a model file per category
-/// (`<category>.dfd.safetensors`, self-contained) and heat-map overlays
-/// (`overlays/<category>/`). Without --data a synthetic category is generated under
+/// run), `report.html` (one self-contained page: per category the score histogram with the
+/// thresholds, ROC and PRO curves, the threshold rules' rates and a gallery of the
+/// highest-scoring good and lowest-scoring defective images as photo-size overlays;
+/// `scripts/check_report.sh` checks it in a headless browser), `run_info.txt` (weights,
+/// preset, configuration), a model file per category (`<category>.dfd.safetensors`,
+/// self-contained) and heat-map overlays (`overlays/<category>/`). Without --data a
+/// synthetic category is generated under
 /// `<out>/synthetic` and used. A category without `ground_truth/` (OK/NG images without
 /// masks) is evaluated at image level: pixel AUROC and AUPRO are empty in the CSV and `n/a`
 /// in the table. Every input is checked (every image decoded) before weights are written
@@ -62,6 +67,10 @@ pub struct EvalArgs {
     /// Overlays written per category (first run only).
     #[arg(long, default_value_t = 6)]
     pub overlays: usize,
+    /// Gallery pictures in report.html per category and kind (the highest-scoring good
+    /// images and the lowest-scoring defective ones; first run only); 0 for none.
+    #[arg(long, default_value_t = dfd::eval::html_report::GALLERY_PER_KIND)]
+    pub gallery: usize,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -160,6 +169,38 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut report = Report::for_rule(config.threshold_rule.name());
     let mut compared = [Report::for_rule("f1"), Report::for_rule("oracle")];
     let mut image_scores = Vec::new();
+    let mut html = HtmlReport::new(format!(
+        "dfd eval: {} shot(s), {} run(s){label}",
+        args.shots, args.runs
+    ));
+    html.note("data", data_root.display().to_string());
+    html.note(
+        "weights",
+        format!(
+            "{}{}",
+            weights.display(),
+            if random { " (RANDOM)" } else { "" }
+        ),
+    );
+    html.note(
+        "preset",
+        format!(
+            "{} (S = {}, D = {}, {} epochs, N = {})",
+            config.preset,
+            config.image_size,
+            config.feature_dim,
+            config.epochs,
+            config.samples_per_shot
+        ),
+    );
+    html.note("normalization", args.normalization.clone());
+    html.note(
+        "seeds",
+        match args.runs {
+            1 => args.seed.to_string(),
+            n => format!("{} to {}", args.seed, args.seed + (n - 1)),
+        },
+    );
     for run in 0..args.runs as usize {
         let seed = args.seed + run as u64;
         let mut cfg = config.clone();
@@ -206,8 +247,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
             );
             let result = CategoryResult::new(&name, run, seed, ev.metrics);
             report.push(result.clone().with_decisions(ev.decisions))?;
+            let labels = test.labels();
+            // The threshold rules for report.html: the detector's own, then the compared ones.
+            let mut rules: Vec<RuleOutcome> = ev
+                .decisions
+                .map(|outcome| RuleOutcome {
+                    rule: config.threshold_rule.name().to_string(),
+                    threshold: detector.threshold(),
+                    outcome,
+                })
+                .into_iter()
+                .collect();
             if args.compare_thresholds && ev.decisions.is_some() {
-                let labels = test.labels();
                 let (mut neg, mut pos) = (Vec::new(), Vec::new());
                 for (&s, &anomalous) in ev.scores.iter().zip(&labels) {
                     if anomalous {
@@ -224,6 +275,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 for (r, t) in compared.iter_mut().zip([f1, oracle]) {
                     let d = ThresholdOutcome::of(&ev.scores, &labels, t)?;
                     r.push(result.clone().with_decisions(Some(d)))?;
+                    rules.push(RuleOutcome {
+                        rule: r.threshold_rule().unwrap_or_default().to_string(),
+                        threshold: t,
+                        outcome: d,
+                    });
                     println!(
                         "  rule {:<7} threshold {t:.3}: {}/{} good images flagged, {}/{} \
                          defective caught",
@@ -257,6 +313,44 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 &compared,
                 args.compare_thresholds,
             )?;
+            // The gallery is drawn only for a run the page shows in full, and only with a
+            // calibrated threshold (the verdicts); photo-size maps exist only for its images.
+            let size = config.image_size;
+            let mut gallery = Vec::new();
+            if html.shows_in_full(&name) && !rules.is_empty() {
+                let (good, bad) = gallery_picks(&ev.scores, &labels, args.gallery)?;
+                for i in good.into_iter().chain(bad) {
+                    let it = &test.items[i];
+                    gallery.push(GalleryImage::from_file(
+                        &it.path,
+                        it.defect_type.clone(),
+                        it.label,
+                        &ev.maps[i],
+                        size,
+                        detector.threshold(),
+                        ev.scores[i],
+                    )?);
+                }
+            }
+            let pixels = if test.pixel_labels {
+                Some(PixelSet::new(&ev.maps, &test.masks, size, size)?)
+            } else {
+                None
+            };
+            html.add_run(
+                &RunInput {
+                    category: &name,
+                    run,
+                    seed,
+                    scores: &ev.scores,
+                    labels: &labels,
+                    pixels: pixels.as_ref(),
+                    metrics: ev.metrics,
+                    rules: &rules,
+                },
+                gallery,
+            )?;
+            html.write(&args.out.join("report.html"))?;
             if run == 0 {
                 write_overlays(
                     &args.out,
@@ -305,8 +399,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     );
     dfd::eval::write_atomic(&args.out.join("run_info.txt"), note.as_bytes())?;
     println!(
-        "wrote {} and overlays under {}",
+        "wrote {}, {} and overlays under {}",
         csv.display(),
+        args.out.join("report.html").display(),
         args.out.join("overlays").display()
     );
     Ok(())
