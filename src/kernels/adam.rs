@@ -81,9 +81,8 @@ impl AdamConfig {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     n: u32,
     off: u32,
     pad0: u32,
@@ -96,6 +95,7 @@ struct Params {
     eps: f32,
     neg_step: f32,
     pad2: u32,
+}
 }
 
 /// Records Adam step `step` (counted from 1, as PyTorch's `state['step']` after its

@@ -75,9 +75,8 @@ pub struct BatchNormOut {
     pub rstd: Tensor,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct StatsParams {
+super::uniform! {
+pub(super) struct StatsParams {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -87,10 +86,10 @@ struct StatsParams {
     momentum: f32,
     _pad: u32,
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ApplyParams {
+super::uniform! {
+pub(super) struct ApplyParams {
     n: u32,
     cols: u32,
     off_x: u32,
@@ -98,19 +97,19 @@ struct ApplyParams {
     eps: f32,
     _pad: [u32; 3],
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FoldParams {
+super::uniform! {
+pub(super) struct FoldParams {
     out: u32,
     inp: u32,
     eps: f32,
     _pad: u32,
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BwdParams {
+super::uniform! {
+pub(super) struct BwdParams {
     n: u32,
     cols: u32,
     rows_total: u32,
@@ -119,10 +118,10 @@ struct BwdParams {
     off_dx: u32,
     _pad: [u32; 2],
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GradParams {
+super::uniform! {
+pub(super) struct GradParams {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -131,6 +130,7 @@ struct GradParams {
     block0: u32,
     nblocks: u32,
     _pad: u32,
+}
 }
 
 /// Number of row blocks the column reductions use over all pieces.

@@ -42,9 +42,8 @@ pub fn gaussian_kernel_1d(sigma: f32, truncate: f32) -> Result<Vec<f32>> {
     )
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     maps: u32,
     h: u32,
     w: u32,
@@ -53,6 +52,7 @@ struct Params {
     off_dst: u32,
     border: u32,
     _pad: u32,
+}
 }
 
 /// Filters every `[H, W]` map of `x` (`[.., H, W]`, f32) with the odd-length 1-D `kernel`

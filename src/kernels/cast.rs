@@ -16,13 +16,13 @@ const SHADER: &str = include_str!("../../shaders/cast.wgsl");
 /// Invocations per workgroup of the cast kernel.
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     n: u32,
     off_x: u32,
     off_y: u32,
     _pad: u32,
+}
 }
 
 /// Records `y = x` converted to `y`'s float dtype, element by element. `x` and `y` have one

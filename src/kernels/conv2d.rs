@@ -287,9 +287,8 @@ impl ConvTiling {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     c_in: u32,
     h: u32,
     w: u32,
@@ -302,6 +301,7 @@ struct Params {
     off_out: u32,
     off_res: u32,
     _pad: u32,
+}
 }
 
 fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {

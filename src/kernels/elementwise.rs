@@ -92,9 +92,8 @@ impl Act {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct UnaryParams {
+super::uniform! {
+pub(super) struct UnaryParams {
     n: u32,
     off_x: u32,
     off_y: u32,
@@ -103,6 +102,7 @@ struct UnaryParams {
     beta: f32,
     slope: f32,
     pad: u32,
+}
 }
 
 fn unary_source(entry: &'static str, op: u32, dtype: DType) -> ShaderSource<'static> {
@@ -282,9 +282,8 @@ pub enum BinaryOp {
     Mul,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BinaryParams {
+super::uniform! {
+pub(super) struct BinaryParams {
     n: u32,
     off_a: u32,
     off_out: u32,
@@ -293,6 +292,7 @@ struct BinaryParams {
     base: u32,
     alpha: f32,
     beta: f32,
+}
 }
 
 /// `out = a op b` element-wise. `b` has the shape of `a`, or is a row vector `[C]` broadcast

@@ -102,9 +102,8 @@ fn block_rows(tokens: usize) -> usize {
 /// The largest [`block_rows`].
 const MAX_BLOCK: usize = 32;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     tokens: u32,
     dim: u32,
     heads: u32,
@@ -117,6 +116,7 @@ struct Params {
     off_dqkv: u32,
     scale: f32,
     pad: u32,
+}
 }
 
 /// The tensors one kernel binds; `None` where the entry point does not read them.

@@ -376,9 +376,8 @@ impl Tiling {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     m: u32,
     n: u32,
     k: u32,
@@ -399,6 +398,7 @@ struct Params {
     alpha: f32,
     beta: f32,
     slope: f32,
+}
 }
 
 /// Optional epilogue operands.

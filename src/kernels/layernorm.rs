@@ -133,9 +133,8 @@ fn row_grid(rows: usize) -> [u32; 3] {
     super::grid_1d(rows, 1)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FwdParams {
+super::uniform! {
+pub(super) struct FwdParams {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -144,10 +143,10 @@ struct FwdParams {
     eps: f32,
     _pad: [u32; 2],
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BwdParams {
+super::uniform! {
+pub(super) struct BwdParams {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -155,6 +154,7 @@ struct BwdParams {
     off_dx: u32,
     row0: u32,
     _pad: [u32; 2],
+}
 }
 
 /// LayerNorm over the last dimension of `x` (`[.., C]`, f32 or f16) with affine `gamma`,

@@ -49,9 +49,8 @@ impl MaxPoolSpec {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     h: u32,
     w: u32,
     oh: u32,
@@ -60,6 +59,7 @@ struct Params {
     off_in: u32,
     off_out: u32,
     _pad: u32,
+}
 }
 
 /// Records max pooling of `[B, C, H, W]` into a new `[B, C, OH, OW]` tensor.

@@ -8,6 +8,33 @@
 //! Every wrapper has a plain-Rust twin in the (hidden) `cpu` module and tests that compare
 //! the two on random inputs of several shapes, ragged ones included.
 
+/// Declares a uniform parameter block: a `#[repr(C)]` plain-old-data struct whose layout
+/// must match the WGSL struct the shader reads it as. In tests it also implements
+/// [`uniform_layout::UniformLayout`], listing every field's name, offset, size and type, so
+/// that `uniform_layout`'s table can compare it with the layout naga computes for the WGSL
+/// struct.
+macro_rules! uniform {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name { $($field: $ty),* }
+
+        #[cfg(test)]
+        impl $crate::kernels::uniform_layout::UniformLayout for $name {
+            fn fields() -> Vec<$crate::kernels::uniform_layout::RustField> {
+                vec![$($crate::kernels::uniform_layout::RustField {
+                    name: stringify!($field),
+                    offset: std::mem::offset_of!($name, $field),
+                    size: std::mem::size_of::<$ty>(),
+                    ty: stringify!($ty),
+                }),*]
+            }
+        }
+    };
+}
+pub(crate) use uniform;
+
 pub mod adam;
 pub mod batchnorm;
 pub mod blur;
@@ -27,6 +54,8 @@ pub mod reduce;
 pub mod resize;
 pub mod softmax;
 pub(crate) mod staging;
+#[cfg(test)]
+pub(crate) mod uniform_layout;
 
 use crate::gpu::{AdapterKind, DType, Gpu, ShaderSource};
 use crate::{Error, Result};

@@ -25,9 +25,8 @@ impl PatchDims {
     };
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     c2: u32,
     h: u32,
     w: u32,
@@ -44,6 +43,7 @@ struct Params {
     scale_x: f32,
     _p0: u32,
     _p1: u32,
+}
 }
 
 /// Patch features of `layer2` `[B, C2, h, w]` and `layer3` `[B, C3, h3, w3]` into a new

@@ -21,9 +21,8 @@ const TILE: usize = 32;
 /// Most workgroups per dispatch dimension.
 const MAX_GROUPS: usize = 65_535;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     n: u32,
     off_in: u32,
     off_out: u32,
@@ -31,6 +30,7 @@ struct Params {
     e: [u32; 4],
     ostr: [u32; 4],
     istr: [u32; 4],
+}
 }
 
 /// How a permutation is carried out after simplification.

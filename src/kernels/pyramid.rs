@@ -8,9 +8,8 @@ use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/pyramid.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     h: u32,
     w: u32,
     dh: u32,
@@ -23,6 +22,7 @@ struct Params {
     plane0: u32,
     _p0: u32,
     _p1: u32,
+}
 }
 
 /// Splits `[B, C, H, W]` images into a new `[2, B, C, H, W]` tensor: index 0 holds the

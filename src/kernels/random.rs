@@ -23,9 +23,8 @@ const SHADER: &str = include_str!("../../shaders/random_normal.wgsl");
 /// Invocations per workgroup (one invocation computes one group of four elements).
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     groups: u32,
     len: u32,
     off: u32,
@@ -37,7 +36,8 @@ struct Params {
     stream_lo: u32,
     stream_hi: u32,
     mean: f32,
-    std: f32,
+    stddev: f32,
+}
 }
 
 /// Records a fill of all of `out` (f32, or f16 where the device has it) with
@@ -113,7 +113,7 @@ fn fill_normal_at(
             stream_lo: stream as u32,
             stream_hi: (stream >> 32) as u32,
             mean,
-            std,
+            stddev: std,
         };
         rec.dispatch(
             &kernel,

@@ -39,9 +39,8 @@ pub enum ReduceOp {
     Max,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     units: u32,
     cols: u32,
     seg_len: u32,
@@ -52,6 +51,7 @@ struct Params {
     x_base: u32,
     scale: f32,
     pad: [u32; 3],
+}
 }
 
 fn kernel_source(entry: &'static str, max: bool, x: &Tensor) -> ShaderSource<'static> {

@@ -16,9 +16,8 @@ use crate::{Error, Result};
 const SHADER: &str = include_str!("../../shaders/resize_bilinear.wgsl");
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     maps: u32,
     in_h: u32,
     in_w: u32,
@@ -30,6 +29,7 @@ struct Params {
     inv_h: f32,
     inv_w: f32,
     _pad1: [u32; 2],
+}
 }
 
 /// Splits a shape into (maps, h, w) with `h`, `w` its last two dimensions.

@@ -14,15 +14,15 @@ const SHADER: &str = include_str!("../../shaders/softmax.wgsl");
 /// Invocations per workgroup (one workgroup per row).
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     rows: u32,
     cols: u32,
     off_x: u32,
     off_y: u32,
     off_dy: u32,
     pad: [u32; 3],
+}
 }
 
 /// `y = softmax(x)` over the last dimension; `x` and `y` have one shape.
