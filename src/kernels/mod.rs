@@ -157,6 +157,80 @@ pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
     out
 }
 
+/// One rendered shader variant: a name for it and its WGSL text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedVariant {
+    /// `template[.entry]` followed by the variant's short substitutions
+    /// (`gemm-BM64-BN64-…`), with `~2`, `~3`, … appended where two variants would otherwise
+    /// share a name. Usable as a file name.
+    pub name: String,
+    /// The template name ([`ShaderSource::name`]).
+    pub template: &'static str,
+    /// The entry point.
+    pub entry: String,
+    /// The WGSL source, exactly as it is handed to the driver.
+    pub source: String,
+}
+
+/// The name [`render`] gives a variant, before making it unique: the template, the entry
+/// point when it is not `main`, and every substitution whose value is one short token (long
+/// ones, generated code, are left out).
+fn variant_name(source: &ShaderSource<'_>) -> String {
+    let mut name = source.name.to_string();
+    if source.entry != "main" {
+        name.push('.');
+        name.push_str(source.entry);
+    }
+    for (key, value) in &source.defines {
+        let short = !value.is_empty()
+            && value.len() <= 16
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if short {
+            name.push_str(&format!("-{key}{value}"));
+        }
+    }
+    name
+}
+
+/// Renders shader variants (from [`shader_variants`], or the heads' list) for inspection:
+/// each distinct (text, entry point) pair once, in list order, with a unique name. Fails
+/// if a template leaves a placeholder without a value.
+pub fn render(sources: &[ShaderSource<'_>]) -> Result<Vec<RenderedVariant>> {
+    let mut out: Vec<RenderedVariant> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut names = std::collections::HashMap::<String, usize>::new();
+    for source in sources {
+        let text = source.render()?;
+        if !seen.insert((text.clone(), source.entry.to_string())) {
+            continue;
+        }
+        let base = variant_name(source);
+        let count = names.entry(base.clone()).or_default();
+        *count += 1;
+        let name = if *count == 1 {
+            base
+        } else {
+            format!("{base}~{count}")
+        };
+        out.push(RenderedVariant {
+            name,
+            template: source.name,
+            entry: source.entry.to_string(),
+            source: text,
+        });
+    }
+    Ok(out)
+}
+
+/// Every kernel variant the library can build on a device so described
+/// ([`shader_variants`]), rendered and named by [`render`]: what `examples/dump_wgsl.rs`
+/// writes out for inspection.
+pub fn render_variants(device: &DeviceDesc) -> Result<Vec<RenderedVariant>> {
+    render(&shader_variants(device))
+}
+
 /// Prepends `enable f16;` to a template whose storage type is `f16`.
 pub(crate) fn with_f16_enable(source: ShaderSource<'_>, dtype: DType) -> ShaderSource<'_> {
     source.define(
