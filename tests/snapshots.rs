@@ -16,7 +16,7 @@ use dfd::kernels::DeviceDesc;
 /// The variants kept, by their [`dfd::kernels::render`] names, and their snapshot files.
 const SNAPSHOTS: [(&str, &str); 2] = [(GEMM, "gemm.wgsl"), (CONV, "conv2d.wgsl")];
 
-const GEMM: &str = "gemm-BM128-BN128-BK8-TM16-TN8-TAf32-TBf32-TCf32-TBIASf32-TRf32-BIAS0-ACT2-RESIDUALfalse-ACCUMULATEfalse";
+const GEMM: &str = "gemm-BM128-BN128-BK8-TM16-TN8-TAf32-TBf32-TCf32-TBIASf32-TRf32-BIAS2-ACT2-RESIDUALfalse-ACCUMULATEfalse";
 const CONV: &str = "conv2d-Tf32-ELEM_Wf32-KH3-KW3-STRIDE1-PAD1-POINTWISEfalse-BM64-BN64-BK8-TM8-TN8-THREADS64-BIAStrue-RELUfalse-RES_MODE1-SHAREDtrue";
 
 /// A software adapter (as lavapipe) with WebGPU's default limits, no f16 and no subgroup

@@ -4,7 +4,7 @@
 use super::{linear, Heads, BN_EPS, BN_MOMENTUM, LEAKY};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::{BatchNorm1d, BatchNormOut};
-use crate::kernels::elementwise::{activation, activation_backward, Act};
+use crate::kernels::elementwise::{activation, activation_backward, Activation as Act};
 use crate::kernels::gemm::Mat;
 use crate::kernels::layernorm::GradTargets;
 use crate::Result;

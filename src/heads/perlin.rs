@@ -8,7 +8,7 @@ use super::attention::{attention_backward, attention_forward, AttentionDims, Att
 use super::{linear, tokens, Heads, BN_EPS, BN_MOMENTUM, LEAKY, LN_EPS};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::{BatchNorm1d, BatchNormOut};
-use crate::kernels::elementwise::{activation, activation_backward, Act};
+use crate::kernels::elementwise::{activation, activation_backward, Activation as Act};
 use crate::kernels::gemm::{gemm, Epilogue, GemmSpec, Mat};
 use crate::kernels::layernorm::{layer_norm, layer_norm_backward_into, GradTargets, LayerNormOut};
 use crate::{Error, Result};

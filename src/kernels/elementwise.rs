@@ -6,6 +6,7 @@
 //! buffer with an input (use [`axpby`] for in-place accumulation); aliasing is reported as an
 //! [`Error::Shape`] rather than left to a GPU validation failure.
 
+pub use super::activation::Activation;
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -55,43 +56,6 @@ pub(crate) fn check_distinct(what: &str, out: &Tensor, inputs: &[&Tensor]) -> Re
     Ok(())
 }
 
-/// An activation function with a backward pass.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Act {
-    /// `max(x, 0)`.
-    Relu,
-    /// `x` for `x > 0`, else `slope · x` (`torch.nn.LeakyReLU(slope)`).
-    LeakyRelu(f32),
-    /// Exact GELU `x · Φ(x)` (`torch.nn.GELU()`, `approximate='none'`).
-    Gelu,
-    /// `1 / (1 + e^(−x))`.
-    Sigmoid,
-}
-
-impl Act {
-    fn code(self) -> u32 {
-        match self {
-            Act::Relu => 1,
-            Act::LeakyRelu(_) => 2,
-            Act::Gelu => 3,
-            Act::Sigmoid => 4,
-        }
-    }
-
-    fn slope(self) -> f32 {
-        match self {
-            Act::LeakyRelu(s) => s,
-            _ => 0.0,
-        }
-    }
-
-    /// Whether [`activation_backward`] wants the forward *output* `y` (sigmoid, as PyTorch's
-    /// `sigmoid_backward`) rather than the input `x` (all others).
-    pub fn backward_uses_output(self) -> bool {
-        self == Act::Sigmoid
-    }
-}
-
 super::uniform! {
 pub(super) struct UnaryParams {
     n: u32,
@@ -116,6 +80,7 @@ fn unary_source(entry: &'static str, op: u32, dtype: DType) -> ShaderSource<'sta
         .define("T", dtype.wgsl())
         .define("OP", op)
         .define("ERF", super::ERF_WGSL)
+        .define("ACTIVATION", super::activation::ACTIVATION_WGSL)
         .storage(storage);
     super::with_f16_enable(src, dtype)
 }
@@ -164,14 +129,14 @@ fn unary(
 }
 
 /// `y = act(x)` element-wise; `x` and `y` have one shape.
-pub fn activation(rec: &mut Recorder, act: Act, x: &Tensor, y: &Tensor) -> Result<()> {
+pub fn activation(rec: &mut Recorder, act: Activation, x: &Tensor, y: &Tensor) -> Result<()> {
     let limit = rec.gpu().max_binding_elems(y.dtype());
     activation_with_limit(rec, act, x, y, limit)
 }
 
 fn activation_with_limit(
     rec: &mut Recorder,
-    act: Act,
+    act: Activation,
     x: &Tensor,
     y: &Tensor,
     limit: usize,
@@ -184,10 +149,10 @@ fn activation_with_limit(
 }
 
 /// `dx = act'(s) · dy` element-wise, where `s` is the forward input `x`, or the forward
-/// output `y` when [`Act::backward_uses_output`] (sigmoid). All four have one shape.
+/// output `y` when [`Activation::backward_uses_output`] (sigmoid). All four have one shape.
 pub fn activation_backward(
     rec: &mut Recorder,
-    act: Act,
+    act: Activation,
     s: &Tensor,
     dy: &Tensor,
     dx: &Tensor,
@@ -198,7 +163,7 @@ pub fn activation_backward(
 
 fn activation_backward_with_limit(
     rec: &mut Recorder,
-    act: Act,
+    act: Activation,
     s: &Tensor,
     dy: &Tensor,
     dx: &Tensor,
@@ -454,7 +419,12 @@ pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>>
     for dtype in super::float_types(device) {
         // Op 0 is the affine map (`affine`, `scale`); the others are activations.
         out.push(unary_source("forward", 0, dtype));
-        for act in [Act::Relu, Act::LeakyRelu(0.1), Act::Gelu, Act::Sigmoid] {
+        for act in [
+            Activation::Relu,
+            Activation::LeakyRelu(0.1),
+            Activation::Gelu,
+            Activation::Sigmoid,
+        ] {
             out.push(unary_source("forward", act.code(), dtype));
             out.push(unary_source("backward", act.code(), dtype));
         }
@@ -489,15 +459,20 @@ mod tests {
     /// kernels must use the offsets `bind_elems` returns.
     const SPLIT: usize = 999;
 
-    fn acts() -> [Act; 4] {
-        [Act::Relu, Act::LeakyRelu(0.2), Act::Gelu, Act::Sigmoid]
+    fn acts() -> [Activation; 4] {
+        [
+            Activation::Relu,
+            Activation::LeakyRelu(0.2),
+            Activation::Gelu,
+            Activation::Sigmoid,
+        ]
     }
 
     fn inputs(n: usize, seed: u64) -> Vec<f32> {
         random_vec(n, seed).iter().map(|v| v * 5.0).collect()
     }
 
-    fn run_activation(act: Act, n: usize, limit: Option<usize>) {
+    fn run_activation(act: Activation, n: usize, limit: Option<usize>) {
         let g = gpu();
         let x = inputs(n, n as u64);
         let dy = random_vec(n, 7 + n as u64);
@@ -546,6 +521,44 @@ mod tests {
         }
     }
 
+    /// At x = 0 exactly (and −0) the kinks follow PyTorch: `leaky_relu(0) = 0`,
+    /// `leaky_relu_backward` passes `slope · dy` (it tests `x > 0`), ReLU's gradient is 0.
+    /// The kernels, their CPU twins and the literal values agree bit for bit.
+    #[test]
+    fn relu_and_leaky_relu_at_zero_follow_pytorch() {
+        let g = gpu();
+        let x = [0.0f32, -0.0, 1.0, -1.0];
+        let dy = [3.0f32, 5.0, 7.0, 11.0];
+        for (act, fwd0, grad0) in [
+            (Activation::LeakyRelu(0.25), 0.0f32, 0.25f32),
+            (Activation::Relu, 0.0, 0.0),
+        ] {
+            let xt = g.upload(&x, &[4]).unwrap();
+            let dyt = g.upload(&dy, &[4]).unwrap();
+            let yt = g.empty(&[4], DType::F32);
+            let dxt = g.empty(&[4], DType::F32);
+            let mut rec = g.recorder();
+            activation(&mut rec, act, &xt, &yt).unwrap();
+            activation_backward(&mut rec, act, &xt, &dyt, &dxt).unwrap();
+            rec.submit();
+            let (y, dx) = (yt.to_vec().unwrap(), dxt.to_vec().unwrap());
+            assert_eq!(y, cpu::activation(act, &x), "{act:?} forward");
+            assert_eq!(
+                dx,
+                cpu::activation_backward(act, &x, &dy),
+                "{act:?} backward"
+            );
+            assert_eq!(cpu::act_f64(act, 0.0), fwd0 as f64, "{act:?}(0)");
+            assert_eq!(cpu::act_grad_f64(act, 0.0), grad0 as f64, "{act:?}'(0)");
+            assert_eq!([y[0], y[1]], [fwd0, fwd0], "{act:?}(±0)");
+            assert_eq!(
+                [dx[0], dx[1]],
+                [grad0 * dy[0], grad0 * dy[1]],
+                "{act:?}'(±0)"
+            );
+        }
+    }
+
     #[test]
     fn cpu_activation_gradients_match_finite_differences() {
         let h = 1e-5;
@@ -563,10 +576,10 @@ mod tests {
         }
         // The slice form (sigmoid from its output) agrees with the scalar derivative.
         let x = [-2.0f32, 0.5, 3.0];
-        let y = cpu::activation(Act::Sigmoid, &x);
-        let dx = cpu::activation_backward(Act::Sigmoid, &y, &[1.0; 3]);
+        let y = cpu::activation(Activation::Sigmoid, &x);
+        let dx = cpu::activation_backward(Activation::Sigmoid, &y, &[1.0; 3]);
         for (xi, di) in x.iter().zip(dx) {
-            let want = cpu::act_grad_f64(Act::Sigmoid, *xi as f64);
+            let want = cpu::act_grad_f64(Activation::Sigmoid, *xi as f64);
             assert!((di as f64 - want).abs() < 1e-7, "sigmoid' {di} vs {want}");
         }
     }
@@ -707,16 +720,16 @@ mod tests {
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            activation(&mut rec, Act::Gelu, &a, &b),
+            activation(&mut rec, Activation::Gelu, &a, &b),
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            activation(&mut rec, Act::Gelu, &u, &u),
+            activation(&mut rec, Activation::Gelu, &u, &u),
             Err(Error::Shape(_))
         ));
         assert!(matches!(fill(&mut rec, &u, 1.0), Err(Error::Shape(_))));
         assert!(matches!(
-            activation_backward(&mut rec, Act::Relu, &a, &a, &a),
+            activation_backward(&mut rec, Activation::Relu, &a, &a, &a),
             Err(Error::Shape(_))
         ));
         assert_eq!(rec.dispatch_count(), 0);
@@ -757,7 +770,7 @@ mod f16_tests {
         let cols = g.empty(&[c], DType::F16);
         let mut rec = g.recorder();
         let result = (|| -> Result<()> {
-            activation(&mut rec, Act::Gelu, &xt, &act)?;
+            activation(&mut rec, Activation::Gelu, &xt, &act)?;
             add(&mut rec, &xt, &rowt, &sum)?;
             softmax::softmax(&mut rec, &xt, &sm)?;
             permute::transpose(&mut rec, &xt, &tr)?;
@@ -776,7 +789,7 @@ mod f16_tests {
         check(
             "f16 gelu",
             &act,
-            cpu::elementwise::activation(Act::Gelu, &x),
+            cpu::elementwise::activation(Activation::Gelu, &x),
         );
         check(
             "f16 add",

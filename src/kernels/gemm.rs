@@ -15,37 +15,7 @@ use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/gemm.wgsl");
 
-/// Activation applied in a fused epilogue.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Activation {
-    /// Identity.
-    #[default]
-    None,
-    /// `max(x, 0)`.
-    Relu,
-    /// `x` for `x ≥ 0`, else `slope · x`.
-    LeakyRelu(f32),
-    /// Exact (erf) GELU.
-    Gelu,
-}
-
-impl Activation {
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            Activation::None => 0,
-            Activation::Relu => 1,
-            Activation::LeakyRelu(_) => 2,
-            Activation::Gelu => 3,
-        }
-    }
-
-    pub(crate) fn slope(self) -> f32 {
-        match self {
-            Activation::LeakyRelu(s) => s,
-            _ => 0.0,
-        }
-    }
-}
+pub use super::activation::Activation;
 
 /// How a bias vector is added in the epilogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -683,6 +653,7 @@ pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
             Activation::Relu,
             Activation::LeakyRelu(0.1),
             Activation::Gelu,
+            Activation::Sigmoid,
         ] {
             for residual in [false, true] {
                 for accumulate in [false, true] {
@@ -767,6 +738,7 @@ fn variant_source(
         .define("TBIAS", types[3].wgsl())
         .define("TR", types[4].wgsl())
         .define("ERF", super::ERF_WGSL)
+        .define("ACTIVATION", super::activation::ACTIVATION_WGSL)
         .define("ELEM_A", staging_a.element(types[0]))
         .define("ELEM_B", staging_b.element(types[1]))
         .define("LOAD_A", staging_a.load_fn(&OPERAND_A, trans_a))
@@ -1290,6 +1262,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("operand B is u32"), "{err}");
+    }
+
+    /// The fused LeakyReLU follows PyTorch (`x > 0 ? x : slope · x`) and the element-wise
+    /// kernel, including a pre-activation of exactly 0 (a zero row of A); every activation
+    /// matches its CPU twin.
+    #[test]
+    fn epilogue_activations_match_cpu_twin_at_zero() {
+        let g = gpu();
+        let (m, n, k) = (3, 5, 4);
+        let mut a = random_vec(m * k, 31);
+        a[..k].fill(0.0);
+        let b = random_vec(k * n, 32);
+        let at = g.upload(&a, &[m, k]).unwrap();
+        let bt = g.upload(&b, &[k, n]).unwrap();
+        let prod = cpu::matmul(&a, &b, m, n, k, false, false, 1.0);
+        for act in [
+            Activation::None,
+            Activation::Relu,
+            Activation::LeakyRelu(0.25),
+            Activation::Gelu,
+            Activation::Sigmoid,
+        ] {
+            let ct = g.empty(&[m, n], DTypeF32);
+            let mut rec = g.recorder();
+            gemm(
+                &mut rec,
+                &GemmSpec::new(m, n, k).activation(act),
+                Mat::dense(&at, m, k),
+                Mat::dense(&bt, k, n),
+                Mat::dense(&ct, m, n),
+                Epilogue::default(),
+            )
+            .unwrap();
+            rec.submit();
+            let got = ct.to_vec().unwrap();
+            let want: Vec<f32> = prod
+                .iter()
+                .map(|&v| cpu::elementwise::act_f64(act, v as f64) as f32)
+                .collect();
+            // The zero row: the activation of exactly 0, bit for bit.
+            assert_eq!(&got[..n], &want[..n], "{act:?} at 0");
+            assert_close(&format!("{act:?}"), &got, &want, TOL);
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ macro_rules! uniform {
 }
 pub(crate) use uniform;
 
+pub mod activation;
 pub mod adam;
 pub mod batchnorm;
 pub mod blur;

@@ -38,8 +38,9 @@ const TX: u32 = BN / TN; // invocations along N
 const TY: u32 = BM / TM; // invocations along M
 const THREADS: u32 = TX * TY;
 // 0: none, 1: per column of C (Linear), 2: per row of C (convolution channels)
-const BIAS: u32 = 0u;
-// 0: none, 1: ReLU, 2: LeakyReLU(slope), 3: exact GELU
+const BIAS: u32 = 2u;
+// kernels::activation::Activation::code: 0 none, 1 ReLU, 2 LeakyReLU(slope), 3 exact GELU,
+// 4 sigmoid (shaders/common/activation.wgsl)
 const ACT: u32 = 2u;
 const RESIDUAL: bool = false;
 const ACCUMULATE: bool = false;
@@ -50,7 +51,7 @@ var<workgroup> tile_b: array<vec4<f32>, BK * BN / 4u>; // [k][n / 4]
 fn load_a(batch: u32, x: u32, k: u32) -> vec4<f32> {
     if (x >= p.m || k >= p.k) { return vec4<f32>(0.0); }
     let base = p.off_a + batch * p.stride_a;
-    return a[(base + k * p.lda + x) / 4u];
+    return a[(base + x * p.lda + k) / 4u];
 }
 
 fn load_b(batch: u32, x: u32, k: u32) -> vec4<f32> {
@@ -70,12 +71,51 @@ fn erf(x: f32) -> f32 {
 }
 
 
+// Activation functions shared by the GEMM epilogue and the element-wise kernels: one
+// definition of each, so the fused and the stand-alone paths agree exactly. Needs `erf`
+// (shaders/common/erf.wgsl) before it.
+//
+// `code` (Rust `kernels::activation::Activation::code`): 0 identity, 1 ReLU,
+// 2 LeakyReLU(slope), 3 exact GELU, 4 sigmoid. Callers pass a constant, which the
+// compiler folds.
+
+const ACT_FRAC_1_SQRT_2: f32 = 0.70710678118654752;
+const ACT_FRAC_1_SQRT_2PI: f32 = 0.39894228040143268;
+
+fn activation_forward(code: u32, x: f32, slope: f32) -> f32 {
+    switch code {
+        case 1u: { return max(x, 0.0); }
+        // torch.nn.functional.leaky_relu: x > 0 ? x : slope·x
+        case 2u: { return select(x * slope, x, x > 0.0); }
+        // torch GELU(approximate='none'): x·Φ(x) = ½·x·(1 + erf(x/√2))
+        case 3u: { return 0.5 * x * (1.0 + erf(x * ACT_FRAC_1_SQRT_2)); }
+        case 4u: { return 1.0 / (1.0 + exp(-x)); }
+        default: { return x; }
+    }
+}
+
+// f'(s)·g, with s the forward input (the forward output for sigmoid).
+fn activation_backward(code: u32, s: f32, g: f32, slope: f32) -> f32 {
+    switch code {
+        // torch threshold_backward / leaky_relu_backward: the gradient passes where x > 0
+        // (at x = 0 exactly: 0 for ReLU, slope·g for LeakyReLU)
+        case 1u: { return select(0.0, g, s > 0.0); }
+        case 2u: { return select(g * slope, g, s > 0.0); }
+        // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+        case 3u: {
+            let cdf = 0.5 * (1.0 + erf(s * ACT_FRAC_1_SQRT_2));
+            let pdf = ACT_FRAC_1_SQRT_2PI * exp(-0.5 * s * s);
+            return g * (cdf + s * pdf);
+        }
+        // torch sigmoid_backward: dy · y · (1 − y)
+        case 4u: { return g * s * (1.0 - s); }
+        default: { return g; }
+    }
+}
+
 
 fn activate(x: f32) -> f32 {
-    if (ACT == 1u) { return max(x, 0.0); }
-    if (ACT == 2u) { return select(x * p.slope, x, x >= 0.0); }
-    if (ACT == 3u) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752)); }
-    return x;
+    return activation_forward(ACT, x, p.slope);
 }
 
 fn store(batch: u32, row: u32, col: u32, acc: f32) {
@@ -102,10 +142,18 @@ fn main(@builtin(local_invocation_index) local_index: u32,
     var acc: array<vec4<f32>, 32>;
 
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        for (var i = lid; i < BK * BM / 4u; i += THREADS) {
-            let kk = i / (BM / 4u);
+        for (var i = lid; i < BK * BM / 16u; i += THREADS) {
+            let k4 = (i / (BM / 4u)) * 4u;
             let x4 = (i % (BM / 4u)) * 4u;
-            tile_a[i] = load_a(batch, row0 + x4, k0 + kk);
+            let r0 = load_a(batch, row0 + x4, k0 + k4);
+            let r1 = load_a(batch, row0 + x4 + 1u, k0 + k4);
+            let r2 = load_a(batch, row0 + x4 + 2u, k0 + k4);
+            let r3 = load_a(batch, row0 + x4 + 3u, k0 + k4);
+            let t = k4 * (BM / 4u) + x4 / 4u;
+            tile_a[t] = vec4(r0.x, r1.x, r2.x, r3.x);
+            tile_a[t + BM / 4u] = vec4(r0.y, r1.y, r2.y, r3.y);
+            tile_a[t + 2u * (BM / 4u)] = vec4(r0.z, r1.z, r2.z, r3.z);
+            tile_a[t + 3u * (BM / 4u)] = vec4(r0.w, r1.w, r2.w, r3.w);
         }
         for (var i = lid; i < BK * BN / 4u; i += THREADS) {
             let kk = i / (BN / 4u);
