@@ -55,8 +55,11 @@ pub mod reduce;
 pub mod resize;
 pub mod softmax;
 pub(crate) mod staging;
+mod tiling;
 #[cfg(test)]
 pub(crate) mod uniform_layout;
+
+pub use tiling::Tiling;
 
 use crate::gpu::{AdapterKind, DType, Gpu, ShaderSource};
 use crate::{Error, Result};
@@ -64,7 +67,7 @@ use crate::{Error, Result};
 /// What kernel selection reads about a device: its kind, limits, features and subgroup
 /// sizes. [`DeviceDesc::of`] describes an open [`Gpu`]; a test can instead write down the
 /// published figures of an adapter it does not have, and run the selection functions
-/// ([`gemm::Tiling::select`], [`conv2d::ConvTiling::select`],
+/// ([`Tiling::select_gemm`], [`Tiling::select_conv`],
 /// [`crate::heads::attention::AttentionAlgorithm::select`], …) against them.
 #[derive(Debug, Clone)]
 pub struct DeviceDesc {
