@@ -497,7 +497,7 @@ pub fn estimate_batchnorm_statistics(
     let (ph, pw) = pool.out_hw();
     let mut x = Activation {
         shape: vec![x.shape[0], x.shape[1], ph, pw],
-        values: crate::cpu::conv::maxpool2d(&pool, &x.values),
+        values: crate::kernels::maxpool::maxpool2d_host(&pool, &x.values),
     };
     for &blocks in &super::weights::BLOCKS[..3] {
         for b in 0..blocks {

@@ -8,7 +8,7 @@
 //! All leading dimensions are independent maps; work on tensors larger than one storage
 //! binding is split into groups of whole maps.
 
-use super::layernorm::row_pieces;
+use super::row_pieces;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -34,12 +34,22 @@ pub fn gaussian_kernel_1d(sigma: f32, truncate: f32) -> Result<Vec<f32>> {
             "gaussian kernel: need sigma > 0 and truncate ≥ 0, got {sigma} and {truncate}"
         )));
     }
-    Ok(
-        crate::cpu::blur::gaussian_kernel_1d(sigma as f64, truncate as f64)
-            .into_iter()
-            .map(|w| w as f32)
-            .collect(),
-    )
+    Ok(gaussian_taps_f64(sigma as f64, truncate as f64)
+        .into_iter()
+        .map(|w| w as f32)
+        .collect())
+}
+
+/// scipy.ndimage's Gaussian kernel (`gaussian_filter` / `_gaussian_kernel1d`, order 0):
+/// radius `int(truncate · sigma + 0.5)`, taps `exp(−x² / (2σ²))` for `x = −radius..=radius`,
+/// normalised to sum 1. `sigma` must be positive (checked by [`gaussian_kernel_1d`]).
+pub(crate) fn gaussian_taps_f64(sigma: f64, truncate: f64) -> Vec<f64> {
+    let radius = (truncate * sigma + 0.5) as i64;
+    let taps: Vec<f64> = (-radius..=radius)
+        .map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp())
+        .collect();
+    let sum: f64 = taps.iter().sum();
+    taps.iter().map(|t| t / sum).collect()
 }
 
 super::uniform! {

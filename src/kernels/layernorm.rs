@@ -7,16 +7,14 @@
 //!
 //! Tensors larger than one storage binding are processed in row ranges whose bindings fit.
 
-use super::batchnorm::{affine_grads, StatsLayout};
+use super::norm::{affine_grads, StatsLayout};
+pub use super::norm::{GradTargets, NormGrads};
+use super::{check_like, check_vec, row_pieces, rows_cols};
 use crate::gpu::{Access, AdapterKind, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const FORWARD: &str = include_str!("../../shaders/layernorm.wgsl");
 const BACKWARD: &str = include_str!("../../shaders/layernorm_backward.wgsl");
-
-/// Elements of slack per binding: a binding starts at an aligned offset up to 256 bytes (the
-/// largest storage-offset alignment WebGPU allows) before the first element it is for.
-const ALIGN_SLACK: usize = 64;
 
 /// Result of [`layer_norm`]: the output and the statistics saved for the backward pass.
 #[derive(Debug, Clone)]
@@ -27,94 +25,6 @@ pub struct LayerNormOut {
     pub mean: Tensor,
     /// `1 / sqrt(biased variance + eps)` of each row, `[R]` (f32).
     pub rstd: Tensor,
-}
-
-/// Gradients of a normalisation layer (LayerNorm or BatchNorm1d).
-#[derive(Debug, Clone)]
-pub struct NormGrads {
-    /// Gradient of the input, shape of the input.
-    pub dx: Tensor,
-    /// Gradient of γ, `[C]`.
-    pub dgamma: Tensor,
-    /// Gradient of β, `[C]`.
-    pub dbeta: Tensor,
-}
-
-/// Output tensors a normalisation backward pass writes (or adds to).
-#[derive(Debug, Clone, Copy)]
-pub struct GradTargets<'a> {
-    /// Input gradient, shape of the input.
-    pub dx: &'a Tensor,
-    /// γ gradient, `[C]`.
-    pub dgamma: &'a Tensor,
-    /// β gradient, `[C]`.
-    pub dbeta: &'a Tensor,
-    /// Add to the targets' contents instead of overwriting them (a residual branch's
-    /// gradient already in `dx`, or gradient accumulation over micro-batches).
-    pub accumulate: bool,
-}
-
-/// Rows and columns of `x` seen as `[R, C]` (C the last dimension).
-pub(crate) fn rows_cols(what: &str, x: &Tensor) -> Result<(usize, usize)> {
-    let c = *x
-        .shape()
-        .last()
-        .ok_or_else(|| Error::Shape(format!("{what}: input must have a dimension")))?;
-    if c == 0 {
-        return Err(Error::Shape(format!(
-            "{what}: empty last dimension in {:?}",
-            x.shape()
-        )));
-    }
-    Ok((x.numel() / c, c))
-}
-
-/// Checks that `t` is an f32 tensor of exactly `n` elements.
-pub(crate) fn check_vec(what: &str, name: &str, t: &Tensor, n: usize) -> Result<()> {
-    if t.numel() != n || t.dtype() != DType::F32 {
-        return Err(Error::Shape(format!(
-            "{what}: {name} must be f32 with {n} elements, got {:?} {:?}",
-            t.shape(),
-            t.dtype()
-        )));
-    }
-    Ok(())
-}
-
-/// Checks that `t` has the shape of `x` and is f32.
-pub(crate) fn check_like(what: &str, name: &str, t: &Tensor, x: &Tensor) -> Result<()> {
-    if t.shape() != x.shape() || t.dtype() != DType::F32 {
-        return Err(Error::Shape(format!(
-            "{what}: {name} must be f32 of shape {:?}, got {:?} {:?}",
-            x.shape(),
-            t.shape(),
-            t.dtype()
-        )));
-    }
-    Ok(())
-}
-
-/// Splits `rows` rows of `row_elems` elements into consecutive ranges whose bindings fit in
-/// `max_elems` elements; every range but the last is a multiple of `align_rows` rows.
-pub(crate) fn row_pieces(
-    what: &str,
-    rows: usize,
-    row_elems: usize,
-    max_elems: usize,
-    align_rows: usize,
-) -> Result<Vec<(usize, usize)>> {
-    let per = max_elems.saturating_sub(ALIGN_SLACK) / row_elems.max(1);
-    let per = per / align_rows * align_rows;
-    if per == 0 {
-        return Err(Error::Gpu(format!(
-            "{what}: {align_rows} row(s) of {row_elems} elements exceed one storage binding \
-             ({max_elems} elements)"
-        )));
-    }
-    Ok((0..rows)
-        .step_by(per)
-        .map(|r| (r, (r + per).min(rows)))
-        .collect())
 }
 
 /// Workgroup size of the row kernels: on GPUs enough invocations for the row, at most 256.

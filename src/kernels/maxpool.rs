@@ -49,6 +49,38 @@ impl MaxPoolSpec {
     }
 }
 
+/// Max pooling over `[planes, h, w]` (planes = batch · channels) with PyTorch semantics:
+/// windows of `k × k` at `stride`, padding with −∞ (so padded taps never win). On the host:
+/// for activations that live there (the backbone's BatchNorm statistics estimation). An
+/// `input` shorter than `planes · h · w` reads −∞ for the missing elements.
+pub fn maxpool2d_host(spec: &MaxPoolSpec, input: &[f32]) -> Vec<f32> {
+    let (oh, ow) = spec.out_hw();
+    let mut out = Vec::with_capacity(spec.planes * oh * ow);
+    for pl in 0..spec.planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut m = f32::NEG_INFINITY;
+                for ky in 0..spec.kernel {
+                    let iy = (oy * spec.stride + ky) as isize - spec.pad as isize;
+                    if iy < 0 || iy >= spec.h as isize {
+                        continue;
+                    }
+                    for kx in 0..spec.kernel {
+                        let ix = (ox * spec.stride + kx) as isize - spec.pad as isize;
+                        if ix < 0 || ix >= spec.w as isize {
+                            continue;
+                        }
+                        let i = (pl * spec.h + iy as usize) * spec.w + ix as usize;
+                        m = m.max(input.get(i).copied().unwrap_or(f32::NEG_INFINITY));
+                    }
+                }
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 super::uniform! {
 pub(super) struct Params {
     h: u32,

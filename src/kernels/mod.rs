@@ -46,6 +46,7 @@ pub mod flash_attention;
 pub mod gemm;
 pub mod layernorm;
 pub mod maxpool;
+pub(crate) mod norm;
 pub mod patch;
 pub mod peak;
 pub mod permute;
@@ -61,7 +62,7 @@ pub(crate) mod uniform_layout;
 
 pub use tiling::Tiling;
 
-use crate::gpu::{AdapterKind, DType, Gpu, ShaderSource};
+use crate::gpu::{AdapterKind, DType, Gpu, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 /// What kernel selection reads about a device: its kind, limits, features and subgroup
@@ -150,6 +151,7 @@ pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
     out.extend(gemm::shader_variants(device));
     out.extend(layernorm::shader_variants(device));
     out.extend(maxpool::shader_variants(device));
+    out.extend(norm::shader_variants());
     out.extend(patch::shader_variants(device));
     out.extend(peak::shader_variants(device));
     out.extend(permute::shader_variants(device));
@@ -233,6 +235,73 @@ pub fn render(sources: &[ShaderSource<'_>]) -> Result<Vec<RenderedVariant>> {
 /// writes out for inspection.
 pub fn render_variants(device: &DeviceDesc) -> Result<Vec<RenderedVariant>> {
     render(&shader_variants(device))
+}
+
+/// Elements of slack per binding: a binding starts at an aligned offset up to 256 bytes (the
+/// largest storage-offset alignment WebGPU allows) before the first element it is for.
+const ALIGN_SLACK: usize = 64;
+
+/// Rows and columns of `x` seen as `[R, C]` (C the last dimension).
+pub(crate) fn rows_cols(what: &str, x: &Tensor) -> Result<(usize, usize)> {
+    let c = *x
+        .shape()
+        .last()
+        .ok_or_else(|| Error::Shape(format!("{what}: input must have a dimension")))?;
+    if c == 0 {
+        return Err(Error::Shape(format!(
+            "{what}: empty last dimension in {:?}",
+            x.shape()
+        )));
+    }
+    Ok((x.numel() / c, c))
+}
+
+/// Checks that `t` is an f32 tensor of exactly `n` elements.
+pub(crate) fn check_vec(what: &str, name: &str, t: &Tensor, n: usize) -> Result<()> {
+    if t.numel() != n || t.dtype() != DType::F32 {
+        return Err(Error::Shape(format!(
+            "{what}: {name} must be f32 with {n} elements, got {:?} {:?}",
+            t.shape(),
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `t` has the shape of `x` and is f32.
+pub(crate) fn check_like(what: &str, name: &str, t: &Tensor, x: &Tensor) -> Result<()> {
+    if t.shape() != x.shape() || t.dtype() != DType::F32 {
+        return Err(Error::Shape(format!(
+            "{what}: {name} must be f32 of shape {:?}, got {:?} {:?}",
+            x.shape(),
+            t.shape(),
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Splits `rows` rows of `row_elems` elements into consecutive ranges whose bindings fit in
+/// `max_elems` elements; every range but the last is a multiple of `align_rows` rows.
+pub(crate) fn row_pieces(
+    what: &str,
+    rows: usize,
+    row_elems: usize,
+    max_elems: usize,
+    align_rows: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let per = max_elems.saturating_sub(ALIGN_SLACK) / row_elems.max(1);
+    let per = per / align_rows * align_rows;
+    if per == 0 {
+        return Err(Error::Gpu(format!(
+            "{what}: {align_rows} row(s) of {row_elems} elements exceed one storage binding \
+             ({max_elems} elements)"
+        )));
+    }
+    Ok((0..rows)
+        .step_by(per)
+        .map(|r| (r, (r + per).min(rows)))
+        .collect())
 }
 
 /// Prepends `enable f16;` to a template whose storage type is `f16`.

@@ -9,7 +9,7 @@
 //! pixel, without atomics. All leading dimensions are independent maps; work on tensors larger
 //! than one storage binding is split into groups of whole maps.
 
-use super::layernorm::row_pieces;
+use super::row_pieces;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 

@@ -58,7 +58,7 @@ fn table() -> Vec<Row> {
         row::<batchnorm::ApplyParams>("batchnorm1d", "Params"),
         row::<batchnorm::FoldParams>("batchnorm1d_fold", "Params"),
         row::<batchnorm::BwdParams>("batchnorm1d_backward", "Params"),
-        row::<batchnorm::GradParams>("norm_affine_grad", "Params"),
+        row::<norm::GradParams>("norm_affine_grad", "Params"),
         row::<blur::Params>("sepconv", "Params"),
         row::<cast::Params>("cast", "Params"),
         row::<conv2d::Params>("conv2d", "Params"),
