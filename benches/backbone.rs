@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use dfd::backbone::weights::write_random_wrn50;
 use dfd::backbone::{Precision, WideResNet50};
-use dfd::kernels::cast::cast_new;
+use dfd::kernels::cast::cast;
 use dfd::kernels::conv2d::conv2d_with;
 use dfd::kernels::patch::{patch_features, PatchDims};
 use dfd::kernels::peak::{peak_gflops, percent_of};
@@ -74,7 +74,7 @@ fn main() {
             let mut rec = gpu.recorder();
             let (l2, l3) = net.forward(&mut rec, &x).unwrap();
             let p = patch_features(&mut rec, &l2, &l3, PatchDims::DFD).unwrap();
-            let _p = cast_new(&mut rec, &p, dfd::DType::F32).unwrap();
+            let _p = cast(&mut rec, &p, dfd::DType::F32).unwrap();
             rec.submit_and_wait().unwrap();
         };
         run(); // compile + warm up

@@ -15,7 +15,7 @@ use super::{tokens, Heads, LEAKY, LN_EPS};
 use crate::backbone::Precision;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::BatchNorm1d;
-use crate::kernels::cast::cast_new;
+use crate::kernels::cast::cast;
 use crate::kernels::gemm::{gemm, Activation, Epilogue, GemmSpec, Mat};
 use crate::kernels::layernorm::layer_norm;
 use crate::{Error, Result};
@@ -86,7 +86,7 @@ impl Heads {
     fn prepare_scoring_weights(&self, rec: &mut Recorder) -> Result<ScoringWeights> {
         let dtype = self.scoring_precision.dtype();
         let gpu = self.gpu.clone();
-        let mut matrix = |name: &str| cast_new(rec, self.w(name), dtype);
+        let mut matrix = |name: &str| cast(rec, self.w(name), dtype);
         let adaptor = (matrix("adaptor.weight")?, self.w("adaptor.bias").clone());
         let gau_fc2 = matrix("gau.fc2.weight")?;
         let qkv = (

@@ -28,7 +28,7 @@ pub(super) struct Params {
 /// Records `y = x` converted to `y`'s float dtype, element by element. `x` and `y` have one
 /// shape and distinct buffers; either may be f32 or f16 (the same dtype is a plain copy).
 /// An f16 operand on a device without `SHADER_F16` is an [`Error::Unsupported`].
-pub fn cast(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
+pub fn cast_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     let limit = rec
         .gpu()
         .max_binding_elems(DType::F32)
@@ -36,13 +36,13 @@ pub fn cast(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     cast_with_limit(rec, x, y, limit)
 }
 
-/// [`cast`] into a new tensor of `dtype` (returns `x` itself when it already has `dtype`).
-pub fn cast_new(rec: &mut Recorder, x: &Tensor, dtype: DType) -> Result<Tensor> {
+/// [`cast_into`] a new tensor of `dtype` (returns `x` itself when it already has `dtype`).
+pub fn cast(rec: &mut Recorder, x: &Tensor, dtype: DType) -> Result<Tensor> {
     if x.dtype() == dtype {
         return Ok(x.clone());
     }
     let y = rec.gpu().empty(x.shape(), dtype);
-    cast(rec, x, &y)?;
+    cast_into(rec, x, &y)?;
     Ok(y)
 }
 
@@ -177,14 +177,14 @@ mod tests {
             run(n, None);
         }
         run(4099, Some(SPLIT));
-        // f32 → f32 is a copy; cast_new of the same dtype aliases.
+        // f32 → f32 is a copy; cast to the same dtype aliases.
         let g = gpu();
         let x = random_vec(33, 9);
         let xt = g.upload(&x, &[3, 11]).unwrap();
         let y = g.empty(&[3, 11], DType::F32);
         let mut rec = g.recorder();
-        cast(&mut rec, &xt, &y).unwrap();
-        let same = cast_new(&mut rec, &xt, DType::F32).unwrap();
+        cast_into(&mut rec, &xt, &y).unwrap();
+        let same = cast(&mut rec, &xt, DType::F32).unwrap();
         rec.submit();
         assert!(same.same_buffer(&xt));
         assert_eq!(y.to_vec().unwrap(), x);
@@ -197,9 +197,9 @@ mod tests {
         let b = g.zeros(&[3, 4], DType::F32);
         let u = g.zeros(&[4, 3], DType::U32);
         let mut rec = g.recorder();
-        assert!(matches!(cast(&mut rec, &a, &b), Err(Error::Shape(_))));
-        assert!(matches!(cast(&mut rec, &a, &u), Err(Error::Shape(_))));
-        assert!(matches!(cast(&mut rec, &a, &a), Err(Error::Shape(_))));
+        assert!(matches!(cast_into(&mut rec, &a, &b), Err(Error::Shape(_))));
+        assert!(matches!(cast_into(&mut rec, &a, &u), Err(Error::Shape(_))));
+        assert!(matches!(cast_into(&mut rec, &a, &a), Err(Error::Shape(_))));
         assert_eq!(rec.dispatch_count(), 0);
     }
 
@@ -212,7 +212,7 @@ mod tests {
         let x = g.zeros(&[5], DType::F32);
         let h = g.empty(&[5], DType::F16);
         let mut rec = g.recorder();
-        let e = cast(&mut rec, &x, &h).unwrap_err();
+        let e = cast_into(&mut rec, &x, &h).unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }), "{e}");
     }
 }

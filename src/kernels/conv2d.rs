@@ -286,10 +286,11 @@ fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// Records `out = conv2d(input, weight) + bias` with the ReLU / residual epilogue of `spec`.
+/// Records `out = conv(input, weight) + bias` with the ReLU / residual epilogue of `spec`
+/// into the given `out`.
 /// Shapes: `input` `[batch, c_in, h, w]`, `weight` `[c_out, c_in, kh, kw]`, `bias`
 /// `[c_out]`, `residual` and `out` `[batch, c_out, oh, ow]`.
-pub fn conv2d(
+pub fn conv2d_into(
     rec: &mut Recorder,
     spec: &Conv2dSpec,
     input: &Tensor,
@@ -302,8 +303,8 @@ pub fn conv2d(
     conv2d_with(rec, spec, input, weight, bias, residual, out, tiling, None)
 }
 
-/// [`conv2d`] into a new output tensor.
-pub fn conv2d_new(
+/// [`conv2d_into`] a new output tensor, which it returns.
+pub fn conv2d(
     rec: &mut Recorder,
     spec: &Conv2dSpec,
     input: &Tensor,
@@ -312,11 +313,11 @@ pub fn conv2d_new(
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
     let out = rec.gpu().empty(&spec.output_shape(), input.dtype());
-    conv2d(rec, spec, input, weight, bias, residual, &out)?;
+    conv2d_into(rec, spec, input, weight, bias, residual, &out)?;
     Ok(out)
 }
 
-/// [`conv2d`] with an explicit tiling and, for tests of the splitting path, a smaller
+/// [`conv2d_into`] with an explicit tiling and, for tests of the splitting path, a smaller
 /// per-binding element limit than the device's.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_with(
@@ -823,8 +824,8 @@ mod tests {
         let wrong = g.zeros(&[4, 3, 1, 1], DType::F32);
         let out = g.empty(&[1, 4, 8, 8], DType::F32);
         let mut rec = g.recorder();
-        assert!(conv2d(&mut rec, &spec, &x, &wrong, None, None, &out).is_err());
-        assert!(conv2d(&mut rec, &spec, &x, &w, None, Some(&out), &out).is_err());
-        assert!(conv2d(&mut rec, &spec, &x, &w, None, None, &out).is_ok());
+        assert!(conv2d_into(&mut rec, &spec, &x, &wrong, None, None, &out).is_err());
+        assert!(conv2d_into(&mut rec, &spec, &x, &w, None, Some(&out), &out).is_err());
+        assert!(conv2d_into(&mut rec, &spec, &x, &w, None, None, &out).is_ok());
     }
 }
