@@ -7,7 +7,7 @@
 //! learning rate follows a cosine schedule). Tensors larger than one storage binding take
 //! several dispatches.
 
-use super::elementwise::{check_same, pieces};
+use super::{check_same, pieces};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 

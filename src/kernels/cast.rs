@@ -7,7 +7,7 @@
 //! to the implementation; the drivers we know round to nearest, ties to even); magnitudes
 //! beyond f16's largest finite value 65504 are not representable and must not be cast.
 
-use super::elementwise::{check_distinct, check_float, pieces};
+use super::{check_distinct, check_float, pieces};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 

@@ -271,19 +271,10 @@ pub(super) struct Params {
 }
 }
 
-fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
-    if t.shape() != want {
-        return Err(Error::Shape(format!(
-            "conv2d: {what} has shape {:?}, expected {want:?}",
-            t.shape()
-        )));
-    }
-    if t.dtype() == DType::U32 {
-        return Err(Error::Shape(format!(
-            "conv2d: {what} must be a float tensor"
-        )));
-    }
-    Ok(())
+/// Checks a convolution operand's shape and that it holds floats.
+fn check_operand(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    super::check_shape("conv2d", what, t, want)?;
+    super::expect_dtype("conv2d", what, t, &super::FLOATS)
 }
 
 /// Records `out = conv(input, weight) + bias` with the ReLU / residual epilogue of `spec`
@@ -337,11 +328,11 @@ pub fn conv2d_with(
         return Err(Error::Shape(format!("conv2d: invalid spec {spec:?}")));
     }
     let (oh, ow) = spec.out_hw();
-    check_shape("input", input, &spec.input_shape())?;
-    check_shape("weight", weight, &spec.weight_shape())?;
-    check_shape("output", out, &spec.output_shape())?;
+    check_operand("input", input, &spec.input_shape())?;
+    check_operand("weight", weight, &spec.weight_shape())?;
+    check_operand("output", out, &spec.output_shape())?;
     if let Some(b) = bias {
-        check_shape("bias", b, &[spec.c_out])?;
+        check_operand("bias", b, &[spec.c_out])?;
     }
     match (spec.residual, residual) {
         (ResidualMode::None, None) => {}
@@ -355,7 +346,7 @@ pub fn conv2d_with(
                 "conv2d: the spec adds a residual but none was given".into(),
             ))
         }
-        (_, Some(r)) => check_shape("residual", r, &spec.output_shape())?,
+        (_, Some(r)) => check_operand("residual", r, &spec.output_shape())?,
     }
     let dtype = out.dtype();
     if input.dtype() != dtype || weight.dtype() != dtype {

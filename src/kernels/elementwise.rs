@@ -7,6 +7,7 @@
 //! [`Error::Shape`] rather than left to a GPU validation failure.
 
 pub use super::activation::Activation;
+use super::{check_distinct, check_float, check_same, pieces};
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -15,46 +16,6 @@ const BINARY: &str = include_str!("../../shaders/binary.wgsl");
 
 /// Invocations per workgroup of the element-wise kernels.
 const WG: u32 = 256;
-
-/// Consecutive `(start, len)` pieces of at most `limit` elements covering `0..n`.
-pub(crate) fn pieces(n: usize, limit: usize) -> impl Iterator<Item = (usize, usize)> {
-    let limit = limit.max(1);
-    (0..n).step_by(limit).map(move |s| (s, limit.min(n - s)))
-}
-
-/// Fails unless `t` holds floats (f32, or f16 where the device has it).
-pub(crate) fn check_float(what: &str, t: &Tensor) -> Result<()> {
-    match t.dtype() {
-        DType::F32 | DType::F16 => Ok(()),
-        DType::U32 => Err(Error::Shape(format!(
-            "{what}: expected a float tensor, got u32"
-        ))),
-    }
-}
-
-/// Fails unless `a` and `b` have one shape and one dtype.
-pub(crate) fn check_same(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
-    if a.shape() != b.shape() || a.dtype() != b.dtype() {
-        return Err(Error::Shape(format!(
-            "{what}: operands {:?} {:?} and {:?} {:?} differ",
-            a.shape(),
-            a.dtype(),
-            b.shape(),
-            b.dtype()
-        )));
-    }
-    Ok(())
-}
-
-/// Fails if the written tensor `out` shares its buffer with one of the read `inputs`.
-pub(crate) fn check_distinct(what: &str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
-    if inputs.iter().any(|t| t.same_buffer(out)) {
-        return Err(Error::Shape(format!(
-            "{what}: the output shares a buffer with an input"
-        )));
-    }
-    Ok(())
-}
 
 super::uniform! {
 pub(super) struct UnaryParams {

@@ -237,6 +237,77 @@ pub fn render_variants(device: &DeviceDesc) -> Result<Vec<RenderedVariant>> {
     render(&shader_variants(device))
 }
 
+/// [`Error::Shape`] naming the kernel and the tensor unless `t` has exactly the shape `want`.
+pub(crate) fn check_shape(kernel: &str, tensor: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    if t.shape() != want {
+        return Err(Error::Shape(format!(
+            "{kernel}: {tensor} has shape {:?}, expected {want:?}",
+            t.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// [`Error::Shape`] naming the kernel and the tensor unless `t`'s dtype is one of `allowed`.
+pub(crate) fn expect_dtype(
+    kernel: &str,
+    tensor: &str,
+    t: &Tensor,
+    allowed: &[DType],
+) -> Result<()> {
+    if !allowed.contains(&t.dtype()) {
+        return Err(Error::Shape(format!(
+            "{kernel}: {tensor} is {:?}, expected one of {allowed:?}",
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// The float storage types a kernel operand may have (f16 only where the device has it,
+/// which each f16 path checks with [`require_f16`]).
+pub(crate) const FLOATS: [DType; 2] = [DType::F32, DType::F16];
+
+/// Consecutive `(start, len)` pieces of at most `limit` elements covering `0..n`.
+pub(crate) fn pieces(n: usize, limit: usize) -> impl Iterator<Item = (usize, usize)> {
+    let limit = limit.max(1);
+    (0..n).step_by(limit).map(move |s| (s, limit.min(n - s)))
+}
+
+/// Fails unless `t` holds floats (f32, or f16 where the device has it).
+pub(crate) fn check_float(what: &str, t: &Tensor) -> Result<()> {
+    match t.dtype() {
+        DType::F32 | DType::F16 => Ok(()),
+        DType::U32 => Err(Error::Shape(format!(
+            "{what}: expected a float tensor, got u32"
+        ))),
+    }
+}
+
+/// Fails unless `a` and `b` have one shape and one dtype.
+pub(crate) fn check_same(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape() != b.shape() || a.dtype() != b.dtype() {
+        return Err(Error::Shape(format!(
+            "{what}: operands {:?} {:?} and {:?} {:?} differ",
+            a.shape(),
+            a.dtype(),
+            b.shape(),
+            b.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Fails if the written tensor `out` shares its buffer with one of the read `inputs`.
+pub(crate) fn check_distinct(what: &str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
+    if inputs.iter().any(|t| t.same_buffer(out)) {
+        return Err(Error::Shape(format!(
+            "{what}: the output shares a buffer with an input"
+        )));
+    }
+    Ok(())
+}
+
 /// Elements of slack per binding: a binding starts at an aligned offset up to 256 bytes (the
 /// largest storage-offset alignment WebGPU allows) before the first element it is for.
 const ALIGN_SLACK: usize = 64;

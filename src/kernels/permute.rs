@@ -8,7 +8,7 @@
 //! batched transpose `[B, C, HW] → [B, HW, C]`). Tensors larger than one storage binding
 //! are processed in boxes whose input and output spans both fit.
 
-use super::elementwise::check_distinct;
+use super::check_distinct;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 

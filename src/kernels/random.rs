@@ -14,7 +14,7 @@
 //! `(seed, stream)` pair names an independent sequence of 2³⁴ normals (the remaining two
 //! counter words index groups of four elements).
 
-use super::elementwise::{check_float, pieces};
+use super::{check_float, pieces};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 

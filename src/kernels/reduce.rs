@@ -13,7 +13,7 @@
 //! Inputs larger than one storage binding are processed in pieces of whole segments / row
 //! blocks.
 
-use super::elementwise::{check_distinct, check_float};
+use super::{check_distinct, check_float};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 

@@ -5,7 +5,7 @@
 //! The backward is `dx = y ⊙ (dy − rowsum(dy ⊙ y))` (`torch._softmax_backward_data`).
 //! Tensors larger than one storage binding are processed in pieces of whole rows.
 
-use super::elementwise::{check_distinct, check_float, check_same};
+use super::{check_distinct, check_float, check_same};
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
