@@ -164,18 +164,7 @@ fn main() {
             let run = |reps: usize| {
                 let mut rec = gpu.recorder();
                 for _ in 0..reps {
-                    conv2d_with(
-                        &mut rec,
-                        &spec,
-                        &x,
-                        &w,
-                        Some(&bias),
-                        None,
-                        &out,
-                        tiling,
-                        None,
-                    )
-                    .unwrap();
+                    conv2d_with(&mut rec, &spec, &x, &w, Some(&bias), None, &out, tiling).unwrap();
                 }
                 rec.submit_and_wait().unwrap();
             };

@@ -112,22 +112,7 @@ pub fn adam_step(
     m: &Tensor,
     v: &Tensor,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(DType::F32);
-    adam_with_limit(rec, cfg, step, lr, param, grad, m, v, limit)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn adam_with_limit(
-    rec: &mut Recorder,
-    cfg: &AdamConfig,
-    step: u32,
-    lr: f64,
-    param: &Tensor,
-    grad: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(DType::F32);
     if param.dtype() != DType::F32 {
         return Err(Error::Shape(format!(
             "adam: parameters must be f32, got {:?}",
@@ -235,12 +220,12 @@ mod tests {
         let vt = g.zeros(&[n], DType::F32);
         let gt = g.empty(&[n], DType::F32);
         let p0 = p.clone();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         for t in 1..=5u32 {
             let grad = random_vec(n, 100 * t as u64 + n as u64);
             gt.write(&grad).unwrap();
             let mut rec = g.recorder();
-            adam_with_limit(&mut rec, &cfg, t, lr(t), &pt, &gt, &mt, &vt, lim).unwrap();
+            rec.limit_bindings(limit);
+            adam_step(&mut rec, &cfg, t, lr(t), &pt, &gt, &mt, &vt).unwrap();
             if limit.is_some() {
                 assert!(rec.dispatch_count() > 1, "the split path was not taken");
             }

@@ -161,17 +161,7 @@ impl<'a> BatchNorm1d<'a> {
 
     /// [`BatchNorm1d::train`] into existing tensors.
     pub fn train_into(&self, rec: &mut Recorder, x: &Tensor, out: &BatchNormOut) -> Result<()> {
-        let max = rec.gpu().max_binding_elems(DType::F32);
-        self.train_impl(rec, x, out, max)
-    }
-
-    fn train_impl(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        out: &BatchNormOut,
-        max_elems: usize,
-    ) -> Result<()> {
+        let max_elems = rec.max_binding_elems(DType::F32);
         const W: &str = "batch_norm_train";
         let (r, c) = self.check(W, x)?;
         check_like(W, "y", &out.y, x)?;
@@ -247,11 +237,7 @@ impl<'a> BatchNorm1d<'a> {
 
     /// [`BatchNorm1d::eval`] into an existing tensor shaped like `x`.
     pub fn eval_into(&self, rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
-        let max = rec.gpu().max_binding_elems(DType::F32);
-        self.eval_impl(rec, x, y, max)
-    }
-
-    fn eval_impl(&self, rec: &mut Recorder, x: &Tensor, y: &Tensor, max: usize) -> Result<()> {
+        let max = rec.max_binding_elems(DType::F32);
         const W: &str = "batch_norm_eval";
         self.check(W, x)?;
         check_like(W, "y", y, x)?;
@@ -308,19 +294,7 @@ impl<'a> BatchNorm1d<'a> {
         dy: &Tensor,
         out: GradTargets<'_>,
     ) -> Result<()> {
-        let max = rec.gpu().max_binding_elems(DType::F32);
-        self.backward_impl(rec, x, saved, dy, out, max)
-    }
-
-    fn backward_impl(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        saved: &BatchNormOut,
-        dy: &Tensor,
-        out: GradTargets<'_>,
-        max_elems: usize,
-    ) -> Result<()> {
+        let max_elems = rec.max_binding_elems(DType::F32);
         const W: &str = "batch_norm_backward";
         let (r, c) = rows_cols(W, x)?;
         check_like(W, "x", x, x)?;
@@ -646,9 +620,10 @@ mod tests {
         };
         let y_eval = g.empty(&[rows, cols], DType::F32);
         let mut rec = g.recorder();
-        bn.train_impl(&mut rec, &xt, &out, max_elems).unwrap();
-        bn.eval_impl(&mut rec, &xt, &y_eval, max_elems).unwrap();
-        bn.backward_impl(
+        rec.limit_bindings(Some(max_elems));
+        bn.train_into(&mut rec, &xt, &out).unwrap();
+        bn.eval_into(&mut rec, &xt, &y_eval).unwrap();
+        bn.backward_into(
             &mut rec,
             &xt,
             &out,
@@ -659,7 +634,6 @@ mod tests {
                 dbeta: &dbeta,
                 accumulate,
             },
-            max_elems,
         )
         .unwrap();
         rec.submit();

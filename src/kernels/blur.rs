@@ -88,8 +88,7 @@ pub fn sep_conv2d_into(
     border: Border,
     y: &Tensor,
 ) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    run(rec, x, kernel, border, y, max)
+    run(rec, x, kernel, border, y)
 }
 
 /// Gaussian blur of every `[H, W]` map of `x`, exactly like
@@ -100,14 +99,8 @@ pub fn gaussian_blur(rec: &mut Recorder, x: &Tensor, sigma: f32, truncate: f32) 
     sep_conv2d(rec, x, &k, Border::Reflect)
 }
 
-fn run(
-    rec: &mut Recorder,
-    x: &Tensor,
-    kernel: &Tensor,
-    border: Border,
-    y: &Tensor,
-    max_elems: usize,
-) -> Result<()> {
+fn run(rec: &mut Recorder, x: &Tensor, kernel: &Tensor, border: Border, y: &Tensor) -> Result<()> {
+    let max_elems = rec.max_binding_elems(DType::F32);
     const W: &str = "sep_conv2d";
     let s = x.shape();
     if s.len() < 2 || x.dtype() != DType::F32 || s[s.len() - 2] == 0 || s[s.len() - 1] == 0 {
@@ -216,7 +209,8 @@ mod tests {
         let kt = g.upload(taps, &[taps.len()]).unwrap();
         let yt = g.empty(&[maps, h, w], DType::F32);
         let mut rec = g.recorder();
-        run(&mut rec, &xt, &kt, border, &yt, max_elems).unwrap();
+        rec.limit_bindings(Some(max_elems));
+        run(&mut rec, &xt, &kt, border, &yt).unwrap();
         rec.submit();
         let what = format!("sepconv {maps}x{h}x{w} taps {} {border:?}", taps.len());
         assert_close(&what, &yt.to_vec().unwrap(), &narrow(&want), TOL);

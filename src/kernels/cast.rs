@@ -30,23 +30,8 @@ pub(super) struct Params {
 /// An f16 operand on a device without `SHADER_F16` is an [`Error::Unsupported`].
 pub fn cast_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     let limit = rec
-        .gpu()
         .max_binding_elems(DType::F32)
-        .min(rec.gpu().max_binding_elems(DType::F16));
-    cast_with_limit(rec, x, y, limit)
-}
-
-/// [`cast_into`] a new tensor of `dtype` (returns `x` itself when it already has `dtype`).
-pub fn cast(rec: &mut Recorder, x: &Tensor, dtype: DType) -> Result<Tensor> {
-    if x.dtype() == dtype {
-        return Ok(x.clone());
-    }
-    let y = rec.gpu().empty(x.shape(), dtype);
-    cast_into(rec, x, &y)?;
-    Ok(y)
-}
-
-fn cast_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> Result<()> {
+        .min(rec.max_binding_elems(DType::F16));
     check_float("cast", x)?;
     check_float("cast", y)?;
     if x.shape() != y.shape() {
@@ -75,6 +60,16 @@ fn cast_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> 
         rec.dispatch(&kernel, &params, &[xb, yb], super::grid_1d(len, WG))?;
     }
     Ok(())
+}
+
+/// [`cast_into`] a new tensor of `dtype` (returns `x` itself when it already has `dtype`).
+pub fn cast(rec: &mut Recorder, x: &Tensor, dtype: DType) -> Result<Tensor> {
+    if x.dtype() == dtype {
+        return Ok(x.clone());
+    }
+    let y = rec.gpu().empty(x.shape(), dtype);
+    cast_into(rec, x, &y)?;
+    Ok(y)
 }
 
 /// The kernel converting `from` to `to`.
@@ -156,9 +151,9 @@ mod tests {
         let half = g.empty(&[n], DType::F16);
         let back = g.empty(&[n], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        cast_with_limit(&mut rec, &xt, &half, lim).unwrap();
-        cast_with_limit(&mut rec, &half, &back, lim).unwrap();
+        rec.limit_bindings(limit);
+        cast_into(&mut rec, &xt, &half).unwrap();
+        cast_into(&mut rec, &half, &back).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
         }

@@ -291,7 +291,7 @@ pub fn conv2d_into(
     out: &Tensor,
 ) -> Result<()> {
     let tiling = Tiling::choose_conv(rec.gpu(), spec);
-    conv2d_with(rec, spec, input, weight, bias, residual, out, tiling, None)
+    conv2d_with(rec, spec, input, weight, bias, residual, out, tiling)
 }
 
 /// [`conv2d_into`] a new output tensor, which it returns.
@@ -308,8 +308,7 @@ pub fn conv2d(
     Ok(out)
 }
 
-/// [`conv2d_into`] with an explicit tiling and, for tests of the splitting path, a smaller
-/// per-binding element limit than the device's.
+/// [`conv2d_into`] with an explicit tiling.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_with(
     rec: &mut Recorder,
@@ -320,7 +319,6 @@ pub fn conv2d_with(
     residual: Option<&Tensor>,
     out: &Tensor,
     tiling: Tiling,
-    max_elems: Option<usize>,
 ) -> Result<()> {
     let threads = tiling.check_conv()?;
     ASource::of(tiling.subgroup).check_device(rec.gpu(), &tiling)?;
@@ -359,7 +357,8 @@ pub fn conv2d_with(
     }
     let gpu = rec.gpu().clone();
     // Elements per binding, less the alignment slack of `bind_elems`.
-    let limit = max_elems
+    let limit = rec
+        .binding_override()
         .unwrap_or((gpu.max_binding_bytes() / dtype.size() as u64) as usize)
         .saturating_sub(64);
     let k = spec.c_in * spec.kh * spec.kw;
@@ -627,6 +626,7 @@ mod tests {
         let has_res = spec.residual != ResidualMode::None;
         let out = g.empty(&spec.output_shape(), DType::F32);
         let mut rec = g.recorder();
+        rec.limit_bindings(max_elems);
         let tiling = tiling.unwrap_or(Tiling::choose_conv(&g, &spec));
         conv2d_with(
             &mut rec,
@@ -637,7 +637,6 @@ mod tests {
             has_res.then_some(&rt),
             &out,
             tiling,
-            max_elems,
         )
         .unwrap();
         rec.submit();
@@ -794,7 +793,7 @@ mod tests {
                 let out = g.empty(&spec.output_shape(), DType::F16);
                 let mut rec = g.recorder();
                 let r = has_res.then_some(&rt);
-                conv2d_with(&mut rec, &spec, &xt, &wt, Some(&bt), r, &out, tiling, None).unwrap();
+                conv2d_with(&mut rec, &spec, &xt, &wt, Some(&bt), r, &out, tiling).unwrap();
                 rec.submit();
                 assert_close(
                     &format!("f16 {spec:?} {tiling:?}"),

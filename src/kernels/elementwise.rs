@@ -91,17 +91,7 @@ fn unary(
 
 /// `y = act(x)` element-wise; `x` and `y` have one shape.
 pub fn activation(rec: &mut Recorder, act: Activation, x: &Tensor, y: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(y.dtype());
-    activation_with_limit(rec, act, x, y, limit)
-}
-
-fn activation_with_limit(
-    rec: &mut Recorder,
-    act: Activation,
-    x: &Tensor,
-    y: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(y.dtype());
     check_float("activation", x)?;
     check_same("activation", x, y)?;
     check_distinct("activation", y, &[x])?;
@@ -118,18 +108,7 @@ pub fn activation_backward(
     dy: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(dx.dtype());
-    activation_backward_with_limit(rec, act, s, dy, dx, limit)
-}
-
-fn activation_backward_with_limit(
-    rec: &mut Recorder,
-    act: Activation,
-    s: &Tensor,
-    dy: &Tensor,
-    dx: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(dx.dtype());
     check_float("activation_backward", s)?;
     check_same("activation_backward", s, dy)?;
     check_same("activation_backward", s, dx)?;
@@ -149,18 +128,7 @@ fn activation_backward_with_limit(
 
 /// `y = alpha · x + beta` element-wise (a scaled copy when `beta = 0`).
 pub fn affine(rec: &mut Recorder, alpha: f32, x: &Tensor, beta: f32, y: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(y.dtype());
-    affine_with_limit(rec, alpha, x, beta, y, limit)
-}
-
-fn affine_with_limit(
-    rec: &mut Recorder,
-    alpha: f32,
-    x: &Tensor,
-    beta: f32,
-    y: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(y.dtype());
     check_float("affine", x)?;
     check_same("affine", x, y)?;
     check_distinct("affine", y, &[x])?;
@@ -183,11 +151,7 @@ pub fn scale(rec: &mut Recorder, alpha: f32, x: &Tensor, y: &Tensor) -> Result<(
 
 /// Sets every element of `t` to `value`.
 pub fn fill(rec: &mut Recorder, t: &Tensor, value: f32) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(t.dtype());
-    fill_with_limit(rec, t, value, limit)
-}
-
-fn fill_with_limit(rec: &mut Recorder, t: &Tensor, value: f32, limit: usize) -> Result<()> {
+    let limit = rec.max_binding_elems(t.dtype());
     check_float("fill", t)?;
     unary(rec, "fill", 0, None, t, None, (0.0, value, 0.0), limit)
 }
@@ -230,18 +194,7 @@ pub fn binary(
     b: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(out.dtype());
-    binary_with_limit(rec, op, a, b, out, limit)
-}
-
-fn binary_with_limit(
-    rec: &mut Recorder,
-    op: BinaryOp,
-    a: &Tensor,
-    b: &Tensor,
-    out: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(out.dtype());
     let what = "binary";
     check_float(what, a)?;
     check_same(what, a, out)?;
@@ -309,18 +262,7 @@ pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<(
 /// `y = alpha · x + beta · y` in place (gradient accumulation, SGD-style updates).
 /// With `beta = 0`, `y` is not read (so it may be uninitialised).
 pub fn axpby(rec: &mut Recorder, alpha: f32, x: &Tensor, beta: f32, y: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(y.dtype());
-    axpby_with_limit(rec, alpha, x, beta, y, limit)
-}
-
-fn axpby_with_limit(
-    rec: &mut Recorder,
-    alpha: f32,
-    x: &Tensor,
-    beta: f32,
-    y: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(y.dtype());
     check_float("axpby", x)?;
     check_same("axpby", x, y)?;
     check_distinct("axpby", y, &[x])?;
@@ -450,9 +392,9 @@ mod tests {
         let yt = g.empty(&[n], DType::F32);
         let dxt = g.empty(&[n], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        activation_with_limit(&mut rec, act, &xt, &yt, lim).unwrap();
-        activation_backward_with_limit(&mut rec, act, &st, &dyt, &dxt, lim).unwrap();
+        rec.limit_bindings(limit);
+        activation(&mut rec, act, &xt, &yt).unwrap();
+        activation_backward(&mut rec, act, &st, &dyt, &dxt).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
         }
@@ -560,8 +502,8 @@ mod tests {
         };
         let out = g.empty(shape, DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        binary_with_limit(&mut rec, op, &at, &bt, &out, lim).unwrap();
+        rec.limit_bindings(limit);
+        binary(&mut rec, op, &at, &bt, &out).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 1, "the split path was not taken");
         }
@@ -608,7 +550,6 @@ mod tests {
     fn axpby_affine_fill_and_zero() {
         let g = gpu();
         for (n, limit) in [(1, None), (1000, None), (4099, Some(SPLIT))] {
-            let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
             let x = random_vec(n, 31);
             let y = random_vec(n, 32);
             let xt = g.upload(&x, &[n]).unwrap();
@@ -618,10 +559,11 @@ mod tests {
             let aff = g.empty(&[n], DType::F32);
             let filled = g.empty(&[n], DType::F32);
             let mut rec = g.recorder();
-            axpby_with_limit(&mut rec, 0.5, &xt, -2.0, &yt, lim).unwrap();
-            axpby_with_limit(&mut rec, 3.0, &xt, 0.0, &nan, lim).unwrap();
-            affine_with_limit(&mut rec, -1.5, &xt, 0.25, &aff, lim).unwrap();
-            fill_with_limit(&mut rec, &filled, 0.75, lim).unwrap();
+            rec.limit_bindings(limit);
+            axpby(&mut rec, 0.5, &xt, -2.0, &yt).unwrap();
+            axpby(&mut rec, 3.0, &xt, 0.0, &nan).unwrap();
+            affine(&mut rec, -1.5, &xt, 0.25, &aff).unwrap();
+            fill(&mut rec, &filled, 0.75).unwrap();
             rec.submit();
             let what = format!("n={n} limit={limit:?}");
             let want = cpu::axpby(0.5, &x, -2.0, &y);

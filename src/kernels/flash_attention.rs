@@ -355,7 +355,7 @@ fn run(rec: &mut Recorder, entry: &'static str, d: &AttentionDims, ops: &Operand
     let kernel = gpu.kernel(&source)?;
     let n = d.tokens;
     let per_image = n * 3 * d.dim;
-    let images_per = (gpu.max_binding_elems(DType::F32) / per_image).min(d.batch);
+    let images_per = (rec.max_binding_elems(DType::F32) / per_image).min(d.batch);
     if images_per == 0 {
         return Err(Error::Shape(format!(
             "flash attention: one image's qkv ({n} × {}) exceeds a storage binding",

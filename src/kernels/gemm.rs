@@ -384,11 +384,11 @@ pub fn gemm_with_tiling(
     let gpu = rec.gpu().clone();
     tiling.check_gemm(&gpu)?;
     let dtypes = operand_dtypes(&gpu, &a, &b, &c, &epi)?;
-    // Elements per binding, alignment slack already taken off (see `Gpu::max_binding_elems`);
+    // Elements per binding, alignment slack already taken off (see `Recorder::max_binding_elems`);
     // the widest operand type bounds every binding, so one element count serves all.
     let limit = dtypes
         .iter()
-        .map(|(_, t)| gpu.max_binding_elems(*t))
+        .map(|(_, t)| rec.max_binding_elems(*t))
         .min()
         .unwrap_or(usize::MAX);
     // Stored extents of each operand.

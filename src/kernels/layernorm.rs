@@ -98,19 +98,7 @@ pub fn layer_norm_into(
     eps: f32,
     out: &LayerNormOut,
 ) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    forward_impl(rec, x, gamma, beta, eps, out, max)
-}
-
-fn forward_impl(
-    rec: &mut Recorder,
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f32,
-    out: &LayerNormOut,
-    max_elems: usize,
-) -> Result<()> {
+    let max_elems = rec.max_binding_elems(DType::F32);
     const W: &str = "layer_norm";
     let (r, c) = rows_cols(W, x)?;
     // The forward also serves f16 activations (scoring in f16): x and y share one storage
@@ -207,21 +195,7 @@ pub fn layer_norm_backward_into(
     dy: &Tensor,
     out: GradTargets<'_>,
 ) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    backward_impl(rec, x, gamma, mean, rstd, dy, out, max)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn backward_impl(
-    rec: &mut Recorder,
-    x: &Tensor,
-    gamma: &Tensor,
-    mean: &Tensor,
-    rstd: &Tensor,
-    dy: &Tensor,
-    out: GradTargets<'_>,
-    max_elems: usize,
-) -> Result<()> {
+    let max_elems = rec.max_binding_elems(DType::F32);
     const W: &str = "layer_norm_backward";
     let (r, c) = rows_cols(W, x)?;
     check_like(W, "x", x, x)?;
@@ -372,8 +346,9 @@ mod tests {
         let dgamma = g.upload(&prior[rows * cols..][..cols], &[cols]).unwrap();
         let dbeta = g.upload(&prior[rows * cols + cols..], &[cols]).unwrap();
         let mut rec = g.recorder();
-        forward_impl(&mut rec, &xt, &gt, &bt, eps, &out, max_elems).unwrap();
-        backward_impl(
+        rec.limit_bindings(Some(max_elems));
+        layer_norm_into(&mut rec, &xt, &gt, &bt, eps, &out).unwrap();
+        layer_norm_backward_into(
             &mut rec,
             &xt,
             &gt,
@@ -386,7 +361,6 @@ mod tests {
                 dbeta: &dbeta,
                 accumulate,
             },
-            max_elems,
         )
         .unwrap();
         rec.submit();

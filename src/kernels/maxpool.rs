@@ -118,18 +118,17 @@ pub fn maxpool2d(
     };
     let (oh, ow) = spec.out_hw();
     let out = rec.gpu().empty(&[s[0], s[1], oh, ow], input.dtype());
-    maxpool2d_with(rec, &spec, input, &out, None)?;
+    maxpool2d_into(rec, &spec, input, &out)?;
     Ok(out)
 }
 
 /// Records max pooling per `spec` from `input` into `out` (both flat over the planes),
-/// splitting into plane chunks that fit `max_elems` (default: one storage binding).
-pub fn maxpool2d_with(
+/// splitting into plane chunks that fit one storage binding.
+pub fn maxpool2d_into(
     rec: &mut Recorder,
     spec: &MaxPoolSpec,
     input: &Tensor,
     out: &Tensor,
-    max_elems: Option<usize>,
 ) -> Result<()> {
     let (oh, ow) = spec.out_hw();
     if spec.kernel == 0 || spec.stride == 0 || 2 * spec.pad > spec.kernel {
@@ -157,7 +156,8 @@ pub fn maxpool2d_with(
     }
     let gpu = rec.gpu().clone();
     let dtype = out.dtype();
-    let limit = max_elems
+    let limit = rec
+        .binding_override()
         .unwrap_or((gpu.max_binding_bytes() / dtype.size() as u64) as usize)
         .saturating_sub(64);
     let per_chunk = (limit / in_plane).min(spec.planes);
@@ -260,7 +260,8 @@ mod tests {
             let xt = g.upload(&x, &[planes, h, w]).unwrap();
             let out = g.empty(&[planes, oh, ow], DType::F32);
             let mut rec = g.recorder();
-            maxpool2d_with(&mut rec, &spec, &xt, &out, max_elems).unwrap();
+            rec.limit_bindings(max_elems);
+            maxpool2d_into(&mut rec, &spec, &xt, &out).unwrap();
             rec.submit();
             let want = cpu::conv::maxpool2d(&spec, &x);
             assert_close(&format!("{spec:?}"), &out.to_vec().unwrap(), &want, TOL);
@@ -279,7 +280,7 @@ mod tests {
         let xt = g.upload_as(&x, &[6, 15, 17], DType::F16).unwrap();
         let out = g.empty(&[6, oh, ow], DType::F16);
         let mut rec = g.recorder();
-        maxpool2d_with(&mut rec, &spec, &xt, &out, None).unwrap();
+        maxpool2d_into(&mut rec, &spec, &xt, &out).unwrap();
         rec.submit();
         let want = cpu::conv::maxpool2d(&spec, &x);
         assert_close("f16 maxpool", &out.to_vec().unwrap(), &want, TOL);

@@ -587,3 +587,38 @@ pub(crate) fn subgroup_invocation_mapping(a_source: ASource) -> (String, String)
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gpu;
+
+    /// The one test hook for small binding limits: a recorder's override lowers (never raises)
+    /// the device's limit, and `None` restores it.
+    #[test]
+    fn recorder_binding_limit_override() {
+        let g = gpu();
+        let device = g.max_binding_elems(DType::F32);
+        let mut rec = g.recorder();
+        assert_eq!(rec.max_binding_elems(DType::F32), device);
+        rec.limit_bindings(Some(999));
+        assert_eq!(rec.max_binding_elems(DType::F32), 999);
+        rec.limit_bindings(Some(usize::MAX));
+        assert_eq!(rec.max_binding_elems(DType::F32), device);
+        rec.limit_bindings(None);
+        assert_eq!(rec.max_binding_elems(DType::F32), device);
+    }
+
+    /// The shared operand checks name the kernel and the tensor.
+    #[test]
+    fn operand_checks_name_kernel_and_tensor() {
+        let g = gpu();
+        let t = g.zeros(&[2, 3], DType::F32);
+        assert!(check_shape("k", "x", &t, &[2, 3]).is_ok());
+        assert!(expect_dtype("k", "x", &t, &FLOATS).is_ok());
+        let e = check_shape("conv2d", "weight", &t, &[3, 2]).unwrap_err();
+        assert!(matches!(&e, Error::Shape(m) if m.contains("conv2d") && m.contains("weight")));
+        let e = expect_dtype("gemm", "bias", &t, &[DType::F16]).unwrap_err();
+        assert!(matches!(&e, Error::Shape(m) if m.contains("gemm") && m.contains("bias")));
+    }
+}

@@ -62,13 +62,12 @@ pub fn fill_normal(
     seed: u64,
     stream: u64,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(out.dtype());
-    fill_normal_at(rec, out, mean, std, seed, stream, 0, limit)
+    fill_normal_at(rec, out, mean, std, seed, stream, 0)
 }
 
 /// [`fill_normal`] writing elements `origin .. origin + out.numel()` of the draw, in pieces of
-/// at most `limit` elements (tests force a small limit, and an origin past 2³⁴ elements to
-/// reach the high counter word).
+/// at most [`Recorder::max_binding_elems`] elements (tests force a small limit, and an origin
+/// past 2³⁴ elements to reach the high counter word).
 #[allow(clippy::too_many_arguments)]
 fn fill_normal_at(
     rec: &mut Recorder,
@@ -78,8 +77,8 @@ fn fill_normal_at(
     seed: u64,
     stream: u64,
     origin: u64,
-    limit: usize,
 ) -> Result<()> {
+    let limit = rec.max_binding_elems(out.dtype());
     check_float("fill_normal", out)?;
     if !mean.is_finite() {
         return Err(Error::Config(format!(
@@ -177,8 +176,8 @@ mod tests {
         let g = gpu();
         let out = g.empty(&[n], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        fill_normal_at(&mut rec, &out, mean, std, key.0, key.1, origin, lim).unwrap();
+        rec.limit_bindings(limit);
+        fill_normal_at(&mut rec, &out, mean, std, key.0, key.1, origin).unwrap();
         if limit.is_some_and(|l| l < n) {
             assert!(rec.dispatch_count() > 1, "the split path was not taken");
         }
