@@ -3,7 +3,7 @@
 //! BatchNorm uses its running statistics in eval mode, so each `conv → bn` pair is folded at
 //! load time into one convolution with a bias (eps 1e-5, PyTorch's default):
 //! `s = γ / √(σ² + ε)`, `W' = s · W`, `b' = β − s · μ`. Every convolution then runs as one
-//! [`conv2d`](crate::kernels::conv2d::conv2d) dispatch with its ReLU and (in each bottleneck's
+//! [`conv2d`] dispatch with its ReLU and (in each bottleneck's
 //! last convolution) the residual fused into the epilogue.
 //!
 //! With [`Precision::F16`] the folded weights and biases are stored as f16, the input is cast

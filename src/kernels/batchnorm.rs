@@ -1,7 +1,7 @@
 //! BatchNorm1d over `[R, C]` (`shaders/batchnorm1d_stats.wgsl`, `shaders/batchnorm1d.wgsl`,
 //! `shaders/batchnorm1d_backward.wgsl`), its eval form folded into the Linear before it
 //! (`shaders/batchnorm1d_fold.wgsl`); the column reduction of the affine gradients it shares
-//! with LayerNorm is in [`super::norm`].
+//! with LayerNorm is in `kernels/norm.rs`.
 //!
 //! PyTorch `nn.BatchNorm1d(C)` semantics on a `[N, C]` input (design §1.7–1.8: the
 //! discriminators' `Linear → BatchNorm1d → LeakyReLU`):
