@@ -16,10 +16,11 @@ use std::time::Instant;
 
 use dfd::backbone::random_weights::write_random_wrn50;
 use dfd::backbone::{Precision, WideResNet50};
-use dfd::kernels::cast::cast_new;
-use dfd::kernels::conv2d::{conv2d_with, ConvTiling};
+use dfd::kernels::cast::cast;
+use dfd::kernels::conv2d::conv2d_with;
 use dfd::kernels::patch::{patch_features, PatchDims};
 use dfd::kernels::peak::{peak_gflops, percent_of};
+use dfd::kernels::Tiling;
 use dfd::testing::random_vec;
 use dfd::Gpu;
 
@@ -73,7 +74,7 @@ fn main() {
             let mut rec = gpu.recorder();
             let (l2, l3) = net.forward(&mut rec, &x).unwrap();
             let p = patch_features(&mut rec, &l2, &l3, PatchDims::DFD).unwrap();
-            let _p = cast_new(&mut rec, &p, dfd::DType::F32).unwrap();
+            let _p = cast(&mut rec, &p, dfd::DType::F32).unwrap();
             rec.submit_and_wait().unwrap();
         };
         run(); // compile + warm up
@@ -126,8 +127,8 @@ fn main() {
             .upload_as(&random_vec(spec.c_out, 4), &[spec.c_out], dtype)
             .unwrap();
         let out = gpu.empty(&spec.output_shape(), dtype);
-        let chosen = ConvTiling::choose(&gpu, &spec);
-        let direct = ConvTiling {
+        let chosen = Tiling::choose_conv(&gpu, &spec);
+        let direct = Tiling {
             bm: 8,
             bn: 256,
             bk: 1,
@@ -138,7 +139,7 @@ fn main() {
         };
         // `DFD_CONV_TILINGS="bm,bn,bk,tm,tn[,subgroup lanes];…"` compares tiled variants
         // with the chosen one instead of the direct variant.
-        let others: Vec<ConvTiling> = match std::env::var("DFD_CONV_TILINGS") {
+        let others: Vec<Tiling> = match std::env::var("DFD_CONV_TILINGS") {
             Ok(list) => list
                 .split(';')
                 .map(|v| {
@@ -146,7 +147,7 @@ fn main() {
                         .split(',')
                         .map(|x| x.parse().expect("DFD_CONV_TILINGS: numbers"))
                         .collect();
-                    ConvTiling {
+                    Tiling {
                         bm: x[0],
                         bn: x[1],
                         bk: x[2],
@@ -163,18 +164,7 @@ fn main() {
             let run = |reps: usize| {
                 let mut rec = gpu.recorder();
                 for _ in 0..reps {
-                    conv2d_with(
-                        &mut rec,
-                        &spec,
-                        &x,
-                        &w,
-                        Some(&bias),
-                        None,
-                        &out,
-                        tiling,
-                        None,
-                    )
-                    .unwrap();
+                    conv2d_with(&mut rec, &spec, &x, &w, Some(&bias), None, &out, tiling).unwrap();
                 }
                 rec.submit_and_wait().unwrap();
             };

@@ -4,8 +4,9 @@
 //! ([`dfd::kernels::peak`]) with each median as a fraction of it. `DFD_BENCH_QUICK=1` runs
 //! fewer repetitions.
 
-use dfd::kernels::gemm::{gemm_with_tiling, Epilogue, GemmSpec, Mat, Tiling};
+use dfd::kernels::gemm::{gemm_with_tiling, Epilogue, GemmSpec, Mat};
 use dfd::kernels::peak::{peak_gflops, percent_of};
+use dfd::kernels::Tiling;
 use dfd::{DType, Gpu};
 use std::time::Instant;
 
@@ -62,6 +63,7 @@ fn main() {
             .map(|v| {
                 let x: Vec<u32> = v.split(',').map(|x| x.parse().unwrap()).collect();
                 Tiling {
+                    shared: true,
                     // A sixth number: lanes per subgroup (A shared by broadcasts).
                     subgroup: x.get(5).copied(),
                     bm: x[0],
@@ -72,7 +74,7 @@ fn main() {
                 }
             })
             .collect(),
-        Err(_) => vec![Tiling::choose(&gpu, 1024, 1536, 1536)],
+        Err(_) => vec![Tiling::choose_gemm(&gpu, 1024, 1536, 1536)],
     };
     println!(
         "{:>16} {:>50} {:>10} {:>10} {:>7} {:>10}",

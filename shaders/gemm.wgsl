@@ -39,7 +39,8 @@ const TY: u32 = BM / TM; // invocations along M
 const THREADS: u32 = TX * TY;
 // 0: none, 1: per column of C (Linear), 2: per row of C (convolution channels)
 const BIAS: u32 = {{BIAS}}u;
-// 0: none, 1: ReLU, 2: LeakyReLU(slope), 3: exact GELU
+// kernels::activation::Activation::code: 0 none, 1 ReLU, 2 LeakyReLU(slope), 3 exact GELU,
+// 4 sigmoid (shaders/common/activation.wgsl)
 const ACT: u32 = {{ACT}}u;
 const RESIDUAL: bool = {{RESIDUAL}};
 const ACCUMULATE: bool = {{ACCUMULATE}};
@@ -50,12 +51,10 @@ var<workgroup> tile_b: array<vec4<f32>, BK * BN / 4u>; // [k][n / 4]
 {{LOAD_A}}
 {{LOAD_B}}
 {{ERF}}
+{{ACTIVATION}}
 
 fn activate(x: f32) -> f32 {
-    if (ACT == 1u) { return max(x, 0.0); }
-    if (ACT == 2u) { return select(x * p.slope, x, x >= 0.0); }
-    if (ACT == 3u) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752)); }
-    return x;
+    return activation_forward(ACT, x, p.slope);
 }
 
 fn store(batch: u32, row: u32, col: u32, acc: f32) {

@@ -20,39 +20,20 @@ struct Params {
 const WG: u32 = 256u;
 // 0: alpha·x + beta, 1: ReLU, 2: LeakyReLU(slope), 3: exact GELU, 4: sigmoid
 const OP: u32 = {{OP}}u;
-const FRAC_1_SQRT_2: f32 = 0.70710678118654752;
-const FRAC_1_SQRT_2PI: f32 = 0.39894228040143268;
-
 {{ERF}}
+{{ACTIVATION}}
 
+// Codes 1.. are kernels::activation::Activation::code (shaders/common/activation.wgsl);
+// 0 is the affine map, which with alpha = 1, beta = 0 is the identity.
 fn forward_of(v: f32) -> f32 {
-    switch OP {
-        case 1u: { return max(v, 0.0); }
-        // torch.nn.functional.leaky_relu: x > 0 ? x : slope·x
-        case 2u: { return select(v * p.slope, v, v > 0.0); }
-        // torch GELU(approximate='none'): x·Φ(x) = ½·x·(1 + erf(x/√2))
-        case 3u: { return 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2)); }
-        case 4u: { return 1.0 / (1.0 + exp(-v)); }
-        default: { return p.alpha * v + p.beta; }
-    }
+    if (OP == 0u) { return p.alpha * v + p.beta; }
+    return activation_forward(OP, v, p.slope);
 }
 
 // f'(s)·g, with s the saved input (the output for sigmoid).
 fn backward_of(s: f32, g: f32) -> f32 {
-    switch OP {
-        // torch threshold_backward / leaky_relu_backward: the gradient passes where x > 0
-        case 1u: { return select(0.0, g, s > 0.0); }
-        case 2u: { return select(g * p.slope, g, s > 0.0); }
-        // d/dx x·Φ(x) = Φ(x) + x·φ(x)
-        case 3u: {
-            let cdf = 0.5 * (1.0 + erf(s * FRAC_1_SQRT_2));
-            let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * s * s);
-            return g * (cdf + s * pdf);
-        }
-        // torch sigmoid_backward: dy · y · (1 − y)
-        case 4u: { return g * s * (1.0 - s); }
-        default: { return p.alpha * g; }
-    }
+    if (OP == 0u) { return p.alpha * g; }
+    return activation_backward(OP, s, g, p.slope);
 }
 
 fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {

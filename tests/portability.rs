@@ -466,9 +466,9 @@ const EXTENTS: [usize; 14] = [1, 3, 4, 5, 17, 64, 65, 100, 128, 129, 256, 520, 1
 /// Checks one adapter; returns a line per violated limit or assumption.
 fn check_adapter(a: &Adapter) -> Vec<String> {
     use dfd::heads::AttentionAlgorithm;
-    use dfd::kernels::conv2d::{Conv2dSpec, ConvTiling};
+    use dfd::kernels::conv2d::Conv2dSpec;
     use dfd::kernels::flash_attention;
-    use dfd::kernels::gemm::Tiling;
+    use dfd::kernels::Tiling;
     let d = &a.desc;
     let l = &d.limits;
     let mut bad = Vec::new();
@@ -482,7 +482,7 @@ fn check_adapter(a: &Adapter) -> Vec<String> {
     for &m in &EXTENTS {
         for &n in &EXTENTS {
             for k in [1, 96, 1536] {
-                let t = Tiling::select(d, m, n, k);
+                let t = Tiling::select_gemm(d, m, n, k);
                 let threads = t.invocations();
                 check(
                     threads <= l.max_compute_invocations_per_workgroup
@@ -507,8 +507,8 @@ fn check_adapter(a: &Adapter) -> Vec<String> {
         for &hw in &[1usize, 4, 7, 16, 56, 64] {
             for (kk, stride, pad) in [(7, 2, 3), (3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0)] {
                 let spec = Conv2dSpec::new(2, 64, (hw, hw), c_out, kk, stride, pad);
-                let t = ConvTiling::select(d, &spec);
-                match t.invocations() {
+                let t = Tiling::select_conv(d, &spec);
+                match t.check_conv() {
                     Ok(threads) => check(
                         threads <= l.max_compute_invocations_per_workgroup
                             && threads <= l.max_compute_workgroup_size_x,
@@ -619,8 +619,8 @@ fn selection_fits_typical_adapters() {
 #[test]
 fn device_description_matches_the_device() {
     use dfd::heads::AttentionAlgorithm;
-    use dfd::kernels::conv2d::{Conv2dSpec, ConvTiling};
-    use dfd::kernels::gemm::Tiling;
+    use dfd::kernels::conv2d::Conv2dSpec;
+    use dfd::kernels::Tiling;
     let g = dfd::testing::gpu();
     let d = DeviceDesc::of(&g);
     assert_eq!(d.subgroup_size(), g.subgroup_size());
@@ -628,9 +628,15 @@ fn device_description_matches_the_device() {
     assert_eq!(d.kind, g.kind());
     for &m in &EXTENTS {
         for &n in &EXTENTS {
-            assert_eq!(Tiling::choose(&g, m, n, 96), Tiling::select(&d, m, n, 96));
+            assert_eq!(
+                Tiling::choose_gemm(&g, m, n, 96),
+                Tiling::select_gemm(&d, m, n, 96)
+            );
             let spec = Conv2dSpec::new(1, 16, (m.min(64), m.min(64)), n, 3, 1, 1);
-            assert_eq!(ConvTiling::choose(&g, &spec), ConvTiling::select(&d, &spec));
+            assert_eq!(
+                Tiling::choose_conv(&g, &spec),
+                Tiling::select_conv(&d, &spec)
+            );
         }
     }
     if g.options().attention.is_none() {

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::precision::Precision;
 use super::wide_resnet::WideResNet50;
 use crate::gpu::{DType, Gpu, Recorder, Tensor};
-use crate::kernels::cast::cast_new;
+use crate::kernels::cast::cast;
 use crate::kernels::patch::{patch_features, PatchDims};
 use crate::kernels::pyramid::frequency_split;
 use crate::{Error, Result};
@@ -99,7 +99,7 @@ impl FeatureExtractor {
         }
         let (layer2, layer3) = self.backbone.forward(rec, inputs)?;
         let patches = patch_features(rec, &layer2, &layer3, self.dims)?;
-        let patches = cast_new(rec, &patches, DType::F32)?;
+        let patches = cast(rec, &patches, DType::F32)?;
         Ok(DualFeatures {
             batch: s[0] / 2,
             inputs: inputs.clone(),

@@ -3,7 +3,7 @@
 //! BatchNorm uses its running statistics in eval mode, so each `conv → bn` pair is folded at
 //! load time into one convolution with a bias (eps 1e-5, PyTorch's default):
 //! `s = γ / √(σ² + ε)`, `W' = s · W`, `b' = β − s · μ`. Every convolution then runs as one
-//! [`conv2d`](crate::kernels::conv2d::conv2d) dispatch with its ReLU and (in each bottleneck's
+//! [`conv2d`] dispatch with its ReLU and (in each bottleneck's
 //! last convolution) the residual fused into the epilogue.
 //!
 //! With [`Precision::F16`] the folded weights and biases are stored as f16, the input is cast
@@ -15,8 +15,8 @@ use std::path::Path;
 use super::precision::Precision;
 use super::weights::{wrn50_convs, ConvKey, WeightFile};
 use crate::gpu::{DType, Gpu, Recorder, Tensor};
-use crate::kernels::cast::cast_new;
-use crate::kernels::conv2d::{conv2d_new, Conv2dSpec, ResidualMode};
+use crate::kernels::cast::cast;
+use crate::kernels::conv2d::{conv2d, Conv2dSpec, ResidualMode};
 use crate::kernels::maxpool::{maxpool2d, MaxPoolSpec};
 use crate::{Error, Result};
 
@@ -67,7 +67,7 @@ impl FoldedConv {
             ResidualMode::None
         };
         let spec = self.spec(s[0], s[2], s[3]).relu(relu).residual(mode);
-        conv2d_new(rec, &spec, x, &self.weight, Some(&self.bias), residual)
+        conv2d(rec, &spec, x, &self.weight, Some(&self.bias), residual)
     }
 }
 
@@ -268,7 +268,7 @@ impl WideResNet50 {
                 "WideResNet50 expects [B, 3, H, W] images, got {s:?}"
             )));
         }
-        let input = cast_new(rec, input, self.precision.dtype())?;
+        let input = cast(rec, input, self.precision.dtype())?;
         let x = self.stem.run(rec, &input, true, None)?;
         let stem = maxpool2d(rec, &x, 3, 2, 1)?;
         let mut outs = Vec::with_capacity(3);
@@ -453,7 +453,7 @@ pub fn estimate_batchnorm_statistics(
         let mut rec = gpu.recorder();
         let input = gpu.upload(&x.values, &x.shape)?;
         let weight = gpu.upload(&w, &key.shape)?;
-        let raw = conv2d_new(&mut rec, &spec, &input, &weight, None, None)?;
+        let raw = conv2d(&mut rec, &spec, &input, &weight, None, None)?;
         rec.submit();
         let mut y = Activation {
             shape: raw.shape().to_vec(),
@@ -497,7 +497,7 @@ pub fn estimate_batchnorm_statistics(
     let (ph, pw) = pool.out_hw();
     let mut x = Activation {
         shape: vec![x.shape[0], x.shape[1], ph, pw],
-        values: crate::cpu::conv::maxpool2d(&pool, &x.values),
+        values: crate::kernels::maxpool::maxpool2d_host(&pool, &x.values),
     };
     for &blocks in &super::weights::BLOCKS[..3] {
         for b in 0..blocks {

@@ -2,16 +2,10 @@
 
 use crate::kernels::blur::Border;
 
-/// scipy.ndimage's Gaussian kernel (`gaussian_filter` / `_gaussian_kernel1d`, order 0):
-/// radius `int(truncate · sigma + 0.5)`, taps `exp(−x² / (2σ²))` for `x = −radius..=radius`,
-/// normalised to sum 1. `sigma` must be positive (checked by the public wrapper).
+/// scipy.ndimage's Gaussian kernel in f64 (the production computation,
+/// [`crate::kernels::blur`]'s, which rounds it to f32). `sigma` must be positive.
 pub fn gaussian_kernel_1d(sigma: f64, truncate: f64) -> Vec<f64> {
-    let radius = (truncate * sigma + 0.5) as i64;
-    let taps: Vec<f64> = (-radius..=radius)
-        .map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp())
-        .collect();
-    let sum: f64 = taps.iter().sum();
-    taps.iter().map(|t| t / sum).collect()
+    crate::kernels::blur::gaussian_taps_f64(sigma, truncate)
 }
 
 /// Source index of `i` (possibly outside `0..n`) under a border mode; `None` reads zero.

@@ -62,31 +62,8 @@ pub fn conv2d(
     out
 }
 
-/// Max pooling over `[planes, h, w]` (planes = batch · channels) with PyTorch semantics:
-/// windows of `k × k` at `stride`, padding with −∞ (so padded taps never win).
+/// Max pooling over `[planes, h, w]` with PyTorch semantics: the production host
+/// computation ([`crate::kernels::maxpool::maxpool2d_host`]), which is also the reference.
 pub fn maxpool2d(spec: &MaxPoolSpec, input: &[f32]) -> Vec<f32> {
-    let (oh, ow) = spec.out_hw();
-    let mut out = Vec::with_capacity(spec.planes * oh * ow);
-    for pl in 0..spec.planes {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut m = f32::NEG_INFINITY;
-                for ky in 0..spec.kernel {
-                    let iy = (oy * spec.stride + ky) as isize - spec.pad as isize;
-                    if iy < 0 || iy >= spec.h as isize {
-                        continue;
-                    }
-                    for kx in 0..spec.kernel {
-                        let ix = (ox * spec.stride + kx) as isize - spec.pad as isize;
-                        if ix < 0 || ix >= spec.w as isize {
-                            continue;
-                        }
-                        m = m.max(input[(pl * spec.h + iy as usize) * spec.w + ix as usize]);
-                    }
-                }
-                out.push(m);
-            }
-        }
-    }
-    out
+    crate::kernels::maxpool::maxpool2d_host(spec, input)
 }

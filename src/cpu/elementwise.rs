@@ -1,13 +1,15 @@
 //! Element-wise operations and activations with their derivatives (references for
 //! [`crate::kernels::elementwise`]). Scalar maps are evaluated in f64.
 
-use crate::kernels::elementwise::{Act, BinaryOp};
+use crate::kernels::activation::Activation;
+use crate::kernels::elementwise::BinaryOp;
 
 /// `act(x)` in f64.
-pub fn act_f64(act: Act, x: f64) -> f64 {
+pub fn act_f64(act: Activation, x: f64) -> f64 {
     match act {
-        Act::Relu => x.max(0.0),
-        Act::LeakyRelu(s) => {
+        Activation::None => x,
+        Activation::Relu => x.max(0.0),
+        Activation::LeakyRelu(s) => {
             if x > 0.0 {
                 x
             } else {
@@ -15,23 +17,24 @@ pub fn act_f64(act: Act, x: f64) -> f64 {
             }
         }
         // x·Φ(x) = ½·x·(1 + erf(x/√2))
-        Act::Gelu => 0.5 * x * (1.0 + super::erf(x / std::f64::consts::SQRT_2)),
-        Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Activation::Gelu => 0.5 * x * (1.0 + super::erf(x / std::f64::consts::SQRT_2)),
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
     }
 }
 
 /// `act'(x)` in f64, as a function of the input `x` (PyTorch's convention at a kink: the
 /// gradient of ReLU / LeakyReLU at `x = 0` is that of the negative side).
-pub fn act_grad_f64(act: Act, x: f64) -> f64 {
+pub fn act_grad_f64(act: Activation, x: f64) -> f64 {
     match act {
-        Act::Relu => {
+        Activation::None => 1.0,
+        Activation::Relu => {
             if x > 0.0 {
                 1.0
             } else {
                 0.0
             }
         }
-        Act::LeakyRelu(s) => {
+        Activation::LeakyRelu(s) => {
             if x > 0.0 {
                 1.0
             } else {
@@ -39,26 +42,26 @@ pub fn act_grad_f64(act: Act, x: f64) -> f64 {
             }
         }
         // Φ(x) + x·φ(x)
-        Act::Gelu => {
+        Activation::Gelu => {
             let cdf = 0.5 * (1.0 + super::erf(x / std::f64::consts::SQRT_2));
             let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
             cdf + x * pdf
         }
-        Act::Sigmoid => {
-            let y = act_f64(Act::Sigmoid, x);
+        Activation::Sigmoid => {
+            let y = act_f64(Activation::Sigmoid, x);
             y * (1.0 - y)
         }
     }
 }
 
 /// `y = act(x)` element-wise.
-pub fn activation(act: Act, x: &[f32]) -> Vec<f32> {
+pub fn activation(act: Activation, x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| act_f64(act, v as f64) as f32).collect()
 }
 
 /// `dx = act'(·) · dy`, with `s` the forward input, or the forward output for sigmoid
-/// (see [`Act::backward_uses_output`]).
-pub fn activation_backward(act: Act, s: &[f32], dy: &[f32]) -> Vec<f32> {
+/// (see [`Activation::backward_uses_output`]).
+pub fn activation_backward(act: Activation, s: &[f32], dy: &[f32]) -> Vec<f32> {
     s.iter()
         .zip(dy)
         .map(|(&s, &g)| {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::pool::PooledBuffer;
 use super::profile::{self, Profile, Timestamps};
-use super::{Gpu, Kernel, Tensor};
+use super::{DType, Gpu, Kernel, Tensor};
 use crate::{Error, Result};
 
 /// Bytes per uniform chunk.
@@ -88,6 +88,9 @@ pub struct Recorder {
     timestamps: Option<Timestamps>,
     /// The note for the next dispatch's profile entry.
     note: String,
+    /// A smaller per-binding element limit than the device's (see
+    /// [`Recorder::limit_bindings`]).
+    binding_limit: Option<usize>,
 }
 
 impl Recorder {
@@ -105,6 +108,7 @@ impl Recorder {
             dispatches: 0,
             timestamps: None,
             note: String::new(),
+            binding_limit: None,
         }
     }
 
@@ -139,6 +143,28 @@ impl Recorder {
     /// The context.
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// Elements of `dtype` one piece of a split kernel operation may span: the device's
+    /// [`Gpu::max_binding_elems`], or the smaller limit set by [`Recorder::limit_bindings`].
+    /// Every kernel wrapper splits its work by this.
+    pub fn max_binding_elems(&self, dtype: DType) -> usize {
+        let device = self.gpu.max_binding_elems(dtype);
+        self.binding_limit.map_or(device, |l| l.min(device))
+    }
+
+    /// The limit set by [`Recorder::limit_bindings`], if any (for the wrappers whose default
+    /// limit is computed otherwise).
+    pub(crate) fn binding_override(&self) -> Option<usize> {
+        self.binding_limit
+    }
+
+    /// Makes the kernel wrappers recorded from now on split their work as if one storage
+    /// binding held at most `elems` elements (`None`: the device's limit again). The one
+    /// hook by which tests take the splitting paths on small tensors.
+    #[doc(hidden)]
+    pub fn limit_bindings(&mut self, elems: Option<usize>) {
+        self.binding_limit = elems;
     }
 
     /// Number of dispatches recorded so far.

@@ -5,7 +5,7 @@ use super::layers::{BatchNorm, InitKind, Linear, Module, Param, Running, VarBuil
 use super::LEAKY;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::BatchNormOut;
-use crate::kernels::elementwise::{activation, activation_backward, Act};
+use crate::kernels::elementwise::{activation, activation_backward, Activation as Act};
 use crate::kernels::gemm::Mat;
 use crate::Result;
 

@@ -9,7 +9,7 @@ use super::vit::{Block, BlockSaved};
 use super::{linear, tokens, AttentionAlgorithm, LEAKY, LN_EPS};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::kernels::batchnorm::BatchNormOut;
-use crate::kernels::elementwise::{activation, activation_backward, Act};
+use crate::kernels::elementwise::{activation, activation_backward, Activation as Act};
 use crate::kernels::gemm::{gemm, Epilogue, GemmSpec, Mat};
 use crate::kernels::layernorm::LayerNormOut;
 use crate::{Error, Result};

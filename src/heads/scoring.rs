@@ -15,7 +15,7 @@ use super::layers::{BatchNorm, Linear};
 use super::{tokens, Heads, LEAKY};
 use crate::backbone::Precision;
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::kernels::cast::cast_new;
+use crate::kernels::cast::cast;
 use crate::kernels::gemm::{gemm, Activation, Epilogue, GemmSpec, Mat};
 use crate::{Error, Result};
 
@@ -85,7 +85,7 @@ impl Heads {
     fn prepare_scoring_weights(&self, rec: &mut Recorder) -> Result<ScoringWeights> {
         let dtype = self.scoring_precision.dtype();
         let gpu = self.gpu.clone();
-        let mut matrix = |layer: &Linear| cast_new(rec, &layer.weight.value, dtype);
+        let mut matrix = |layer: &Linear| cast(rec, &layer.weight.value, dtype);
         let with_bias = |layer: &Linear, w: Tensor| -> Result<(Tensor, Tensor)> {
             let b = layer.bias.as_ref().ok_or_else(|| {
                 Error::Shape(format!("scoring: `{}` has no bias", layer.weight.name))

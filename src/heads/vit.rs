@@ -5,7 +5,7 @@ use super::attention::{attention_backward, attention_forward, AttentionDims, Att
 use super::layers::{InitKind, LayerNorm, Linear, Module, Param, VarBuilder};
 use super::{linear, AttentionAlgorithm, LN_EPS};
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::kernels::elementwise::{activation, activation_backward, Act};
+use crate::kernels::elementwise::{activation, activation_backward, Activation as Act};
 use crate::kernels::gemm::Mat;
 use crate::kernels::layernorm::LayerNormOut;
 use crate::Result;

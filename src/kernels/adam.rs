@@ -7,7 +7,7 @@
 //! learning rate follows a cosine schedule). Tensors larger than one storage binding take
 //! several dispatches.
 
-use super::elementwise::{check_same, pieces};
+use super::{check_same, pieces};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -81,9 +81,8 @@ impl AdamConfig {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     n: u32,
     off: u32,
     pad0: u32,
@@ -96,6 +95,7 @@ struct Params {
     eps: f32,
     neg_step: f32,
     pad2: u32,
+}
 }
 
 /// Records Adam step `step` (counted from 1, as PyTorch's `state['step']` after its
@@ -112,22 +112,7 @@ pub fn adam_step(
     m: &Tensor,
     v: &Tensor,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(DType::F32);
-    adam_with_limit(rec, cfg, step, lr, param, grad, m, v, limit)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn adam_with_limit(
-    rec: &mut Recorder,
-    cfg: &AdamConfig,
-    step: u32,
-    lr: f64,
-    param: &Tensor,
-    grad: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(DType::F32);
     if param.dtype() != DType::F32 {
         return Err(Error::Shape(format!(
             "adam: parameters must be f32, got {:?}",
@@ -235,12 +220,12 @@ mod tests {
         let vt = g.zeros(&[n], DType::F32);
         let gt = g.empty(&[n], DType::F32);
         let p0 = p.clone();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         for t in 1..=5u32 {
             let grad = random_vec(n, 100 * t as u64 + n as u64);
             gt.write(&grad).unwrap();
             let mut rec = g.recorder();
-            adam_with_limit(&mut rec, &cfg, t, lr(t), &pt, &gt, &mt, &vt, lim).unwrap();
+            rec.limit_bindings(limit);
+            adam_step(&mut rec, &cfg, t, lr(t), &pt, &gt, &mt, &vt).unwrap();
             if limit.is_some() {
                 assert!(rec.dispatch_count() > 1, "the split path was not taken");
             }

@@ -1,7 +1,7 @@
 //! BatchNorm1d over `[R, C]` (`shaders/batchnorm1d_stats.wgsl`, `shaders/batchnorm1d.wgsl`,
 //! `shaders/batchnorm1d_backward.wgsl`), its eval form folded into the Linear before it
-//! (`shaders/batchnorm1d_fold.wgsl`) and the column reduction of the affine gradients
-//! shared with LayerNorm (`shaders/norm_affine_grad.wgsl`).
+//! (`shaders/batchnorm1d_fold.wgsl`); the column reduction of the affine gradients it shares
+//! with LayerNorm is in `kernels/norm.rs`.
 //!
 //! PyTorch `nn.BatchNorm1d(C)` semantics on a `[N, C]` input (design §1.7–1.8: the
 //! discriminators' `Linear → BatchNorm1d → LeakyReLU`):
@@ -15,20 +15,18 @@
 //! The column statistics are a two-pass reduction over blocks of rows (no atomics): per block
 //! and column a partial result, then one invocation per column combines the blocks in order.
 
-use super::layernorm::{check_like, check_vec, row_pieces, rows_cols, GradTargets, NormGrads};
+use super::norm::{
+    affine_grads, count_blocks, GradTargets, NormGrads, StatsLayout, BLOCK_COLS, BLOCK_ROWS,
+};
+use super::{check_like, check_vec, row_pieces, rows_cols};
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const STATS: &str = include_str!("../../shaders/batchnorm1d_stats.wgsl");
 const APPLY: &str = include_str!("../../shaders/batchnorm1d.wgsl");
 const BACKWARD: &str = include_str!("../../shaders/batchnorm1d_backward.wgsl");
-const AFFINE_GRAD: &str = include_str!("../../shaders/norm_affine_grad.wgsl");
 const FOLD: &str = include_str!("../../shaders/batchnorm1d_fold.wgsl");
 
-/// Rows per block of the column reductions (64 per lane of a 64 × 4 workgroup).
-const BLOCK_ROWS: usize = 256;
-/// Columns per workgroup of the column reductions.
-const BLOCK_COLS: usize = 64;
 /// Invocations per workgroup of the element-wise kernels.
 const ELEM_WG: u32 = 256;
 
@@ -36,15 +34,6 @@ const ELEM_WG: u32 = 256;
 pub const DEFAULT_EPS: f32 = 1e-5;
 /// PyTorch's `BatchNorm1d` default `momentum`.
 pub const DEFAULT_MOMENTUM: f32 = 0.1;
-
-/// Where the mean and rstd used to form `x̂` live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StatsLayout {
-    /// One per row (LayerNorm).
-    PerRow,
-    /// One per column (BatchNorm).
-    PerColumn,
-}
 
 /// A BatchNorm1d layer's parameters and running statistics (all f32 `[C]`).
 #[derive(Debug, Clone, Copy)]
@@ -75,9 +64,8 @@ pub struct BatchNormOut {
     pub rstd: Tensor,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct StatsParams {
+super::uniform! {
+pub(super) struct StatsParams {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -87,10 +75,10 @@ struct StatsParams {
     momentum: f32,
     _pad: u32,
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ApplyParams {
+super::uniform! {
+pub(super) struct ApplyParams {
     n: u32,
     cols: u32,
     off_x: u32,
@@ -98,19 +86,19 @@ struct ApplyParams {
     eps: f32,
     _pad: [u32; 3],
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FoldParams {
+super::uniform! {
+pub(super) struct FoldParams {
     out: u32,
     inp: u32,
     eps: f32,
     _pad: u32,
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BwdParams {
+super::uniform! {
+pub(super) struct BwdParams {
     n: u32,
     cols: u32,
     rows_total: u32,
@@ -119,26 +107,6 @@ struct BwdParams {
     off_dx: u32,
     _pad: [u32; 2],
 }
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct GradParams {
-    rows: u32,
-    cols: u32,
-    off_x: u32,
-    off_dy: u32,
-    row0: u32,
-    block0: u32,
-    nblocks: u32,
-    _pad: u32,
-}
-
-/// Number of row blocks the column reductions use over all pieces.
-fn count_blocks(pieces: &[(usize, usize)]) -> usize {
-    pieces
-        .iter()
-        .map(|(r0, r1)| (r1 - r0).div_ceil(BLOCK_ROWS))
-        .sum()
 }
 
 impl<'a> BatchNorm1d<'a> {
@@ -193,17 +161,7 @@ impl<'a> BatchNorm1d<'a> {
 
     /// [`BatchNorm1d::train`] into existing tensors.
     pub fn train_into(&self, rec: &mut Recorder, x: &Tensor, out: &BatchNormOut) -> Result<()> {
-        let max = rec.gpu().max_binding_elems(DType::F32);
-        self.train_impl(rec, x, out, max)
-    }
-
-    fn train_impl(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        out: &BatchNormOut,
-        max_elems: usize,
-    ) -> Result<()> {
+        let max_elems = rec.max_binding_elems(DType::F32);
         const W: &str = "batch_norm_train";
         let (r, c) = self.check(W, x)?;
         check_like(W, "y", &out.y, x)?;
@@ -279,11 +237,7 @@ impl<'a> BatchNorm1d<'a> {
 
     /// [`BatchNorm1d::eval`] into an existing tensor shaped like `x`.
     pub fn eval_into(&self, rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
-        let max = rec.gpu().max_binding_elems(DType::F32);
-        self.eval_impl(rec, x, y, max)
-    }
-
-    fn eval_impl(&self, rec: &mut Recorder, x: &Tensor, y: &Tensor, max: usize) -> Result<()> {
+        let max = rec.max_binding_elems(DType::F32);
         const W: &str = "batch_norm_eval";
         self.check(W, x)?;
         check_like(W, "y", y, x)?;
@@ -340,19 +294,7 @@ impl<'a> BatchNorm1d<'a> {
         dy: &Tensor,
         out: GradTargets<'_>,
     ) -> Result<()> {
-        let max = rec.gpu().max_binding_elems(DType::F32);
-        self.backward_impl(rec, x, saved, dy, out, max)
-    }
-
-    fn backward_impl(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        saved: &BatchNormOut,
-        dy: &Tensor,
-        out: GradTargets<'_>,
-        max_elems: usize,
-    ) -> Result<()> {
+        let max_elems = rec.max_binding_elems(DType::F32);
         const W: &str = "batch_norm_backward";
         let (r, c) = rows_cols(W, x)?;
         check_like(W, "x", x, x)?;
@@ -513,89 +455,6 @@ fn apply(
     Ok(())
 }
 
-/// Column sums `dβ = Σ_rows dy` and `dγ = Σ_rows dy · x̂` of a normalisation layer, written
-/// to (or added to) `out.dgamma` / `out.dbeta`. Returns this batch's totals as a `[C, 2]`
-/// tensor of (dβ, dγ) pairs (what the BatchNorm dx kernel needs, whatever `accumulate`).
-/// `out.dx` is not touched.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn affine_grads(
-    rec: &mut Recorder,
-    x: &Tensor,
-    dy: &Tensor,
-    mean: &Tensor,
-    rstd: &Tensor,
-    layout: StatsLayout,
-    out: GradTargets<'_>,
-    max_elems: usize,
-) -> Result<Tensor> {
-    const W: &str = "norm_affine_grad";
-    let (r, c) = rows_cols(W, x)?;
-    check_vec(W, "dgamma", out.dgamma, c)?;
-    check_vec(W, "dbeta", out.dbeta, c)?;
-    let gpu = rec.gpu().clone();
-    let pieces = row_pieces(W, r, c, max_elems, 1)?;
-    let nblocks = count_blocks(&pieces);
-    let part = gpu.empty(&[nblocks, c, 2], DType::F32);
-    let totals = gpu.empty(&[c, 2], DType::F32);
-    let per_row = layout == StatsLayout::PerRow;
-    let partial = gpu.kernel(&affine_grad_source("partial", per_row, out.accumulate))?;
-    let finalize = gpu.kernel(&affine_grad_source("finalize", per_row, out.accumulate))?;
-    let mut params = GradParams {
-        rows: 0,
-        cols: c as u32,
-        off_x: 0,
-        off_dy: 0,
-        row0: 0,
-        block0: 0,
-        nblocks: nblocks as u32,
-        _pad: 0,
-    };
-    let mut block0 = 0;
-    for &(r0, r1) in &pieces {
-        let n = (r1 - r0) * c;
-        let (xb, off_x) = x.bind_elems(r0 * c, n);
-        let (gb, off_dy) = dy.bind_elems(r0 * c, n);
-        let blocks = (r1 - r0).div_ceil(BLOCK_ROWS);
-        params.rows = (r1 - r0) as u32;
-        params.off_x = off_x;
-        params.off_dy = off_dy;
-        params.row0 = r0 as u32;
-        params.block0 = block0 as u32;
-        rec.dispatch(
-            &partial,
-            &params,
-            &[
-                xb,
-                gb,
-                mean.bind(),
-                rstd.bind(),
-                part.bind(),
-                BindRange::unused(),
-                BindRange::unused(),
-                BindRange::unused(),
-            ],
-            [c.div_ceil(BLOCK_COLS) as u32, blocks as u32, 1],
-        )?;
-        block0 += blocks;
-    }
-    rec.dispatch(
-        &finalize,
-        &params,
-        &[
-            BindRange::unused(),
-            BindRange::unused(),
-            BindRange::unused(),
-            BindRange::unused(),
-            part.bind(),
-            totals.bind(),
-            out.dgamma.bind(),
-            out.dbeta.bind(),
-        ],
-        [c.div_ceil(BLOCK_COLS) as u32, 1, 1],
-    )?;
-    Ok(totals)
-}
-
 /// Entry point `entry` of the statistics kernel.
 fn stats_source(entry: &'static str) -> ShaderSource<'static> {
     let storage = [
@@ -663,30 +522,6 @@ fn apply_source(from_var: bool) -> ShaderSource<'static> {
     super::with_f16_enable(source, DType::F32)
 }
 
-/// Entry point `entry` of the affine-gradient reduction.
-fn affine_grad_source(
-    entry: &'static str,
-    per_row: bool,
-    accumulate: bool,
-) -> ShaderSource<'static> {
-    let source = ShaderSource::new("norm_affine_grad", AFFINE_GRAD)
-        .define("T", "f32")
-        .define("BLOCK_ROWS", BLOCK_ROWS)
-        .define("PER_ROW", per_row)
-        .define("ACCUMULATE", accumulate)
-        .storage(&[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-            Access::ReadWrite,
-        ]);
-    super::with_f16_enable(source, DType::F32).entry(entry)
-}
-
 /// Every variant of this module's kernels the library can build on `device` (see
 /// [`super::shader_variants`]).
 #[doc(hidden)]
@@ -695,11 +530,6 @@ pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>>
     for flag in [false, true] {
         out.push(backward_source(flag));
         out.push(apply_source(flag));
-        for accumulate in [false, true] {
-            for entry in ["partial", "finalize"] {
-                out.push(affine_grad_source(entry, flag, accumulate));
-            }
-        }
     }
     for dtype in super::float_types(device) {
         out.push(fold_source(dtype));
@@ -790,9 +620,10 @@ mod tests {
         };
         let y_eval = g.empty(&[rows, cols], DType::F32);
         let mut rec = g.recorder();
-        bn.train_impl(&mut rec, &xt, &out, max_elems).unwrap();
-        bn.eval_impl(&mut rec, &xt, &y_eval, max_elems).unwrap();
-        bn.backward_impl(
+        rec.limit_bindings(Some(max_elems));
+        bn.train_into(&mut rec, &xt, &out).unwrap();
+        bn.eval_into(&mut rec, &xt, &y_eval).unwrap();
+        bn.backward_into(
             &mut rec,
             &xt,
             &out,
@@ -803,7 +634,6 @@ mod tests {
                 dbeta: &dbeta,
                 accumulate,
             },
-            max_elems,
         )
         .unwrap();
         rec.submit();

@@ -8,7 +8,7 @@
 //! All leading dimensions are independent maps; work on tensors larger than one storage
 //! binding is split into groups of whole maps.
 
-use super::layernorm::row_pieces;
+use super::row_pieces;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -34,17 +34,26 @@ pub fn gaussian_kernel_1d(sigma: f32, truncate: f32) -> Result<Vec<f32>> {
             "gaussian kernel: need sigma > 0 and truncate ≥ 0, got {sigma} and {truncate}"
         )));
     }
-    Ok(
-        crate::cpu::blur::gaussian_kernel_1d(sigma as f64, truncate as f64)
-            .into_iter()
-            .map(|w| w as f32)
-            .collect(),
-    )
+    Ok(gaussian_taps_f64(sigma as f64, truncate as f64)
+        .into_iter()
+        .map(|w| w as f32)
+        .collect())
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+/// scipy.ndimage's Gaussian kernel (`gaussian_filter` / `_gaussian_kernel1d`, order 0):
+/// radius `int(truncate · sigma + 0.5)`, taps `exp(−x² / (2σ²))` for `x = −radius..=radius`,
+/// normalised to sum 1. `sigma` must be positive (checked by [`gaussian_kernel_1d`]).
+pub(crate) fn gaussian_taps_f64(sigma: f64, truncate: f64) -> Vec<f64> {
+    let radius = (truncate * sigma + 0.5) as i64;
+    let taps: Vec<f64> = (-radius..=radius)
+        .map(|x| (-0.5 / (sigma * sigma) * (x * x) as f64).exp())
+        .collect();
+    let sum: f64 = taps.iter().sum();
+    taps.iter().map(|t| t / sum).collect()
+}
+
+super::uniform! {
+pub(super) struct Params {
     maps: u32,
     h: u32,
     w: u32,
@@ -53,6 +62,7 @@ struct Params {
     off_dst: u32,
     border: u32,
     _pad: u32,
+}
 }
 
 /// Filters every `[H, W]` map of `x` (`[.., H, W]`, f32) with the odd-length 1-D `kernel`
@@ -78,8 +88,7 @@ pub fn sep_conv2d_into(
     border: Border,
     y: &Tensor,
 ) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    run(rec, x, kernel, border, y, max)
+    run(rec, x, kernel, border, y)
 }
 
 /// Gaussian blur of every `[H, W]` map of `x`, exactly like
@@ -90,14 +99,8 @@ pub fn gaussian_blur(rec: &mut Recorder, x: &Tensor, sigma: f32, truncate: f32) 
     sep_conv2d(rec, x, &k, Border::Reflect)
 }
 
-fn run(
-    rec: &mut Recorder,
-    x: &Tensor,
-    kernel: &Tensor,
-    border: Border,
-    y: &Tensor,
-    max_elems: usize,
-) -> Result<()> {
+fn run(rec: &mut Recorder, x: &Tensor, kernel: &Tensor, border: Border, y: &Tensor) -> Result<()> {
+    let max_elems = rec.max_binding_elems(DType::F32);
     const W: &str = "sep_conv2d";
     let s = x.shape();
     if s.len() < 2 || x.dtype() != DType::F32 || s[s.len() - 2] == 0 || s[s.len() - 1] == 0 {
@@ -206,7 +209,8 @@ mod tests {
         let kt = g.upload(taps, &[taps.len()]).unwrap();
         let yt = g.empty(&[maps, h, w], DType::F32);
         let mut rec = g.recorder();
-        run(&mut rec, &xt, &kt, border, &yt, max_elems).unwrap();
+        rec.limit_bindings(Some(max_elems));
+        run(&mut rec, &xt, &kt, border, &yt).unwrap();
         rec.submit();
         let what = format!("sepconv {maps}x{h}x{w} taps {} {border:?}", taps.len());
         assert_close(&what, &yt.to_vec().unwrap(), &narrow(&want), TOL);

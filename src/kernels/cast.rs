@@ -7,7 +7,7 @@
 //! to the implementation; the drivers we know round to nearest, ties to even); magnitudes
 //! beyond f16's largest finite value 65504 are not representable and must not be cast.
 
-use super::elementwise::{check_distinct, check_float, pieces};
+use super::{check_distinct, check_float, pieces};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -16,37 +16,22 @@ const SHADER: &str = include_str!("../../shaders/cast.wgsl");
 /// Invocations per workgroup of the cast kernel.
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     n: u32,
     off_x: u32,
     off_y: u32,
     _pad: u32,
 }
+}
 
 /// Records `y = x` converted to `y`'s float dtype, element by element. `x` and `y` have one
 /// shape and distinct buffers; either may be f32 or f16 (the same dtype is a plain copy).
 /// An f16 operand on a device without `SHADER_F16` is an [`Error::Unsupported`].
-pub fn cast(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
+pub fn cast_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     let limit = rec
-        .gpu()
         .max_binding_elems(DType::F32)
-        .min(rec.gpu().max_binding_elems(DType::F16));
-    cast_with_limit(rec, x, y, limit)
-}
-
-/// [`cast`] into a new tensor of `dtype` (returns `x` itself when it already has `dtype`).
-pub fn cast_new(rec: &mut Recorder, x: &Tensor, dtype: DType) -> Result<Tensor> {
-    if x.dtype() == dtype {
-        return Ok(x.clone());
-    }
-    let y = rec.gpu().empty(x.shape(), dtype);
-    cast(rec, x, &y)?;
-    Ok(y)
-}
-
-fn cast_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> Result<()> {
+        .min(rec.max_binding_elems(DType::F16));
     check_float("cast", x)?;
     check_float("cast", y)?;
     if x.shape() != y.shape() {
@@ -75,6 +60,16 @@ fn cast_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> 
         rec.dispatch(&kernel, &params, &[xb, yb], super::grid_1d(len, WG))?;
     }
     Ok(())
+}
+
+/// [`cast_into`] a new tensor of `dtype` (returns `x` itself when it already has `dtype`).
+pub fn cast(rec: &mut Recorder, x: &Tensor, dtype: DType) -> Result<Tensor> {
+    if x.dtype() == dtype {
+        return Ok(x.clone());
+    }
+    let y = rec.gpu().empty(x.shape(), dtype);
+    cast_into(rec, x, &y)?;
+    Ok(y)
 }
 
 /// The kernel converting `from` to `to`.
@@ -156,9 +151,9 @@ mod tests {
         let half = g.empty(&[n], DType::F16);
         let back = g.empty(&[n], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        cast_with_limit(&mut rec, &xt, &half, lim).unwrap();
-        cast_with_limit(&mut rec, &half, &back, lim).unwrap();
+        rec.limit_bindings(limit);
+        cast_into(&mut rec, &xt, &half).unwrap();
+        cast_into(&mut rec, &half, &back).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
         }
@@ -177,14 +172,14 @@ mod tests {
             run(n, None);
         }
         run(4099, Some(SPLIT));
-        // f32 → f32 is a copy; cast_new of the same dtype aliases.
+        // f32 → f32 is a copy; cast to the same dtype aliases.
         let g = gpu();
         let x = random_vec(33, 9);
         let xt = g.upload(&x, &[3, 11]).unwrap();
         let y = g.empty(&[3, 11], DType::F32);
         let mut rec = g.recorder();
-        cast(&mut rec, &xt, &y).unwrap();
-        let same = cast_new(&mut rec, &xt, DType::F32).unwrap();
+        cast_into(&mut rec, &xt, &y).unwrap();
+        let same = cast(&mut rec, &xt, DType::F32).unwrap();
         rec.submit();
         assert!(same.same_buffer(&xt));
         assert_eq!(y.to_vec().unwrap(), x);
@@ -197,9 +192,9 @@ mod tests {
         let b = g.zeros(&[3, 4], DType::F32);
         let u = g.zeros(&[4, 3], DType::U32);
         let mut rec = g.recorder();
-        assert!(matches!(cast(&mut rec, &a, &b), Err(Error::Shape(_))));
-        assert!(matches!(cast(&mut rec, &a, &u), Err(Error::Shape(_))));
-        assert!(matches!(cast(&mut rec, &a, &a), Err(Error::Shape(_))));
+        assert!(matches!(cast_into(&mut rec, &a, &b), Err(Error::Shape(_))));
+        assert!(matches!(cast_into(&mut rec, &a, &u), Err(Error::Shape(_))));
+        assert!(matches!(cast_into(&mut rec, &a, &a), Err(Error::Shape(_))));
         assert_eq!(rec.dispatch_count(), 0);
     }
 
@@ -212,7 +207,7 @@ mod tests {
         let x = g.zeros(&[5], DType::F32);
         let h = g.empty(&[5], DType::F16);
         let mut rec = g.recorder();
-        let e = cast(&mut rec, &x, &h).unwrap_err();
+        let e = cast_into(&mut rec, &x, &h).unwrap_err();
         assert!(matches!(e, Error::Unsupported { .. }), "{e}");
     }
 }

@@ -7,7 +7,7 @@
 //! Batches whose input or output exceed one storage binding are split into image chunks.
 
 use super::staging::{OperandNames, Staging};
-use super::{ASource, DeviceDesc};
+use super::{ASource, DeviceDesc, Tiling};
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -125,33 +125,10 @@ impl Conv2dSpec {
     }
 }
 
-/// Tile shape of the convolution kernel (the implicit GEMM's M = C_out, N = pixels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvTiling {
-    /// Output channels per workgroup.
-    pub bm: u32,
-    /// Output pixels per workgroup.
-    pub bn: u32,
-    /// K-depth of a staged slice.
-    pub bk: u32,
-    /// Output channels per invocation.
-    pub tm: u32,
-    /// Output pixels per invocation.
-    pub tn: u32,
-    /// Stage tiles in workgroup memory (`false`: the direct variant, `bm = tm`, no
-    /// workgroup memory, `bk` unused).
-    pub shared: bool,
-    /// Tiled variant only: `Some(lanes)` shares each subgroup's weight rows by
-    /// `subgroupBroadcast`, as [`Tiling::subgroup`](super::gemm::Tiling::subgroup) does for
-    /// the GEMM (same requirements: the device's fixed subgroup size, `bn / tn` a multiple
-    /// of `lanes`, `tm / 4 ≤ lanes`).
-    pub subgroup: Option<u32>,
-}
-
-impl ConvTiling {
+impl Tiling {
     /// 128 output channels × 32 pixels, 16 × 4 per invocation: for CPU adapters when there
     /// are few output pixels.
-    pub const TALL_CPU: ConvTiling = ConvTiling {
+    pub const TALL_CPU: Tiling = Tiling {
         bm: 128,
         bn: 32,
         bk: 8,
@@ -161,15 +138,15 @@ impl ConvTiling {
         subgroup: None,
     };
 
-    /// The tiling used on this device for a convolution: [`ConvTiling::select`] for the
+    /// The tiling used on this device for a convolution: [`Tiling::select_conv`] for the
     /// device's [`DeviceDesc`].
-    pub fn choose(gpu: &Gpu, spec: &Conv2dSpec) -> ConvTiling {
-        ConvTiling::select(&DeviceDesc::of(gpu), spec)
+    pub fn choose_conv(gpu: &Gpu, spec: &Conv2dSpec) -> Tiling {
+        Tiling::select_conv(&DeviceDesc::of(gpu), spec)
     }
 
-    /// The tiling [`ConvTiling::choose`] picks on a device so described. Layers with few
+    /// The tiling [`Tiling::choose_conv`] picks on a device so described. Layers with few
     /// output pixels per channel (deep stages on small images) get narrower pixel tiles.
-    pub fn select(device: &DeviceDesc, spec: &Conv2dSpec) -> ConvTiling {
+    pub fn select_conv(device: &DeviceDesc, spec: &Conv2dSpec) -> Tiling {
         let (oh, ow) = spec.out_hw();
         let n = spec.batch * oh * ow;
         let small = spec.c_out < 64 || n < 64;
@@ -181,10 +158,10 @@ impl ConvTiling {
             let tiling = if spec.c_out >= 128 && n <= 32 {
                 // Deep layers of small images (layer3 at 64 px, 2 × 16 pixels): a 64-pixel
                 // tile would idle half its work, so tall 128 × 32 tiles (`docs/bench-notes.md`).
-                ConvTiling::TALL_CPU
+                Tiling::TALL_CPU
             } else if spec.c_out >= 128 && n >= 128 {
                 let tm = if subgroup.is_some() { 32 } else { 16 };
-                ConvTiling {
+                Tiling {
                     bm: 128,
                     bn: 128,
                     bk: 8,
@@ -194,7 +171,7 @@ impl ConvTiling {
                     subgroup: None,
                 }
             } else {
-                ConvTiling {
+                Tiling {
                     bm: 64,
                     bn: 64,
                     bk: 8,
@@ -204,10 +181,10 @@ impl ConvTiling {
                     subgroup: None,
                 }
             };
-            return ConvTiling { subgroup, ..tiling };
+            return Tiling { subgroup, ..tiling };
         }
         if small {
-            ConvTiling {
+            Tiling {
                 bm: 32,
                 bn: 32,
                 bk: 16,
@@ -217,7 +194,7 @@ impl ConvTiling {
                 subgroup: None,
             }
         } else {
-            ConvTiling {
+            Tiling {
                 bm: 64,
                 bn: 64,
                 bk: 16,
@@ -229,14 +206,14 @@ impl ConvTiling {
         }
     }
 
-    /// Every tiling [`ConvTiling::select`] returns on `device`, for convolutions of any
+    /// Every tiling [`Tiling::select_conv`] returns on `device`, for convolutions of any
     /// size (the selection run over output channels and pixels around its thresholds).
-    pub fn selectable(device: &DeviceDesc) -> Vec<ConvTiling> {
+    pub fn selectable_conv(device: &DeviceDesc) -> Vec<Tiling> {
         let mut out = Vec::new();
         for &c_out in &super::PROBE_EXTENTS {
             for &pixels in &super::PROBE_EXTENTS {
                 let spec = Conv2dSpec::new(1, 3, (1, pixels), c_out, 1, 1, 0);
-                let t = ConvTiling::select(device, &spec);
+                let t = Tiling::select_conv(device, &spec);
                 if !out.contains(&t) {
                     out.push(t);
                 }
@@ -245,19 +222,9 @@ impl ConvTiling {
         out
     }
 
-    /// Invocations per workgroup, or an error naming the constraint an inconsistent tiling
-    /// breaks.
-    pub fn invocations(&self) -> Result<u32> {
-        self.validate()
-    }
-
-    /// Bytes of workgroup memory the variant declares (the weight and input tiles of one
-    /// slice; the direct variant declares them too, unused).
-    pub fn workgroup_bytes(&self) -> u32 {
-        16 * (self.bk * self.bm / 4 + self.bk * self.bn / 4)
-    }
-
-    fn validate(&self) -> Result<u32> {
+    /// Invocations per workgroup, or an error naming the constraint the convolution kernel
+    /// has that this tiling breaks.
+    pub fn check_conv(&self) -> Result<u32> {
         let ok = self.tm > 0
             && self.tn > 0
             && self.bk > 0
@@ -287,9 +254,8 @@ impl ConvTiling {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     c_in: u32,
     h: u32,
     w: u32,
@@ -303,26 +269,19 @@ struct Params {
     off_res: u32,
     _pad: u32,
 }
-
-fn check_shape(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
-    if t.shape() != want {
-        return Err(Error::Shape(format!(
-            "conv2d: {what} has shape {:?}, expected {want:?}",
-            t.shape()
-        )));
-    }
-    if t.dtype() == DType::U32 {
-        return Err(Error::Shape(format!(
-            "conv2d: {what} must be a float tensor"
-        )));
-    }
-    Ok(())
 }
 
-/// Records `out = conv2d(input, weight) + bias` with the ReLU / residual epilogue of `spec`.
+/// Checks a convolution operand's shape and that it holds floats.
+fn check_operand(what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    super::check_shape("conv2d", what, t, want)?;
+    super::expect_dtype("conv2d", what, t, &super::FLOATS)
+}
+
+/// Records `out = conv(input, weight) + bias` with the ReLU / residual epilogue of `spec`
+/// into the given `out`.
 /// Shapes: `input` `[batch, c_in, h, w]`, `weight` `[c_out, c_in, kh, kw]`, `bias`
 /// `[c_out]`, `residual` and `out` `[batch, c_out, oh, ow]`.
-pub fn conv2d(
+pub fn conv2d_into(
     rec: &mut Recorder,
     spec: &Conv2dSpec,
     input: &Tensor,
@@ -331,12 +290,12 @@ pub fn conv2d(
     residual: Option<&Tensor>,
     out: &Tensor,
 ) -> Result<()> {
-    let tiling = ConvTiling::choose(rec.gpu(), spec);
-    conv2d_with(rec, spec, input, weight, bias, residual, out, tiling, None)
+    let tiling = Tiling::choose_conv(rec.gpu(), spec);
+    conv2d_with(rec, spec, input, weight, bias, residual, out, tiling)
 }
 
-/// [`conv2d`] into a new output tensor.
-pub fn conv2d_new(
+/// [`conv2d_into`] a new output tensor, which it returns.
+pub fn conv2d(
     rec: &mut Recorder,
     spec: &Conv2dSpec,
     input: &Tensor,
@@ -345,12 +304,11 @@ pub fn conv2d_new(
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
     let out = rec.gpu().empty(&spec.output_shape(), input.dtype());
-    conv2d(rec, spec, input, weight, bias, residual, &out)?;
+    conv2d_into(rec, spec, input, weight, bias, residual, &out)?;
     Ok(out)
 }
 
-/// [`conv2d`] with an explicit tiling and, for tests of the splitting path, a smaller
-/// per-binding element limit than the device's.
+/// [`conv2d_into`] with an explicit tiling.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_with(
     rec: &mut Recorder,
@@ -360,20 +318,19 @@ pub fn conv2d_with(
     bias: Option<&Tensor>,
     residual: Option<&Tensor>,
     out: &Tensor,
-    tiling: ConvTiling,
-    max_elems: Option<usize>,
+    tiling: Tiling,
 ) -> Result<()> {
-    let threads = tiling.validate()?;
+    let threads = tiling.check_conv()?;
     ASource::of(tiling.subgroup).check_device(rec.gpu(), &tiling)?;
     if spec.stride == 0 || spec.kh == 0 || spec.kw == 0 {
         return Err(Error::Shape(format!("conv2d: invalid spec {spec:?}")));
     }
     let (oh, ow) = spec.out_hw();
-    check_shape("input", input, &spec.input_shape())?;
-    check_shape("weight", weight, &spec.weight_shape())?;
-    check_shape("output", out, &spec.output_shape())?;
+    check_operand("input", input, &spec.input_shape())?;
+    check_operand("weight", weight, &spec.weight_shape())?;
+    check_operand("output", out, &spec.output_shape())?;
     if let Some(b) = bias {
-        check_shape("bias", b, &[spec.c_out])?;
+        check_operand("bias", b, &[spec.c_out])?;
     }
     match (spec.residual, residual) {
         (ResidualMode::None, None) => {}
@@ -387,7 +344,7 @@ pub fn conv2d_with(
                 "conv2d: the spec adds a residual but none was given".into(),
             ))
         }
-        (_, Some(r)) => check_shape("residual", r, &spec.output_shape())?,
+        (_, Some(r)) => check_operand("residual", r, &spec.output_shape())?,
     }
     let dtype = out.dtype();
     if input.dtype() != dtype || weight.dtype() != dtype {
@@ -400,7 +357,8 @@ pub fn conv2d_with(
     }
     let gpu = rec.gpu().clone();
     // Elements per binding, less the alignment slack of `bind_elems`.
-    let limit = max_elems
+    let limit = rec
+        .binding_override()
         .unwrap_or((gpu.max_binding_bytes() / dtype.size() as u64) as usize)
         .saturating_sub(64);
     let k = spec.c_in * spec.kh * spec.kw;
@@ -484,7 +442,7 @@ pub fn conv2d_with(
 /// `threads` invocations), storage type `dtype`, with or without a bias.
 fn variant_source(
     spec: &Conv2dSpec,
-    tiling: ConvTiling,
+    tiling: Tiling,
     threads: u32,
     dtype: DType,
     bias: bool,
@@ -571,7 +529,7 @@ const GEOMETRIES: [(usize, usize, usize); 6] = [
 ];
 
 /// Every convolution variant the library can build on `device`: each tiling
-/// [`ConvTiling::select`] returns, with every storage type and every weight staging
+/// [`Tiling::select_conv`] returns, with every storage type and every weight staging
 /// [`Staging::choose`] gives it (the full product: these change the generated code), and
 /// every geometry of [`GEOMETRIES`] with every epilogue (bias, ReLU, residual mode). The
 /// geometry and epilogue are constants of the kernel, the same code whatever their value, so
@@ -580,9 +538,9 @@ const GEOMETRIES: [(usize, usize, usize); 6] = [
 #[doc(hidden)]
 pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
     let mut structures = Vec::new();
-    for tiling in ConvTiling::selectable(device) {
+    for tiling in Tiling::selectable_conv(device) {
         let threads = tiling
-            .validate()
+            .check_conv()
             .expect("the selection returns consistent tilings");
         for dtype in super::float_types(device) {
             let stagings = if tiling.shared {
@@ -652,7 +610,7 @@ mod tests {
     /// reference.
     const TOL: f64 = 1e-5;
 
-    fn check(spec: Conv2dSpec, tiling: Option<ConvTiling>, max_elems: Option<usize>) {
+    fn check(spec: Conv2dSpec, tiling: Option<Tiling>, max_elems: Option<usize>) {
         let g = gpu();
         let n_in: usize = spec.input_shape().iter().product();
         let n_w: usize = spec.weight_shape().iter().product();
@@ -668,7 +626,8 @@ mod tests {
         let has_res = spec.residual != ResidualMode::None;
         let out = g.empty(&spec.output_shape(), DType::F32);
         let mut rec = g.recorder();
-        let tiling = tiling.unwrap_or(ConvTiling::choose(&g, &spec));
+        rec.limit_bindings(max_elems);
+        let tiling = tiling.unwrap_or(Tiling::choose_conv(&g, &spec));
         conv2d_with(
             &mut rec,
             &spec,
@@ -678,7 +637,6 @@ mod tests {
             has_res.then_some(&rt),
             &out,
             tiling,
-            max_elems,
         )
         .unwrap();
         rec.submit();
@@ -703,7 +661,7 @@ mod tests {
             // K = 108 and 36: the weights staged as vec4s along K (f32, K a multiple of 4).
             (2, 12, (5, 6), 70, 3, 1, 1, true, After),
         ];
-        let tiled = ConvTiling {
+        let tiled = Tiling {
             bm: 32,
             bn: 32,
             bk: 16,
@@ -724,7 +682,7 @@ mod tests {
 
     #[test]
     fn large_tiles_and_batch_splitting() {
-        let big = ConvTiling {
+        let big = Tiling {
             bm: 64,
             bn: 64,
             bk: 16,
@@ -739,11 +697,11 @@ mod tests {
         check(spec, Some(big), None);
         // Tall tiles over few pixels (30 here), ragged in both directions.
         let few_pixels = Conv2dSpec::new(2, 21, (3, 5), 150, 3, 1, 1).relu(true);
-        check(few_pixels, Some(ConvTiling::TALL_CPU), None);
+        check(few_pixels, Some(Tiling::TALL_CPU), None);
         check(few_pixels, None, None);
         // Weight rows shared by subgroup broadcasts, where the device's subgroups allow.
         if let Some(lanes @ 8) = gpu().subgroup_size() {
-            let wide = ConvTiling {
+            let wide = Tiling {
                 bm: 128,
                 bn: 128,
                 bk: 8,
@@ -754,9 +712,9 @@ mod tests {
             };
             check(spec, Some(wide), None);
             check(few_pixels, Some(wide), None);
-            let tall = ConvTiling {
+            let tall = Tiling {
                 subgroup: Some(lanes),
-                ..ConvTiling::TALL_CPU
+                ..Tiling::TALL_CPU
             };
             check(few_pixels, Some(tall), None);
             let pointwise = Conv2dSpec::new(5, 40, (7, 6), 70, 1, 1, 0);
@@ -767,7 +725,7 @@ mod tests {
         let spec1 = Conv2dSpec::new(5, 40, (7, 6), 70, 1, 1, 0);
         check(spec1, Some(big), Some(2 * 70 * 42 + 64));
         // The direct (no workgroup memory) variant on the same ragged shapes.
-        let direct = ConvTiling {
+        let direct = Tiling {
             bm: 8,
             bn: 128,
             bk: 1,
@@ -803,7 +761,7 @@ mod tests {
         if !g.supports_f16() {
             return;
         }
-        let direct = ConvTiling {
+        let direct = Tiling {
             bm: 8,
             bn: 128,
             bk: 1,
@@ -831,11 +789,11 @@ mod tests {
             let (xt, wt) = (up(&x, &spec.input_shape()), up(&w, &spec.weight_shape()));
             let (bt, rt) = (up(&bias, &[spec.c_out]), up(&res, &spec.output_shape()));
             let want = cpu::conv::conv2d(&spec, &x, &w, Some(&bias), has_res.then_some(&res[..]));
-            for tiling in [ConvTiling::choose(&g, &spec), direct] {
+            for tiling in [Tiling::choose_conv(&g, &spec), direct] {
                 let out = g.empty(&spec.output_shape(), DType::F16);
                 let mut rec = g.recorder();
                 let r = has_res.then_some(&rt);
-                conv2d_with(&mut rec, &spec, &xt, &wt, Some(&bt), r, &out, tiling, None).unwrap();
+                conv2d_with(&mut rec, &spec, &xt, &wt, Some(&bt), r, &out, tiling).unwrap();
                 rec.submit();
                 assert_close(
                     &format!("f16 {spec:?} {tiling:?}"),
@@ -856,8 +814,8 @@ mod tests {
         let wrong = g.zeros(&[4, 3, 1, 1], DType::F32);
         let out = g.empty(&[1, 4, 8, 8], DType::F32);
         let mut rec = g.recorder();
-        assert!(conv2d(&mut rec, &spec, &x, &wrong, None, None, &out).is_err());
-        assert!(conv2d(&mut rec, &spec, &x, &w, None, Some(&out), &out).is_err());
-        assert!(conv2d(&mut rec, &spec, &x, &w, None, None, &out).is_ok());
+        assert!(conv2d_into(&mut rec, &spec, &x, &wrong, None, None, &out).is_err());
+        assert!(conv2d_into(&mut rec, &spec, &x, &w, None, Some(&out), &out).is_err());
+        assert!(conv2d_into(&mut rec, &spec, &x, &w, None, None, &out).is_ok());
     }
 }

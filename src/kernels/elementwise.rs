@@ -6,6 +6,8 @@
 //! buffer with an input (use [`axpby`] for in-place accumulation); aliasing is reported as an
 //! [`Error::Shape`] rather than left to a GPU validation failure.
 
+pub use super::activation::Activation;
+use super::{check_distinct, check_float, check_same, pieces};
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -15,86 +17,8 @@ const BINARY: &str = include_str!("../../shaders/binary.wgsl");
 /// Invocations per workgroup of the element-wise kernels.
 const WG: u32 = 256;
 
-/// Consecutive `(start, len)` pieces of at most `limit` elements covering `0..n`.
-pub(crate) fn pieces(n: usize, limit: usize) -> impl Iterator<Item = (usize, usize)> {
-    let limit = limit.max(1);
-    (0..n).step_by(limit).map(move |s| (s, limit.min(n - s)))
-}
-
-/// Fails unless `t` holds floats (f32, or f16 where the device has it).
-pub(crate) fn check_float(what: &str, t: &Tensor) -> Result<()> {
-    match t.dtype() {
-        DType::F32 | DType::F16 => Ok(()),
-        DType::U32 => Err(Error::Shape(format!(
-            "{what}: expected a float tensor, got u32"
-        ))),
-    }
-}
-
-/// Fails unless `a` and `b` have one shape and one dtype.
-pub(crate) fn check_same(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
-    if a.shape() != b.shape() || a.dtype() != b.dtype() {
-        return Err(Error::Shape(format!(
-            "{what}: operands {:?} {:?} and {:?} {:?} differ",
-            a.shape(),
-            a.dtype(),
-            b.shape(),
-            b.dtype()
-        )));
-    }
-    Ok(())
-}
-
-/// Fails if the written tensor `out` shares its buffer with one of the read `inputs`.
-pub(crate) fn check_distinct(what: &str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
-    if inputs.iter().any(|t| t.same_buffer(out)) {
-        return Err(Error::Shape(format!(
-            "{what}: the output shares a buffer with an input"
-        )));
-    }
-    Ok(())
-}
-
-/// An activation function with a backward pass.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Act {
-    /// `max(x, 0)`.
-    Relu,
-    /// `x` for `x > 0`, else `slope · x` (`torch.nn.LeakyReLU(slope)`).
-    LeakyRelu(f32),
-    /// Exact GELU `x · Φ(x)` (`torch.nn.GELU()`, `approximate='none'`).
-    Gelu,
-    /// `1 / (1 + e^(−x))`.
-    Sigmoid,
-}
-
-impl Act {
-    fn code(self) -> u32 {
-        match self {
-            Act::Relu => 1,
-            Act::LeakyRelu(_) => 2,
-            Act::Gelu => 3,
-            Act::Sigmoid => 4,
-        }
-    }
-
-    fn slope(self) -> f32 {
-        match self {
-            Act::LeakyRelu(s) => s,
-            _ => 0.0,
-        }
-    }
-
-    /// Whether [`activation_backward`] wants the forward *output* `y` (sigmoid, as PyTorch's
-    /// `sigmoid_backward`) rather than the input `x` (all others).
-    pub fn backward_uses_output(self) -> bool {
-        self == Act::Sigmoid
-    }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct UnaryParams {
+super::uniform! {
+pub(super) struct UnaryParams {
     n: u32,
     off_x: u32,
     off_y: u32,
@@ -103,6 +27,7 @@ struct UnaryParams {
     beta: f32,
     slope: f32,
     pad: u32,
+}
 }
 
 fn unary_source(entry: &'static str, op: u32, dtype: DType) -> ShaderSource<'static> {
@@ -116,6 +41,7 @@ fn unary_source(entry: &'static str, op: u32, dtype: DType) -> ShaderSource<'sta
         .define("T", dtype.wgsl())
         .define("OP", op)
         .define("ERF", super::ERF_WGSL)
+        .define("ACTIVATION", super::activation::ACTIVATION_WGSL)
         .storage(storage);
     super::with_f16_enable(src, dtype)
 }
@@ -164,18 +90,8 @@ fn unary(
 }
 
 /// `y = act(x)` element-wise; `x` and `y` have one shape.
-pub fn activation(rec: &mut Recorder, act: Act, x: &Tensor, y: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(y.dtype());
-    activation_with_limit(rec, act, x, y, limit)
-}
-
-fn activation_with_limit(
-    rec: &mut Recorder,
-    act: Act,
-    x: &Tensor,
-    y: &Tensor,
-    limit: usize,
-) -> Result<()> {
+pub fn activation(rec: &mut Recorder, act: Activation, x: &Tensor, y: &Tensor) -> Result<()> {
+    let limit = rec.max_binding_elems(y.dtype());
     check_float("activation", x)?;
     check_same("activation", x, y)?;
     check_distinct("activation", y, &[x])?;
@@ -184,26 +100,15 @@ fn activation_with_limit(
 }
 
 /// `dx = act'(s) · dy` element-wise, where `s` is the forward input `x`, or the forward
-/// output `y` when [`Act::backward_uses_output`] (sigmoid). All four have one shape.
+/// output `y` when [`Activation::backward_uses_output`] (sigmoid). All four have one shape.
 pub fn activation_backward(
     rec: &mut Recorder,
-    act: Act,
+    act: Activation,
     s: &Tensor,
     dy: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(dx.dtype());
-    activation_backward_with_limit(rec, act, s, dy, dx, limit)
-}
-
-fn activation_backward_with_limit(
-    rec: &mut Recorder,
-    act: Act,
-    s: &Tensor,
-    dy: &Tensor,
-    dx: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(dx.dtype());
     check_float("activation_backward", s)?;
     check_same("activation_backward", s, dy)?;
     check_same("activation_backward", s, dx)?;
@@ -223,18 +128,7 @@ fn activation_backward_with_limit(
 
 /// `y = alpha · x + beta` element-wise (a scaled copy when `beta = 0`).
 pub fn affine(rec: &mut Recorder, alpha: f32, x: &Tensor, beta: f32, y: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(y.dtype());
-    affine_with_limit(rec, alpha, x, beta, y, limit)
-}
-
-fn affine_with_limit(
-    rec: &mut Recorder,
-    alpha: f32,
-    x: &Tensor,
-    beta: f32,
-    y: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(y.dtype());
     check_float("affine", x)?;
     check_same("affine", x, y)?;
     check_distinct("affine", y, &[x])?;
@@ -257,11 +151,7 @@ pub fn scale(rec: &mut Recorder, alpha: f32, x: &Tensor, y: &Tensor) -> Result<(
 
 /// Sets every element of `t` to `value`.
 pub fn fill(rec: &mut Recorder, t: &Tensor, value: f32) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(t.dtype());
-    fill_with_limit(rec, t, value, limit)
-}
-
-fn fill_with_limit(rec: &mut Recorder, t: &Tensor, value: f32, limit: usize) -> Result<()> {
+    let limit = rec.max_binding_elems(t.dtype());
     check_float("fill", t)?;
     unary(rec, "fill", 0, None, t, None, (0.0, value, 0.0), limit)
 }
@@ -282,9 +172,8 @@ pub enum BinaryOp {
     Mul,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BinaryParams {
+super::uniform! {
+pub(super) struct BinaryParams {
     n: u32,
     off_a: u32,
     off_out: u32,
@@ -293,6 +182,7 @@ struct BinaryParams {
     base: u32,
     alpha: f32,
     beta: f32,
+}
 }
 
 /// `out = a op b` element-wise. `b` has the shape of `a`, or is a row vector `[C]` broadcast
@@ -304,18 +194,7 @@ pub fn binary(
     b: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(out.dtype());
-    binary_with_limit(rec, op, a, b, out, limit)
-}
-
-fn binary_with_limit(
-    rec: &mut Recorder,
-    op: BinaryOp,
-    a: &Tensor,
-    b: &Tensor,
-    out: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(out.dtype());
     let what = "binary";
     check_float(what, a)?;
     check_same(what, a, out)?;
@@ -383,18 +262,7 @@ pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<(
 /// `y = alpha · x + beta · y` in place (gradient accumulation, SGD-style updates).
 /// With `beta = 0`, `y` is not read (so it may be uninitialised).
 pub fn axpby(rec: &mut Recorder, alpha: f32, x: &Tensor, beta: f32, y: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(y.dtype());
-    axpby_with_limit(rec, alpha, x, beta, y, limit)
-}
-
-fn axpby_with_limit(
-    rec: &mut Recorder,
-    alpha: f32,
-    x: &Tensor,
-    beta: f32,
-    y: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(y.dtype());
     check_float("axpby", x)?;
     check_same("axpby", x, y)?;
     check_distinct("axpby", y, &[x])?;
@@ -454,7 +322,12 @@ pub fn shader_variants(device: &super::DeviceDesc) -> Vec<ShaderSource<'static>>
     for dtype in super::float_types(device) {
         // Op 0 is the affine map (`affine`, `scale`); the others are activations.
         out.push(unary_source("forward", 0, dtype));
-        for act in [Act::Relu, Act::LeakyRelu(0.1), Act::Gelu, Act::Sigmoid] {
+        for act in [
+            Activation::Relu,
+            Activation::LeakyRelu(0.1),
+            Activation::Gelu,
+            Activation::Sigmoid,
+        ] {
             out.push(unary_source("forward", act.code(), dtype));
             out.push(unary_source("backward", act.code(), dtype));
         }
@@ -489,15 +362,20 @@ mod tests {
     /// kernels must use the offsets `bind_elems` returns.
     const SPLIT: usize = 999;
 
-    fn acts() -> [Act; 4] {
-        [Act::Relu, Act::LeakyRelu(0.2), Act::Gelu, Act::Sigmoid]
+    fn acts() -> [Activation; 4] {
+        [
+            Activation::Relu,
+            Activation::LeakyRelu(0.2),
+            Activation::Gelu,
+            Activation::Sigmoid,
+        ]
     }
 
     fn inputs(n: usize, seed: u64) -> Vec<f32> {
         random_vec(n, seed).iter().map(|v| v * 5.0).collect()
     }
 
-    fn run_activation(act: Act, n: usize, limit: Option<usize>) {
+    fn run_activation(act: Activation, n: usize, limit: Option<usize>) {
         let g = gpu();
         let x = inputs(n, n as u64);
         let dy = random_vec(n, 7 + n as u64);
@@ -514,9 +392,9 @@ mod tests {
         let yt = g.empty(&[n], DType::F32);
         let dxt = g.empty(&[n], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        activation_with_limit(&mut rec, act, &xt, &yt, lim).unwrap();
-        activation_backward_with_limit(&mut rec, act, &st, &dyt, &dxt, lim).unwrap();
+        rec.limit_bindings(limit);
+        activation(&mut rec, act, &xt, &yt).unwrap();
+        activation_backward(&mut rec, act, &st, &dyt, &dxt).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
         }
@@ -546,6 +424,44 @@ mod tests {
         }
     }
 
+    /// At x = 0 exactly (and −0) the kinks follow PyTorch: `leaky_relu(0) = 0`,
+    /// `leaky_relu_backward` passes `slope · dy` (it tests `x > 0`), ReLU's gradient is 0.
+    /// The kernels, their CPU twins and the literal values agree bit for bit.
+    #[test]
+    fn relu_and_leaky_relu_at_zero_follow_pytorch() {
+        let g = gpu();
+        let x = [0.0f32, -0.0, 1.0, -1.0];
+        let dy = [3.0f32, 5.0, 7.0, 11.0];
+        for (act, fwd0, grad0) in [
+            (Activation::LeakyRelu(0.25), 0.0f32, 0.25f32),
+            (Activation::Relu, 0.0, 0.0),
+        ] {
+            let xt = g.upload(&x, &[4]).unwrap();
+            let dyt = g.upload(&dy, &[4]).unwrap();
+            let yt = g.empty(&[4], DType::F32);
+            let dxt = g.empty(&[4], DType::F32);
+            let mut rec = g.recorder();
+            activation(&mut rec, act, &xt, &yt).unwrap();
+            activation_backward(&mut rec, act, &xt, &dyt, &dxt).unwrap();
+            rec.submit();
+            let (y, dx) = (yt.to_vec().unwrap(), dxt.to_vec().unwrap());
+            assert_eq!(y, cpu::activation(act, &x), "{act:?} forward");
+            assert_eq!(
+                dx,
+                cpu::activation_backward(act, &x, &dy),
+                "{act:?} backward"
+            );
+            assert_eq!(cpu::act_f64(act, 0.0), fwd0 as f64, "{act:?}(0)");
+            assert_eq!(cpu::act_grad_f64(act, 0.0), grad0 as f64, "{act:?}'(0)");
+            assert_eq!([y[0], y[1]], [fwd0, fwd0], "{act:?}(±0)");
+            assert_eq!(
+                [dx[0], dx[1]],
+                [grad0 * dy[0], grad0 * dy[1]],
+                "{act:?}'(±0)"
+            );
+        }
+    }
+
     #[test]
     fn cpu_activation_gradients_match_finite_differences() {
         let h = 1e-5;
@@ -563,10 +479,10 @@ mod tests {
         }
         // The slice form (sigmoid from its output) agrees with the scalar derivative.
         let x = [-2.0f32, 0.5, 3.0];
-        let y = cpu::activation(Act::Sigmoid, &x);
-        let dx = cpu::activation_backward(Act::Sigmoid, &y, &[1.0; 3]);
+        let y = cpu::activation(Activation::Sigmoid, &x);
+        let dx = cpu::activation_backward(Activation::Sigmoid, &y, &[1.0; 3]);
         for (xi, di) in x.iter().zip(dx) {
-            let want = cpu::act_grad_f64(Act::Sigmoid, *xi as f64);
+            let want = cpu::act_grad_f64(Activation::Sigmoid, *xi as f64);
             assert!((di as f64 - want).abs() < 1e-7, "sigmoid' {di} vs {want}");
         }
     }
@@ -586,8 +502,8 @@ mod tests {
         };
         let out = g.empty(shape, DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        binary_with_limit(&mut rec, op, &at, &bt, &out, lim).unwrap();
+        rec.limit_bindings(limit);
+        binary(&mut rec, op, &at, &bt, &out).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 1, "the split path was not taken");
         }
@@ -634,7 +550,6 @@ mod tests {
     fn axpby_affine_fill_and_zero() {
         let g = gpu();
         for (n, limit) in [(1, None), (1000, None), (4099, Some(SPLIT))] {
-            let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
             let x = random_vec(n, 31);
             let y = random_vec(n, 32);
             let xt = g.upload(&x, &[n]).unwrap();
@@ -644,10 +559,11 @@ mod tests {
             let aff = g.empty(&[n], DType::F32);
             let filled = g.empty(&[n], DType::F32);
             let mut rec = g.recorder();
-            axpby_with_limit(&mut rec, 0.5, &xt, -2.0, &yt, lim).unwrap();
-            axpby_with_limit(&mut rec, 3.0, &xt, 0.0, &nan, lim).unwrap();
-            affine_with_limit(&mut rec, -1.5, &xt, 0.25, &aff, lim).unwrap();
-            fill_with_limit(&mut rec, &filled, 0.75, lim).unwrap();
+            rec.limit_bindings(limit);
+            axpby(&mut rec, 0.5, &xt, -2.0, &yt).unwrap();
+            axpby(&mut rec, 3.0, &xt, 0.0, &nan).unwrap();
+            affine(&mut rec, -1.5, &xt, 0.25, &aff).unwrap();
+            fill(&mut rec, &filled, 0.75).unwrap();
             rec.submit();
             let what = format!("n={n} limit={limit:?}");
             let want = cpu::axpby(0.5, &x, -2.0, &y);
@@ -707,16 +623,16 @@ mod tests {
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            activation(&mut rec, Act::Gelu, &a, &b),
+            activation(&mut rec, Activation::Gelu, &a, &b),
             Err(Error::Shape(_))
         ));
         assert!(matches!(
-            activation(&mut rec, Act::Gelu, &u, &u),
+            activation(&mut rec, Activation::Gelu, &u, &u),
             Err(Error::Shape(_))
         ));
         assert!(matches!(fill(&mut rec, &u, 1.0), Err(Error::Shape(_))));
         assert!(matches!(
-            activation_backward(&mut rec, Act::Relu, &a, &a, &a),
+            activation_backward(&mut rec, Activation::Relu, &a, &a, &a),
             Err(Error::Shape(_))
         ));
         assert_eq!(rec.dispatch_count(), 0);
@@ -757,7 +673,7 @@ mod f16_tests {
         let cols = g.empty(&[c], DType::F16);
         let mut rec = g.recorder();
         let result = (|| -> Result<()> {
-            activation(&mut rec, Act::Gelu, &xt, &act)?;
+            activation(&mut rec, Activation::Gelu, &xt, &act)?;
             add(&mut rec, &xt, &rowt, &sum)?;
             softmax::softmax(&mut rec, &xt, &sm)?;
             permute::transpose(&mut rec, &xt, &tr)?;
@@ -776,7 +692,7 @@ mod f16_tests {
         check(
             "f16 gelu",
             &act,
-            cpu::elementwise::activation(Act::Gelu, &x),
+            cpu::elementwise::activation(Activation::Gelu, &x),
         );
         check(
             "f16 add",

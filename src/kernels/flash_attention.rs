@@ -102,9 +102,8 @@ fn block_rows(tokens: usize) -> usize {
 /// The largest [`block_rows`].
 const MAX_BLOCK: usize = 32;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     tokens: u32,
     dim: u32,
     heads: u32,
@@ -117,6 +116,7 @@ struct Params {
     off_dqkv: u32,
     scale: f32,
     pad: u32,
+}
 }
 
 /// The tensors one kernel binds; `None` where the entry point does not read them.
@@ -355,7 +355,7 @@ fn run(rec: &mut Recorder, entry: &'static str, d: &AttentionDims, ops: &Operand
     let kernel = gpu.kernel(&source)?;
     let n = d.tokens;
     let per_image = n * 3 * d.dim;
-    let images_per = (gpu.max_binding_elems(DType::F32) / per_image).min(d.batch);
+    let images_per = (rec.max_binding_elems(DType::F32) / per_image).min(d.batch);
     if images_per == 0 {
         return Err(Error::Shape(format!(
             "flash attention: one image's qkv ({n} × {}) exceeds a storage binding",

@@ -9,43 +9,13 @@
 //! bindings fit (K-splits accumulate into C and apply the epilogue only on the last piece).
 
 use super::staging::{OperandNames, Staging};
-use super::{ASource, DeviceDesc};
+use super::{ASource, DeviceDesc, Tiling};
 use crate::gpu::{Access, AdapterKind, BindRange, DType, Gpu, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/gemm.wgsl");
 
-/// Activation applied in a fused epilogue.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Activation {
-    /// Identity.
-    #[default]
-    None,
-    /// `max(x, 0)`.
-    Relu,
-    /// `x` for `x ≥ 0`, else `slope · x`.
-    LeakyRelu(f32),
-    /// Exact (erf) GELU.
-    Gelu,
-}
-
-impl Activation {
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            Activation::None => 0,
-            Activation::Relu => 1,
-            Activation::LeakyRelu(_) => 2,
-            Activation::Gelu => 3,
-        }
-    }
-
-    pub(crate) fn slope(self) -> f32 {
-        match self {
-            Activation::LeakyRelu(s) => s,
-            _ => 0.0,
-        }
-    }
-}
+pub use super::activation::Activation;
 
 /// How a bias vector is added in the epilogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,32 +151,11 @@ impl GemmSpec {
     }
 }
 
-/// Tile shape of the GEMM kernel (`shaders/gemm.wgsl`): BM × BN workgroup tiles staged
-/// through workgroup memory in BK-deep vec4 slices, a TM × TN register block per invocation
-/// (TM and TN multiples of 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tiling {
-    /// `Some(lanes)`: the lanes of each subgroup share one TM-row block and pass its A
-    /// values around by `subgroupBroadcast` instead of each reading them from workgroup
-    /// memory. Needs a device whose subgroups always have `lanes` lanes
-    /// ([`Gpu::subgroup_size`]), `BN / TN` a multiple of `lanes` and `TM / 4 ≤ lanes`.
-    pub subgroup: Option<u32>,
-    /// Rows of C per workgroup.
-    pub bm: u32,
-    /// Columns of C per workgroup.
-    pub bn: u32,
-    /// K-depth of a staged slice.
-    pub bk: u32,
-    /// Rows per invocation.
-    pub tm: u32,
-    /// Columns per invocation.
-    pub tn: u32,
-}
-
 impl Tiling {
     /// Four rows × 256 columns, 4 × 4 per invocation: for products with at most four rows on
     /// CPU adapters.
     pub const ROWS_CPU: Tiling = Tiling {
+        shared: true,
         subgroup: None,
         bm: 4,
         bn: 256,
@@ -219,6 +168,7 @@ impl Tiling {
     /// columns on CPU adapters (the position-embedding gradient `dY · 1`, matrix-vector
     /// products).
     pub const COLS_CPU: Tiling = Tiling {
+        shared: true,
         subgroup: None,
         bm: 512,
         bn: 4,
@@ -228,15 +178,16 @@ impl Tiling {
     };
 
     /// The kernel used on this device for a product with `m` rows, `n` columns and inner
-    /// dimension `k`: [`Tiling::select`] for the device's [`DeviceDesc`].
-    pub fn choose(gpu: &Gpu, m: usize, n: usize, k: usize) -> Tiling {
-        Tiling::select(&DeviceDesc::of(gpu), m, n, k)
+    /// dimension `k`: [`Tiling::select_gemm`] for the device's [`DeviceDesc`].
+    pub fn choose_gemm(gpu: &Gpu, m: usize, n: usize, k: usize) -> Tiling {
+        Tiling::select_gemm(&DeviceDesc::of(gpu), m, n, k)
     }
 
-    /// The kernel [`Tiling::choose`] picks on a device so described, for a product with `m`
+    /// The kernel [`Tiling::choose_gemm`] picks on a device so described, for a product with `m`
     /// rows, `n` columns and inner dimension `k`.
-    pub fn select(device: &DeviceDesc, m: usize, n: usize, k: usize) -> Tiling {
+    pub fn select_gemm(device: &DeviceDesc, m: usize, n: usize, k: usize) -> Tiling {
         let plain = |bm, bn, bk, tm, tn| Tiling {
+            shared: true,
             subgroup: None,
             bm,
             bn,
@@ -263,6 +214,7 @@ impl Tiling {
                     bn = 128;
                 }
                 Tiling {
+                    shared: true,
                     subgroup: Some(lanes),
                     bm,
                     bn,
@@ -272,6 +224,7 @@ impl Tiling {
                 }
             }
             (AdapterKind::Cpu, Some(lanes @ 8)) => Tiling {
+                shared: true,
                 subgroup: Some(lanes),
                 bm: 64,
                 bn: 64,
@@ -289,14 +242,14 @@ impl Tiling {
         }
     }
 
-    /// Every tiling [`Tiling::select`] returns on `device`, for products of any size (the
+    /// Every tiling [`Tiling::select_gemm`] returns on `device`, for products of any size (the
     /// selection run over extents around all its thresholds).
-    pub fn selectable(device: &DeviceDesc) -> Vec<Tiling> {
+    pub fn selectable_gemm(device: &DeviceDesc) -> Vec<Tiling> {
         let mut out = Vec::new();
         for &m in &super::PROBE_EXTENTS {
             for &n in &super::PROBE_EXTENTS {
                 for k in [1, 64, 1024, 1 << 16] {
-                    let t = Tiling::select(device, m, n, k);
+                    let t = Tiling::select_gemm(device, m, n, k);
                     if !out.contains(&t) {
                         out.push(t);
                     }
@@ -304,16 +257,6 @@ impl Tiling {
             }
         }
         out
-    }
-
-    /// Bytes of workgroup memory the variant declares (the A and B tiles of one slice).
-    pub fn workgroup_bytes(&self) -> u32 {
-        16 * (self.bk * self.bm / 4 + self.bk * self.bn / 4)
-    }
-
-    /// Invocations per workgroup.
-    pub fn invocations(&self) -> u32 {
-        (self.bm / self.tm) * (self.bn / self.tn)
     }
 
     /// 256 rows (or columns) per CPU block unless that pads the dimension by more than a
@@ -327,12 +270,13 @@ impl Tiling {
     }
 
     /// Whether `gpu` can run this variant, and its shape is consistent.
-    fn check(self, gpu: &Gpu) -> Result<()> {
+    fn check_gemm(self, gpu: &Gpu) -> Result<()> {
         let Tiling {
             bm, bn, bk, tm, tn, ..
         } = self;
         let a_source = ASource::of(self.subgroup);
-        let shape_ok = tm % 4 == 0
+        let shape_ok = self.shared
+            && tm % 4 == 0
             && tn % 4 == 0
             && bm % tm == 0
             && bn % tn == 0
@@ -345,7 +289,7 @@ impl Tiling {
     }
 
     /// The shader of this variant with its tile substitutions.
-    fn source(self) -> ShaderSource<'static> {
+    fn gemm_source(self) -> ShaderSource<'static> {
         let Tiling {
             subgroup,
             bm,
@@ -353,6 +297,7 @@ impl Tiling {
             bk,
             tm,
             tn,
+            ..
         } = self;
         let a_source = ASource::of(subgroup);
         let block = super::RegisterBlock::new(
@@ -376,9 +321,8 @@ impl Tiling {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     m: u32,
     n: u32,
     k: u32,
@@ -400,6 +344,7 @@ struct Params {
     beta: f32,
     slope: f32,
 }
+}
 
 /// Optional epilogue operands.
 #[derive(Debug, Clone, Copy, Default)]
@@ -419,7 +364,7 @@ pub fn gemm(
     c: Mat<'_>,
     epi: Epilogue<'_>,
 ) -> Result<()> {
-    let tiling = Tiling::choose(rec.gpu(), spec.m, spec.n, spec.k);
+    let tiling = Tiling::choose_gemm(rec.gpu(), spec.m, spec.n, spec.k);
     gemm_with_tiling(rec, spec, a, b, c, epi, tiling)
 }
 
@@ -437,13 +382,13 @@ pub fn gemm_with_tiling(
         return Ok(());
     }
     let gpu = rec.gpu().clone();
-    tiling.check(&gpu)?;
+    tiling.check_gemm(&gpu)?;
     let dtypes = operand_dtypes(&gpu, &a, &b, &c, &epi)?;
-    // Elements per binding, alignment slack already taken off (see `Gpu::max_binding_elems`);
+    // Elements per binding, alignment slack already taken off (see `Recorder::max_binding_elems`);
     // the widest operand type bounds every binding, so one element count serves all.
     let limit = dtypes
         .iter()
-        .map(|(_, t)| gpu.max_binding_elems(*t))
+        .map(|(_, t)| rec.max_binding_elems(*t))
         .min()
         .unwrap_or(usize::MAX);
     // Stored extents of each operand.
@@ -666,7 +611,7 @@ fn plan_pieces(
     None
 }
 
-/// Every GEMM variant the library can build on `device`: each tiling [`Tiling::select`]
+/// Every GEMM variant the library can build on `device`: each tiling [`Tiling::select_gemm`]
 /// returns, with every transpose, every storage type of each of the five operands and every
 /// staging [`Staging::choose`] gives A and B (the full product: these change the generated
 /// code), and every epilogue (bias kind, activation, residual, accumulation). The
@@ -683,6 +628,7 @@ pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
             Activation::Relu,
             Activation::LeakyRelu(0.1),
             Activation::Gelu,
+            Activation::Sigmoid,
         ] {
             for residual in [false, true] {
                 for accumulate in [false, true] {
@@ -697,7 +643,7 @@ pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
         }
     }
     let mut structures = Vec::new();
-    for t in Tiling::selectable(device) {
+    for t in Tiling::selectable_gemm(device) {
         for trans in [(false, false), (false, true), (true, false), (true, true)] {
             // A is stored [k][m] when transposed, B [k][n] when not (as in `dispatch_piece`).
             let operand = |x_contiguous: bool| -> Vec<(DType, Staging)> {
@@ -760,13 +706,14 @@ fn variant_source(
         DType::F32
     };
     let source = t
-        .source()
+        .gemm_source()
         .define("TA", types[0].wgsl())
         .define("TB", types[1].wgsl())
         .define("TC", types[2].wgsl())
         .define("TBIAS", types[3].wgsl())
         .define("TR", types[4].wgsl())
         .define("ERF", super::ERF_WGSL)
+        .define("ACTIVATION", super::activation::ACTIVATION_WGSL)
         .define("ELEM_A", staging_a.element(types[0]))
         .define("ELEM_B", staging_b.element(types[1]))
         .define("LOAD_A", staging_a.load_fn(&OPERAND_A, trans_a))
@@ -1018,7 +965,7 @@ mod tests {
         let ct = g.empty(&[m, n], DTypeF32);
         let mut rec = g.recorder();
         let spec = GemmSpec::new(m, n, k).transpose(ta, tb).alpha(0.5);
-        let tiling = tiling.unwrap_or(Tiling::choose(&g, m, n, k));
+        let tiling = tiling.unwrap_or(Tiling::choose_gemm(&g, m, n, k));
         gemm_with_tiling(
             &mut rec,
             &spec,
@@ -1060,6 +1007,7 @@ mod tests {
     #[test]
     fn every_kernel_variant_on_ragged_shapes() {
         let plain = |bm, bn, bk, tm, tn| Tiling {
+            shared: true,
             subgroup: None,
             bm,
             bn,
@@ -1077,6 +1025,7 @@ mod tests {
         // The subgroup variants where the device has fixed-size subgroups (lavapipe: 8).
         if let Some(lanes) = gpu().subgroup_size() {
             let with = |bm, bn, tm, tn| Tiling {
+                shared: true,
                 subgroup: Some(lanes),
                 bm,
                 bn,
@@ -1128,6 +1077,7 @@ mod tests {
             Mat::dense(&c, 8, 8),
             Epilogue::default(),
             Tiling {
+                shared: true,
                 subgroup: Some(lanes),
                 bm: 64,
                 bn: 128,
@@ -1147,6 +1097,7 @@ mod tests {
             Mat::dense(&c, 8, 8),
             Epilogue::default(),
             Tiling {
+                shared: true,
                 subgroup: Some(8),
                 bm: 64,
                 bn: 32,
@@ -1290,6 +1241,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("operand B is u32"), "{err}");
+    }
+
+    /// The fused LeakyReLU follows PyTorch (`x > 0 ? x : slope · x`) and the element-wise
+    /// kernel, including a pre-activation of exactly 0 (a zero row of A); every activation
+    /// matches its CPU twin.
+    #[test]
+    fn epilogue_activations_match_cpu_twin_at_zero() {
+        let g = gpu();
+        let (m, n, k) = (3, 5, 4);
+        let mut a = random_vec(m * k, 31);
+        a[..k].fill(0.0);
+        let b = random_vec(k * n, 32);
+        let at = g.upload(&a, &[m, k]).unwrap();
+        let bt = g.upload(&b, &[k, n]).unwrap();
+        let prod = cpu::matmul(&a, &b, m, n, k, false, false, 1.0);
+        for act in [
+            Activation::None,
+            Activation::Relu,
+            Activation::LeakyRelu(0.25),
+            Activation::Gelu,
+            Activation::Sigmoid,
+        ] {
+            let ct = g.empty(&[m, n], DTypeF32);
+            let mut rec = g.recorder();
+            gemm(
+                &mut rec,
+                &GemmSpec::new(m, n, k).activation(act),
+                Mat::dense(&at, m, k),
+                Mat::dense(&bt, k, n),
+                Mat::dense(&ct, m, n),
+                Epilogue::default(),
+            )
+            .unwrap();
+            rec.submit();
+            let got = ct.to_vec().unwrap();
+            let want: Vec<f32> = prod
+                .iter()
+                .map(|&v| cpu::elementwise::act_f64(act, v as f64) as f32)
+                .collect();
+            // The zero row: the activation of exactly 0, bit for bit.
+            assert_eq!(&got[..n], &want[..n], "{act:?} at 0");
+            assert_close(&format!("{act:?}"), &got, &want, TOL);
+        }
     }
 
     #[test]

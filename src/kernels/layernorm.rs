@@ -7,16 +7,14 @@
 //!
 //! Tensors larger than one storage binding are processed in row ranges whose bindings fit.
 
-use super::batchnorm::{affine_grads, StatsLayout};
+use super::norm::{affine_grads, StatsLayout};
+pub use super::norm::{GradTargets, NormGrads};
+use super::{check_like, check_vec, row_pieces, rows_cols};
 use crate::gpu::{Access, AdapterKind, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const FORWARD: &str = include_str!("../../shaders/layernorm.wgsl");
 const BACKWARD: &str = include_str!("../../shaders/layernorm_backward.wgsl");
-
-/// Elements of slack per binding: a binding starts at an aligned offset up to 256 bytes (the
-/// largest storage-offset alignment WebGPU allows) before the first element it is for.
-const ALIGN_SLACK: usize = 64;
 
 /// Result of [`layer_norm`]: the output and the statistics saved for the backward pass.
 #[derive(Debug, Clone)]
@@ -27,94 +25,6 @@ pub struct LayerNormOut {
     pub mean: Tensor,
     /// `1 / sqrt(biased variance + eps)` of each row, `[R]` (f32).
     pub rstd: Tensor,
-}
-
-/// Gradients of a normalisation layer (LayerNorm or BatchNorm1d).
-#[derive(Debug, Clone)]
-pub struct NormGrads {
-    /// Gradient of the input, shape of the input.
-    pub dx: Tensor,
-    /// Gradient of γ, `[C]`.
-    pub dgamma: Tensor,
-    /// Gradient of β, `[C]`.
-    pub dbeta: Tensor,
-}
-
-/// Output tensors a normalisation backward pass writes (or adds to).
-#[derive(Debug, Clone, Copy)]
-pub struct GradTargets<'a> {
-    /// Input gradient, shape of the input.
-    pub dx: &'a Tensor,
-    /// γ gradient, `[C]`.
-    pub dgamma: &'a Tensor,
-    /// β gradient, `[C]`.
-    pub dbeta: &'a Tensor,
-    /// Add to the targets' contents instead of overwriting them (a residual branch's
-    /// gradient already in `dx`, or gradient accumulation over micro-batches).
-    pub accumulate: bool,
-}
-
-/// Rows and columns of `x` seen as `[R, C]` (C the last dimension).
-pub(crate) fn rows_cols(what: &str, x: &Tensor) -> Result<(usize, usize)> {
-    let c = *x
-        .shape()
-        .last()
-        .ok_or_else(|| Error::Shape(format!("{what}: input must have a dimension")))?;
-    if c == 0 {
-        return Err(Error::Shape(format!(
-            "{what}: empty last dimension in {:?}",
-            x.shape()
-        )));
-    }
-    Ok((x.numel() / c, c))
-}
-
-/// Checks that `t` is an f32 tensor of exactly `n` elements.
-pub(crate) fn check_vec(what: &str, name: &str, t: &Tensor, n: usize) -> Result<()> {
-    if t.numel() != n || t.dtype() != DType::F32 {
-        return Err(Error::Shape(format!(
-            "{what}: {name} must be f32 with {n} elements, got {:?} {:?}",
-            t.shape(),
-            t.dtype()
-        )));
-    }
-    Ok(())
-}
-
-/// Checks that `t` has the shape of `x` and is f32.
-pub(crate) fn check_like(what: &str, name: &str, t: &Tensor, x: &Tensor) -> Result<()> {
-    if t.shape() != x.shape() || t.dtype() != DType::F32 {
-        return Err(Error::Shape(format!(
-            "{what}: {name} must be f32 of shape {:?}, got {:?} {:?}",
-            x.shape(),
-            t.shape(),
-            t.dtype()
-        )));
-    }
-    Ok(())
-}
-
-/// Splits `rows` rows of `row_elems` elements into consecutive ranges whose bindings fit in
-/// `max_elems` elements; every range but the last is a multiple of `align_rows` rows.
-pub(crate) fn row_pieces(
-    what: &str,
-    rows: usize,
-    row_elems: usize,
-    max_elems: usize,
-    align_rows: usize,
-) -> Result<Vec<(usize, usize)>> {
-    let per = max_elems.saturating_sub(ALIGN_SLACK) / row_elems.max(1);
-    let per = per / align_rows * align_rows;
-    if per == 0 {
-        return Err(Error::Gpu(format!(
-            "{what}: {align_rows} row(s) of {row_elems} elements exceed one storage binding \
-             ({max_elems} elements)"
-        )));
-    }
-    Ok((0..rows)
-        .step_by(per)
-        .map(|r| (r, (r + per).min(rows)))
-        .collect())
 }
 
 /// Workgroup size of the row kernels: on GPUs enough invocations for the row, at most 256.
@@ -133,9 +43,8 @@ fn row_grid(rows: usize) -> [u32; 3] {
     super::grid_1d(rows, 1)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FwdParams {
+super::uniform! {
+pub(super) struct FwdParams {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -144,10 +53,10 @@ struct FwdParams {
     eps: f32,
     _pad: [u32; 2],
 }
+}
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BwdParams {
+super::uniform! {
+pub(super) struct BwdParams {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -155,6 +64,7 @@ struct BwdParams {
     off_dx: u32,
     row0: u32,
     _pad: [u32; 2],
+}
 }
 
 /// LayerNorm over the last dimension of `x` (`[.., C]`, f32 or f16) with affine `gamma`,
@@ -188,19 +98,7 @@ pub fn layer_norm_into(
     eps: f32,
     out: &LayerNormOut,
 ) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    forward_impl(rec, x, gamma, beta, eps, out, max)
-}
-
-fn forward_impl(
-    rec: &mut Recorder,
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f32,
-    out: &LayerNormOut,
-    max_elems: usize,
-) -> Result<()> {
+    let max_elems = rec.max_binding_elems(DType::F32);
     const W: &str = "layer_norm";
     let (r, c) = rows_cols(W, x)?;
     // The forward also serves f16 activations (scoring in f16): x and y share one storage
@@ -297,21 +195,7 @@ pub fn layer_norm_backward_into(
     dy: &Tensor,
     out: GradTargets<'_>,
 ) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    backward_impl(rec, x, gamma, mean, rstd, dy, out, max)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn backward_impl(
-    rec: &mut Recorder,
-    x: &Tensor,
-    gamma: &Tensor,
-    mean: &Tensor,
-    rstd: &Tensor,
-    dy: &Tensor,
-    out: GradTargets<'_>,
-    max_elems: usize,
-) -> Result<()> {
+    let max_elems = rec.max_binding_elems(DType::F32);
     const W: &str = "layer_norm_backward";
     let (r, c) = rows_cols(W, x)?;
     check_like(W, "x", x, x)?;
@@ -462,8 +346,9 @@ mod tests {
         let dgamma = g.upload(&prior[rows * cols..][..cols], &[cols]).unwrap();
         let dbeta = g.upload(&prior[rows * cols + cols..], &[cols]).unwrap();
         let mut rec = g.recorder();
-        forward_impl(&mut rec, &xt, &gt, &bt, eps, &out, max_elems).unwrap();
-        backward_impl(
+        rec.limit_bindings(Some(max_elems));
+        layer_norm_into(&mut rec, &xt, &gt, &bt, eps, &out).unwrap();
+        layer_norm_backward_into(
             &mut rec,
             &xt,
             &gt,
@@ -476,7 +361,6 @@ mod tests {
                 dbeta: &dbeta,
                 accumulate,
             },
-            max_elems,
         )
         .unwrap();
         rec.submit();

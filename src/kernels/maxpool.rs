@@ -49,9 +49,40 @@ impl MaxPoolSpec {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+/// Max pooling over `[planes, h, w]` (planes = batch · channels) with PyTorch semantics:
+/// windows of `k × k` at `stride`, padding with −∞ (so padded taps never win). On the host:
+/// for activations that live there (the backbone's BatchNorm statistics estimation). An
+/// `input` shorter than `planes · h · w` reads −∞ for the missing elements.
+pub fn maxpool2d_host(spec: &MaxPoolSpec, input: &[f32]) -> Vec<f32> {
+    let (oh, ow) = spec.out_hw();
+    let mut out = Vec::with_capacity(spec.planes * oh * ow);
+    for pl in 0..spec.planes {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut m = f32::NEG_INFINITY;
+                for ky in 0..spec.kernel {
+                    let iy = (oy * spec.stride + ky) as isize - spec.pad as isize;
+                    if iy < 0 || iy >= spec.h as isize {
+                        continue;
+                    }
+                    for kx in 0..spec.kernel {
+                        let ix = (ox * spec.stride + kx) as isize - spec.pad as isize;
+                        if ix < 0 || ix >= spec.w as isize {
+                            continue;
+                        }
+                        let i = (pl * spec.h + iy as usize) * spec.w + ix as usize;
+                        m = m.max(input.get(i).copied().unwrap_or(f32::NEG_INFINITY));
+                    }
+                }
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+super::uniform! {
+pub(super) struct Params {
     h: u32,
     w: u32,
     oh: u32,
@@ -60,6 +91,7 @@ struct Params {
     off_in: u32,
     off_out: u32,
     _pad: u32,
+}
 }
 
 /// Records max pooling of `[B, C, H, W]` into a new `[B, C, OH, OW]` tensor.
@@ -86,18 +118,17 @@ pub fn maxpool2d(
     };
     let (oh, ow) = spec.out_hw();
     let out = rec.gpu().empty(&[s[0], s[1], oh, ow], input.dtype());
-    maxpool2d_with(rec, &spec, input, &out, None)?;
+    maxpool2d_into(rec, &spec, input, &out)?;
     Ok(out)
 }
 
 /// Records max pooling per `spec` from `input` into `out` (both flat over the planes),
-/// splitting into plane chunks that fit `max_elems` (default: one storage binding).
-pub fn maxpool2d_with(
+/// splitting into plane chunks that fit one storage binding.
+pub fn maxpool2d_into(
     rec: &mut Recorder,
     spec: &MaxPoolSpec,
     input: &Tensor,
     out: &Tensor,
-    max_elems: Option<usize>,
 ) -> Result<()> {
     let (oh, ow) = spec.out_hw();
     if spec.kernel == 0 || spec.stride == 0 || 2 * spec.pad > spec.kernel {
@@ -125,7 +156,8 @@ pub fn maxpool2d_with(
     }
     let gpu = rec.gpu().clone();
     let dtype = out.dtype();
-    let limit = max_elems
+    let limit = rec
+        .binding_override()
         .unwrap_or((gpu.max_binding_bytes() / dtype.size() as u64) as usize)
         .saturating_sub(64);
     let per_chunk = (limit / in_plane).min(spec.planes);
@@ -228,7 +260,8 @@ mod tests {
             let xt = g.upload(&x, &[planes, h, w]).unwrap();
             let out = g.empty(&[planes, oh, ow], DType::F32);
             let mut rec = g.recorder();
-            maxpool2d_with(&mut rec, &spec, &xt, &out, max_elems).unwrap();
+            rec.limit_bindings(max_elems);
+            maxpool2d_into(&mut rec, &spec, &xt, &out).unwrap();
             rec.submit();
             let want = cpu::conv::maxpool2d(&spec, &x);
             assert_close(&format!("{spec:?}"), &out.to_vec().unwrap(), &want, TOL);
@@ -247,7 +280,7 @@ mod tests {
         let xt = g.upload_as(&x, &[6, 15, 17], DType::F16).unwrap();
         let out = g.empty(&[6, oh, ow], DType::F16);
         let mut rec = g.recorder();
-        maxpool2d_with(&mut rec, &spec, &xt, &out, None).unwrap();
+        maxpool2d_into(&mut rec, &spec, &xt, &out).unwrap();
         rec.submit();
         let want = cpu::conv::maxpool2d(&spec, &x);
         assert_close("f16 maxpool", &out.to_vec().unwrap(), &want, TOL);

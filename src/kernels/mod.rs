@@ -8,6 +8,34 @@
 //! Every wrapper has a plain-Rust twin in the (hidden) `cpu` module and tests that compare
 //! the two on random inputs of several shapes, ragged ones included.
 
+/// Declares a uniform parameter block: a `#[repr(C)]` plain-old-data struct whose layout
+/// must match the WGSL struct the shader reads it as. In tests it also implements
+/// [`uniform_layout::UniformLayout`], listing every field's name, offset, size and type, so
+/// that `uniform_layout`'s table can compare it with the layout naga computes for the WGSL
+/// struct.
+macro_rules! uniform {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name { $($field: $ty),* }
+
+        #[cfg(test)]
+        impl $crate::kernels::uniform_layout::UniformLayout for $name {
+            fn fields() -> Vec<$crate::kernels::uniform_layout::RustField> {
+                vec![$($crate::kernels::uniform_layout::RustField {
+                    name: stringify!($field),
+                    offset: std::mem::offset_of!($name, $field),
+                    size: std::mem::size_of::<$ty>(),
+                    ty: stringify!($ty),
+                }),*]
+            }
+        }
+    };
+}
+pub(crate) use uniform;
+
+pub mod activation;
 pub mod adam;
 pub mod batchnorm;
 pub mod blur;
@@ -18,6 +46,7 @@ pub mod flash_attention;
 pub mod gemm;
 pub mod layernorm;
 pub mod maxpool;
+pub(crate) mod norm;
 pub mod patch;
 pub mod peak;
 pub mod permute;
@@ -27,14 +56,19 @@ pub mod reduce;
 pub mod resize;
 pub mod softmax;
 pub(crate) mod staging;
+mod tiling;
+#[cfg(test)]
+pub(crate) mod uniform_layout;
 
-use crate::gpu::{AdapterKind, DType, Gpu, ShaderSource};
+pub use tiling::Tiling;
+
+use crate::gpu::{AdapterKind, DType, Gpu, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 /// What kernel selection reads about a device: its kind, limits, features and subgroup
 /// sizes. [`DeviceDesc::of`] describes an open [`Gpu`]; a test can instead write down the
 /// published figures of an adapter it does not have, and run the selection functions
-/// ([`gemm::Tiling::select`], [`conv2d::ConvTiling::select`],
+/// ([`Tiling::select_gemm`], [`Tiling::select_conv`],
 /// [`crate::heads::attention::AttentionAlgorithm::select`], …) against them.
 #[derive(Debug, Clone)]
 pub struct DeviceDesc {
@@ -117,6 +151,7 @@ pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
     out.extend(gemm::shader_variants(device));
     out.extend(layernorm::shader_variants(device));
     out.extend(maxpool::shader_variants(device));
+    out.extend(norm::shader_variants());
     out.extend(patch::shader_variants(device));
     out.extend(peak::shader_variants(device));
     out.extend(permute::shader_variants(device));
@@ -126,6 +161,218 @@ pub fn shader_variants(device: &DeviceDesc) -> Vec<ShaderSource<'static>> {
     out.extend(resize::shader_variants(device));
     out.extend(softmax::shader_variants(device));
     out
+}
+
+/// One rendered shader variant: a name for it and its WGSL text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedVariant {
+    /// `template[.entry]` followed by the variant's short substitutions
+    /// (`gemm-BM64-BN64-…`), with `~2`, `~3`, … appended where two variants would otherwise
+    /// share a name. Usable as a file name.
+    pub name: String,
+    /// The template name ([`ShaderSource::name`]).
+    pub template: &'static str,
+    /// The entry point.
+    pub entry: String,
+    /// The WGSL source, exactly as it is handed to the driver.
+    pub source: String,
+}
+
+/// The name [`render`] gives a variant, before making it unique: the template, the entry
+/// point when it is not `main`, and every substitution whose value is one short token (long
+/// ones, generated code, are left out).
+fn variant_name(source: &ShaderSource<'_>) -> String {
+    let mut name = source.name.to_string();
+    if source.entry != "main" {
+        name.push('.');
+        name.push_str(source.entry);
+    }
+    for (key, value) in &source.defines {
+        let short = !value.is_empty()
+            && value.len() <= 16
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if short {
+            name.push_str(&format!("-{key}{value}"));
+        }
+    }
+    name
+}
+
+/// Renders shader variants (from [`shader_variants`], or the heads' list) for inspection:
+/// each distinct (text, entry point) pair once, in list order, with a unique name. Fails
+/// if a template leaves a placeholder without a value.
+pub fn render(sources: &[ShaderSource<'_>]) -> Result<Vec<RenderedVariant>> {
+    let mut out: Vec<RenderedVariant> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut names = std::collections::HashMap::<String, usize>::new();
+    for source in sources {
+        let text = source.render()?;
+        if !seen.insert((text.clone(), source.entry.to_string())) {
+            continue;
+        }
+        let base = variant_name(source);
+        let count = names.entry(base.clone()).or_default();
+        *count += 1;
+        let name = if *count == 1 {
+            base
+        } else {
+            format!("{base}~{count}")
+        };
+        out.push(RenderedVariant {
+            name,
+            template: source.name,
+            entry: source.entry.to_string(),
+            source: text,
+        });
+    }
+    Ok(out)
+}
+
+/// Every kernel variant the library can build on a device so described
+/// ([`shader_variants`]), rendered and named by [`render`]: what `examples/dump_wgsl.rs`
+/// writes out for inspection.
+pub fn render_variants(device: &DeviceDesc) -> Result<Vec<RenderedVariant>> {
+    render(&shader_variants(device))
+}
+
+/// [`Error::Shape`] naming the kernel and the tensor unless `t` has exactly the shape `want`.
+pub(crate) fn check_shape(kernel: &str, tensor: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    if t.shape() != want {
+        return Err(Error::Shape(format!(
+            "{kernel}: {tensor} has shape {:?}, expected {want:?}",
+            t.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// [`Error::Shape`] naming the kernel and the tensor unless `t`'s dtype is one of `allowed`.
+pub(crate) fn expect_dtype(
+    kernel: &str,
+    tensor: &str,
+    t: &Tensor,
+    allowed: &[DType],
+) -> Result<()> {
+    if !allowed.contains(&t.dtype()) {
+        return Err(Error::Shape(format!(
+            "{kernel}: {tensor} is {:?}, expected one of {allowed:?}",
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// The float storage types a kernel operand may have (f16 only where the device has it,
+/// which each f16 path checks with [`require_f16`]).
+pub(crate) const FLOATS: [DType; 2] = [DType::F32, DType::F16];
+
+/// Consecutive `(start, len)` pieces of at most `limit` elements covering `0..n`.
+pub(crate) fn pieces(n: usize, limit: usize) -> impl Iterator<Item = (usize, usize)> {
+    let limit = limit.max(1);
+    (0..n).step_by(limit).map(move |s| (s, limit.min(n - s)))
+}
+
+/// Fails unless `t` holds floats (f32, or f16 where the device has it).
+pub(crate) fn check_float(what: &str, t: &Tensor) -> Result<()> {
+    match t.dtype() {
+        DType::F32 | DType::F16 => Ok(()),
+        DType::U32 => Err(Error::Shape(format!(
+            "{what}: expected a float tensor, got u32"
+        ))),
+    }
+}
+
+/// Fails unless `a` and `b` have one shape and one dtype.
+pub(crate) fn check_same(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape() != b.shape() || a.dtype() != b.dtype() {
+        return Err(Error::Shape(format!(
+            "{what}: operands {:?} {:?} and {:?} {:?} differ",
+            a.shape(),
+            a.dtype(),
+            b.shape(),
+            b.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Fails if the written tensor `out` shares its buffer with one of the read `inputs`.
+pub(crate) fn check_distinct(what: &str, out: &Tensor, inputs: &[&Tensor]) -> Result<()> {
+    if inputs.iter().any(|t| t.same_buffer(out)) {
+        return Err(Error::Shape(format!(
+            "{what}: the output shares a buffer with an input"
+        )));
+    }
+    Ok(())
+}
+
+/// Elements of slack per binding: a binding starts at an aligned offset up to 256 bytes (the
+/// largest storage-offset alignment WebGPU allows) before the first element it is for.
+const ALIGN_SLACK: usize = 64;
+
+/// Rows and columns of `x` seen as `[R, C]` (C the last dimension).
+pub(crate) fn rows_cols(what: &str, x: &Tensor) -> Result<(usize, usize)> {
+    let c = *x
+        .shape()
+        .last()
+        .ok_or_else(|| Error::Shape(format!("{what}: input must have a dimension")))?;
+    if c == 0 {
+        return Err(Error::Shape(format!(
+            "{what}: empty last dimension in {:?}",
+            x.shape()
+        )));
+    }
+    Ok((x.numel() / c, c))
+}
+
+/// Checks that `t` is an f32 tensor of exactly `n` elements.
+pub(crate) fn check_vec(what: &str, name: &str, t: &Tensor, n: usize) -> Result<()> {
+    if t.numel() != n || t.dtype() != DType::F32 {
+        return Err(Error::Shape(format!(
+            "{what}: {name} must be f32 with {n} elements, got {:?} {:?}",
+            t.shape(),
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `t` has the shape of `x` and is f32.
+pub(crate) fn check_like(what: &str, name: &str, t: &Tensor, x: &Tensor) -> Result<()> {
+    if t.shape() != x.shape() || t.dtype() != DType::F32 {
+        return Err(Error::Shape(format!(
+            "{what}: {name} must be f32 of shape {:?}, got {:?} {:?}",
+            x.shape(),
+            t.shape(),
+            t.dtype()
+        )));
+    }
+    Ok(())
+}
+
+/// Splits `rows` rows of `row_elems` elements into consecutive ranges whose bindings fit in
+/// `max_elems` elements; every range but the last is a multiple of `align_rows` rows.
+pub(crate) fn row_pieces(
+    what: &str,
+    rows: usize,
+    row_elems: usize,
+    max_elems: usize,
+    align_rows: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let per = max_elems.saturating_sub(ALIGN_SLACK) / row_elems.max(1);
+    let per = per / align_rows * align_rows;
+    if per == 0 {
+        return Err(Error::Gpu(format!(
+            "{what}: {align_rows} row(s) of {row_elems} elements exceed one storage binding \
+             ({max_elems} elements)"
+        )));
+    }
+    Ok((0..rows)
+        .step_by(per)
+        .map(|r| (r, (r + per).min(rows)))
+        .collect())
 }
 
 /// Prepends `enable f16;` to a template whose storage type is `f16`.
@@ -338,5 +585,40 @@ pub(crate) fn subgroup_invocation_mapping(a_source: ASource) -> (String, String)
                 "    let lid = subgroup * {lanes}u + lane;\n    let ty = subgroup / (TX / {lanes}u);\n    let tx = (subgroup % (TX / {lanes}u)) * {lanes}u + lane;\n"
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::gpu;
+
+    /// The one test hook for small binding limits: a recorder's override lowers (never raises)
+    /// the device's limit, and `None` restores it.
+    #[test]
+    fn recorder_binding_limit_override() {
+        let g = gpu();
+        let device = g.max_binding_elems(DType::F32);
+        let mut rec = g.recorder();
+        assert_eq!(rec.max_binding_elems(DType::F32), device);
+        rec.limit_bindings(Some(999));
+        assert_eq!(rec.max_binding_elems(DType::F32), 999);
+        rec.limit_bindings(Some(usize::MAX));
+        assert_eq!(rec.max_binding_elems(DType::F32), device);
+        rec.limit_bindings(None);
+        assert_eq!(rec.max_binding_elems(DType::F32), device);
+    }
+
+    /// The shared operand checks name the kernel and the tensor.
+    #[test]
+    fn operand_checks_name_kernel_and_tensor() {
+        let g = gpu();
+        let t = g.zeros(&[2, 3], DType::F32);
+        assert!(check_shape("k", "x", &t, &[2, 3]).is_ok());
+        assert!(expect_dtype("k", "x", &t, &FLOATS).is_ok());
+        let e = check_shape("conv2d", "weight", &t, &[3, 2]).unwrap_err();
+        assert!(matches!(&e, Error::Shape(m) if m.contains("conv2d") && m.contains("weight")));
+        let e = expect_dtype("gemm", "bias", &t, &[DType::F16]).unwrap_err();
+        assert!(matches!(&e, Error::Shape(m) if m.contains("gemm") && m.contains("bias")));
     }
 }

@@ -25,9 +25,8 @@ impl PatchDims {
     };
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     c2: u32,
     h: u32,
     w: u32,
@@ -44,6 +43,7 @@ struct Params {
     scale_x: f32,
     _p0: u32,
     _p1: u32,
+}
 }
 
 /// Patch features of `layer2` `[B, C2, h, w]` and `layer3` `[B, C3, h3, w3]` into a new
@@ -63,19 +63,18 @@ pub fn patch_features(
     let out = rec
         .gpu()
         .empty(&[s2[0] * s2[2] * s2[3], dims.target_dim], layer2.dtype());
-    patch_features_into(rec, layer2, layer3, &out, dims, None)?;
+    patch_features_into(rec, layer2, layer3, &out, dims)?;
     Ok(out)
 }
 
-/// [`patch_features`] into an existing tensor, in image chunks whose bindings hold at most
-/// `max_elems` elements (default: the device limit).
+/// [`patch_features`] into an existing tensor, in image chunks whose bindings fit one storage
+/// binding (less where [`Recorder::limit_bindings`] says so).
 pub fn patch_features_into(
     rec: &mut Recorder,
     layer2: &Tensor,
     layer3: &Tensor,
     out: &Tensor,
     dims: PatchDims,
-    max_elems: Option<usize>,
 ) -> Result<()> {
     let (s2, s3) = (layer2.shape(), layer3.shape());
     if s2.len() != 4 || s3.len() != 4 || s2[0] != s3[0] {
@@ -107,7 +106,8 @@ pub fn patch_features_into(
         return Ok(());
     }
     let gpu = rec.gpu().clone();
-    let limit = max_elems
+    let limit = rec
+        .binding_override()
         .unwrap_or((gpu.max_binding_bytes() / dtype.size() as u64) as usize)
         .saturating_sub(64);
     let (n2, n3, no) = (c2 * h * w, c3 * h3 * w3, h * w * dims.target_dim);
@@ -193,7 +193,8 @@ mod tests {
         let t3 = g.upload(&x3, &[b, l3.0, l3.1, l3.2]).unwrap();
         let out = g.empty(&[b * l2.1 * l2.2, dims.target_dim], DType::F32);
         let mut rec = g.recorder();
-        patch_features_into(&mut rec, &t2, &t3, &out, dims, max_elems).unwrap();
+        rec.limit_bindings(max_elems);
+        patch_features_into(&mut rec, &t2, &t3, &out, dims).unwrap();
         rec.submit();
         let want = cpu::patch::patch_features(&x2, &x3, b, l2, l3, dims.pre_dim, dims.target_dim);
         assert_close(

@@ -24,13 +24,13 @@ const MAX_GROUPS: usize = 8192;
 /// Timed repetitions at the final size; the best one is reported.
 const REPS: usize = 3;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     iters: u32,
     a: f32,
     b: f32,
     _pad: u32,
+}
 }
 
 /// Records one probe dispatch of `groups` workgroups of `iters` iterations, each invocation

@@ -8,7 +8,7 @@
 //! batched transpose `[B, C, HW] → [B, HW, C]`). Tensors larger than one storage binding
 //! are processed in boxes whose input and output spans both fit.
 
-use super::elementwise::check_distinct;
+use super::check_distinct;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -21,9 +21,8 @@ const TILE: usize = 32;
 /// Most workgroups per dispatch dimension.
 const MAX_GROUPS: usize = 65_535;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     n: u32,
     off_in: u32,
     off_out: u32,
@@ -31,6 +30,7 @@ struct Params {
     e: [u32; 4],
     ostr: [u32; 4],
     istr: [u32; 4],
+}
 }
 
 /// How a permutation is carried out after simplification.
@@ -99,14 +99,6 @@ fn plan(shape: &[usize], perm: &[usize]) -> Plan {
     }
 }
 
-/// `out = x.permute(perm)` (`torch.permute` semantics: output dimension `k` is input
-/// dimension `perm[k]`). `out` must have the permuted shape. Any rank whose simplified
-/// permutation has at most four dimensions (every permutation of up to four).
-pub fn permute(rec: &mut Recorder, x: &Tensor, perm: &[usize], out: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(x.dtype());
-    permute_with_limit(rec, x, perm, out, limit)
-}
-
 /// `[rows, cols] → [cols, rows]`, or batched `[batch, rows, cols] → [batch, cols, rows]`,
 /// through the tiled kernel.
 pub fn transpose(rec: &mut Recorder, x: &Tensor, out: &Tensor) -> Result<()> {
@@ -120,13 +112,11 @@ pub fn transpose(rec: &mut Recorder, x: &Tensor, out: &Tensor) -> Result<()> {
     }
 }
 
-fn permute_with_limit(
-    rec: &mut Recorder,
-    x: &Tensor,
-    perm: &[usize],
-    out: &Tensor,
-    limit: usize,
-) -> Result<()> {
+/// `out = x.permute(perm)` (`torch.permute` semantics: output dimension `k` is input
+/// dimension `perm[k]`). `out` must have the permuted shape. Any rank whose simplified
+/// permutation has at most four dimensions (every permutation of up to four).
+pub fn permute(rec: &mut Recorder, x: &Tensor, perm: &[usize], out: &Tensor) -> Result<()> {
+    let limit = rec.max_binding_elems(x.dtype());
     let shape = x.shape();
     let mut seen = vec![false; shape.len()];
     let valid = perm.len() == shape.len()
@@ -366,9 +356,9 @@ mod tests {
         let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
         let xt = g.upload(&x, shape).unwrap();
         let out = g.empty(&out_shape, DType::F32);
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         let mut rec = g.recorder();
-        permute_with_limit(&mut rec, &xt, perm, &out, lim).unwrap();
+        rec.limit_bindings(limit);
+        permute(&mut rec, &xt, perm, &out).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 1, "the split path was not taken");
         }

@@ -8,9 +8,8 @@ use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/pyramid.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     h: u32,
     w: u32,
     dh: u32,
@@ -23,6 +22,7 @@ struct Params {
     plane0: u32,
     _p0: u32,
     _p1: u32,
+}
 }
 
 /// Splits `[B, C, H, W]` images into a new `[2, B, C, H, W]` tensor: index 0 holds the
@@ -38,18 +38,18 @@ pub fn frequency_split(rec: &mut Recorder, images: &Tensor, normalize: bool) -> 
     let out = rec
         .gpu()
         .empty(&[2, s[0], s[1], s[2], s[3]], images.dtype());
-    frequency_split_into(rec, images, &out, normalize, None)?;
+    frequency_split_into(rec, images, &out, normalize)?;
     Ok(out)
 }
 
 /// [`frequency_split`] into an existing `[2, B, C, H, W]` tensor, splitting the work into
-/// plane chunks whose bindings hold at most `max_elems` elements (default: the device limit).
+/// plane chunks whose bindings fit one storage binding (less where
+/// [`Recorder::limit_bindings`] says so).
 pub fn frequency_split_into(
     rec: &mut Recorder,
     images: &Tensor,
     out: &Tensor,
     normalize: bool,
-    max_elems: Option<usize>,
 ) -> Result<()> {
     let s = images.shape().to_vec();
     if s.len() != 4 || out.shape() != [2, s[0], s[1], s[2], s[3]] {
@@ -76,7 +76,8 @@ pub fn frequency_split_into(
     }
     let (dh, dw) = (h.div_ceil(2), w.div_ceil(2));
     let gpu = rec.gpu().clone();
-    let limit = max_elems
+    let limit = rec
+        .binding_override()
         .unwrap_or((gpu.max_binding_bytes() / 4) as usize)
         .saturating_sub(64);
     let plane_len = h * w;
@@ -169,7 +170,8 @@ mod tests {
         let xt = g.upload(&x, &[b, 3, h, w]).unwrap();
         let out = g.empty(&[2, b, 3, h, w], DType::F32);
         let mut rec = g.recorder();
-        frequency_split_into(&mut rec, &xt, &out, normalize, max_elems).unwrap();
+        rec.limit_bindings(max_elems);
+        frequency_split_into(&mut rec, &xt, &out, normalize).unwrap();
         rec.submit();
         let got = out.to_vec().unwrap();
         let n = 3 * h * w;

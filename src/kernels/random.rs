@@ -14,7 +14,7 @@
 //! `(seed, stream)` pair names an independent sequence of 2³⁴ normals (the remaining two
 //! counter words index groups of four elements).
 
-use super::elementwise::{check_float, pieces};
+use super::{check_float, pieces};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -23,9 +23,8 @@ const SHADER: &str = include_str!("../../shaders/random_normal.wgsl");
 /// Invocations per workgroup (one invocation computes one group of four elements).
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     groups: u32,
     len: u32,
     off: u32,
@@ -37,7 +36,8 @@ struct Params {
     stream_lo: u32,
     stream_hi: u32,
     mean: f32,
-    std: f32,
+    stddev: f32,
+}
 }
 
 /// Records a fill of all of `out` (f32, or f16 where the device has it) with
@@ -62,13 +62,12 @@ pub fn fill_normal(
     seed: u64,
     stream: u64,
 ) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(out.dtype());
-    fill_normal_at(rec, out, mean, std, seed, stream, 0, limit)
+    fill_normal_at(rec, out, mean, std, seed, stream, 0)
 }
 
 /// [`fill_normal`] writing elements `origin .. origin + out.numel()` of the draw, in pieces of
-/// at most `limit` elements (tests force a small limit, and an origin past 2³⁴ elements to
-/// reach the high counter word).
+/// at most [`Recorder::max_binding_elems`] elements (tests force a small limit, and an origin
+/// past 2³⁴ elements to reach the high counter word).
 #[allow(clippy::too_many_arguments)]
 fn fill_normal_at(
     rec: &mut Recorder,
@@ -78,8 +77,8 @@ fn fill_normal_at(
     seed: u64,
     stream: u64,
     origin: u64,
-    limit: usize,
 ) -> Result<()> {
+    let limit = rec.max_binding_elems(out.dtype());
     check_float("fill_normal", out)?;
     if !mean.is_finite() {
         return Err(Error::Config(format!(
@@ -113,7 +112,7 @@ fn fill_normal_at(
             stream_lo: stream as u32,
             stream_hi: (stream >> 32) as u32,
             mean,
-            std,
+            stddev: std,
         };
         rec.dispatch(
             &kernel,
@@ -177,8 +176,8 @@ mod tests {
         let g = gpu();
         let out = g.empty(&[n], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        fill_normal_at(&mut rec, &out, mean, std, key.0, key.1, origin, lim).unwrap();
+        rec.limit_bindings(limit);
+        fill_normal_at(&mut rec, &out, mean, std, key.0, key.1, origin).unwrap();
         if limit.is_some_and(|l| l < n) {
             assert!(rec.dispatch_count() > 1, "the split path was not taken");
         }

@@ -13,7 +13,7 @@
 //! Inputs larger than one storage binding are processed in pieces of whole segments / row
 //! blocks.
 
-use super::elementwise::{check_distinct, check_float};
+use super::{check_distinct, check_float};
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -39,9 +39,8 @@ pub enum ReduceOp {
     Max,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     units: u32,
     cols: u32,
     seg_len: u32,
@@ -52,6 +51,7 @@ struct Params {
     x_base: u32,
     scale: f32,
     pad: [u32; 3],
+}
 }
 
 fn kernel_source(entry: &'static str, max: bool, x: &Tensor) -> ShaderSource<'static> {
@@ -95,17 +95,7 @@ fn check_out(what: &str, x: &Tensor, out: &Tensor, len: usize) -> Result<()> {
 /// Reduces each row of `x` (`[.., C]`, seen as `[R, C]`) into `out` (`R` elements, e.g.
 /// shape `[..]` or `[R, 1]`).
 pub fn reduce_rows(rec: &mut Recorder, op: ReduceOp, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(x.dtype());
-    reduce_rows_with_limit(rec, op, x, out, limit)
-}
-
-fn reduce_rows_with_limit(
-    rec: &mut Recorder,
-    op: ReduceOp,
-    x: &Tensor,
-    out: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(x.dtype());
     let (rows, cols) = matrix_dims("reduce_rows", x)?;
     check_out("reduce_rows", x, out, rows)?;
     rows_pass(rec, op, x, rows, cols, out, limit)
@@ -113,17 +103,7 @@ fn reduce_rows_with_limit(
 
 /// Reduces all elements of `x` into `out` (one element, e.g. shape `[1]`).
 pub fn reduce_all(rec: &mut Recorder, op: ReduceOp, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(x.dtype());
-    reduce_all_with_limit(rec, op, x, out, limit)
-}
-
-fn reduce_all_with_limit(
-    rec: &mut Recorder,
-    op: ReduceOp,
-    x: &Tensor,
-    out: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(x.dtype());
     matrix_dims("reduce_all", x)?;
     check_out("reduce_all", x, out, 1)?;
     rows_pass(rec, op, x, 1, x.numel(), out, limit)
@@ -217,23 +197,17 @@ fn rows_pass(
 /// `out[c] = Σ_r x[r, c]` for `x` `[.., C]` seen as `[R, C]`; `out` holds `C` values
 /// (bias gradients of a `Linear` layer).
 pub fn sum_cols(rec: &mut Recorder, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(x.dtype());
-    cols_with_limit(rec, x, out, false, limit)
+    cols(rec, x, out, false)
 }
 
 /// `out[c] = (1/R) Σ_r x[r, c]`, like [`sum_cols`].
 pub fn mean_cols(rec: &mut Recorder, x: &Tensor, out: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(x.dtype());
-    cols_with_limit(rec, x, out, true, limit)
+    cols(rec, x, out, true)
 }
 
-fn cols_with_limit(
-    rec: &mut Recorder,
-    x: &Tensor,
-    out: &Tensor,
-    mean: bool,
-    limit: usize,
-) -> Result<()> {
+/// [`sum_cols`] or [`mean_cols`].
+fn cols(rec: &mut Recorder, x: &Tensor, out: &Tensor, mean: bool) -> Result<()> {
+    let limit = rec.max_binding_elems(x.dtype());
     let (rows, cols) = matrix_dims("sum_cols", x)?;
     check_out("sum_cols", x, out, cols)?;
     let scale = if mean { 1.0 / rows as f32 } else { 1.0 };
@@ -338,8 +312,8 @@ mod tests {
         let xt = g.upload(&x, &[rows, cols]).unwrap();
         let out = g.empty(&[rows], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        reduce_rows_with_limit(&mut rec, op, &xt, &out, lim).unwrap();
+        rec.limit_bindings(limit);
+        reduce_rows(&mut rec, op, &xt, &out).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
         }
@@ -379,11 +353,11 @@ mod tests {
             // Shifted so that the maximum is negative (checks the −∞ identity).
             let x: Vec<f32> = random_vec(n, n as u64).iter().map(|v| v - 2.0).collect();
             let xt = g.upload(&x, &[n]).unwrap();
-            let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
             for op in OPS {
                 let out = g.empty(&[1], DType::F32);
                 let mut rec = g.recorder();
-                reduce_all_with_limit(&mut rec, op, &xt, &out, lim).unwrap();
+                rec.limit_bindings(limit);
+                reduce_all(&mut rec, op, &xt, &out).unwrap();
                 rec.submit();
                 let got = out.to_vec().unwrap();
                 let want = [cpu::reduce_all(op, &x)];
@@ -404,8 +378,8 @@ mod tests {
         let xt = g.upload(&x, &[rows, cols]).unwrap();
         let out = g.empty(&[cols], DType::F32);
         let mut rec = g.recorder();
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
-        cols_with_limit(&mut rec, &xt, &out, mean, lim).unwrap();
+        rec.limit_bindings(limit);
+        super::cols(&mut rec, &xt, &out, mean).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
         }

@@ -9,16 +9,15 @@
 //! pixel, without atomics. All leading dimensions are independent maps; work on tensors larger
 //! than one storage binding is split into groups of whole maps.
 
-use super::layernorm::row_pieces;
+use super::row_pieces;
 use crate::gpu::{Access, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/resize_bilinear.wgsl");
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     maps: u32,
     in_h: u32,
     in_w: u32,
@@ -30,6 +29,7 @@ struct Params {
     inv_h: f32,
     inv_w: f32,
     _pad1: [u32; 2],
+}
 }
 
 /// Splits a shape into (maps, h, w) with `h`, `w` its last two dimensions.
@@ -69,8 +69,7 @@ pub fn resize_bilinear(rec: &mut Recorder, x: &Tensor, size: (usize, usize)) -> 
 /// [`resize_bilinear`] into `y`, whose last two dimensions give the output size and whose
 /// leading dimensions hold as many elements as `x`'s.
 pub fn resize_bilinear_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    run(rec, x, y, false, max)
+    run(rec, x, y, false)
 }
 
 /// Backward of [`resize_bilinear`]: from the output gradient `dy` (`[.., H', W']`) returns
@@ -96,19 +95,13 @@ pub fn resize_bilinear_backward(
 /// [`resize_bilinear_backward`] into `dx` (overwritten), whose last two dimensions give the
 /// input size.
 pub fn resize_bilinear_backward_into(rec: &mut Recorder, dy: &Tensor, dx: &Tensor) -> Result<()> {
-    let max = rec.gpu().max_binding_elems(DType::F32);
-    run(rec, dx, dy, true, max)
+    run(rec, dx, dy, true)
 }
 
 /// Records the forward (`input` → `output`) or the backward (`output` gradient → `input`
-/// gradient) pass, in groups of whole maps whose bindings fit in `max_elems` elements.
-fn run(
-    rec: &mut Recorder,
-    input: &Tensor,
-    output: &Tensor,
-    backward: bool,
-    max_elems: usize,
-) -> Result<()> {
+/// gradient) pass, in groups of whole maps whose bindings fit in [`Recorder::max_binding_elems`].
+fn run(rec: &mut Recorder, input: &Tensor, output: &Tensor, backward: bool) -> Result<()> {
+    let max_elems = rec.max_binding_elems(DType::F32);
     let what = if backward {
         "resize_bilinear_backward"
     } else {
@@ -204,8 +197,9 @@ mod tests {
         let yt = g.empty(&[maps, out.0, out.1], DType::F32);
         let dxt = g.empty(&[maps, inp.0, inp.1], DType::F32);
         let mut rec = g.recorder();
-        run(&mut rec, &xt, &yt, false, max_elems).unwrap();
-        run(&mut rec, &dxt, &dyt, true, max_elems).unwrap();
+        rec.limit_bindings(Some(max_elems));
+        run(&mut rec, &xt, &yt, false).unwrap();
+        run(&mut rec, &dxt, &dyt, true).unwrap();
         rec.submit();
         let what = format!("resize {maps}x{inp:?} -> {out:?} max {max_elems}");
         assert_close(&what, &yt.to_vec().unwrap(), &narrow(&want), TOL);

@@ -5,7 +5,7 @@
 //! The backward is `dx = y ⊙ (dy − rowsum(dy ⊙ y))` (`torch._softmax_backward_data`).
 //! Tensors larger than one storage binding are processed in pieces of whole rows.
 
-use super::elementwise::{check_distinct, check_float, check_same};
+use super::{check_distinct, check_float, check_same};
 use crate::gpu::{Access, BindRange, DType, Recorder, ShaderSource, Tensor};
 use crate::{Error, Result};
 
@@ -14,9 +14,8 @@ const SHADER: &str = include_str!("../../shaders/softmax.wgsl");
 /// Invocations per workgroup (one workgroup per row).
 const WG: u32 = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+super::uniform! {
+pub(super) struct Params {
     rows: u32,
     cols: u32,
     off_x: u32,
@@ -24,14 +23,11 @@ struct Params {
     off_dy: u32,
     pad: [u32; 3],
 }
+}
 
 /// `y = softmax(x)` over the last dimension; `x` and `y` have one shape.
 pub fn softmax(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(x.dtype());
-    softmax_with_limit(rec, x, y, limit)
-}
-
-fn softmax_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) -> Result<()> {
+    let limit = rec.max_binding_elems(x.dtype());
     check_float("softmax", x)?;
     check_same("softmax", x, y)?;
     check_distinct("softmax", y, &[x])?;
@@ -41,17 +37,7 @@ fn softmax_with_limit(rec: &mut Recorder, x: &Tensor, y: &Tensor, limit: usize) 
 /// `dx = y ⊙ (dy − rowsum(dy ⊙ y))`, the gradient of [`softmax`] given its output `y` and
 /// the output gradient `dy`; all three have one shape.
 pub fn softmax_backward(rec: &mut Recorder, y: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
-    let limit = rec.gpu().max_binding_elems(y.dtype());
-    softmax_backward_with_limit(rec, y, dy, dx, limit)
-}
-
-fn softmax_backward_with_limit(
-    rec: &mut Recorder,
-    y: &Tensor,
-    dy: &Tensor,
-    dx: &Tensor,
-    limit: usize,
-) -> Result<()> {
+    let limit = rec.max_binding_elems(y.dtype());
     check_float("softmax_backward", y)?;
     check_same("softmax_backward", y, dy)?;
     check_same("softmax_backward", y, dx)?;
@@ -173,10 +159,10 @@ mod tests {
         let y_ref = g.upload(&y_want, &[rows, cols]).unwrap();
         let dyt = g.upload(&dy, &[rows, cols]).unwrap();
         let dxt = g.empty(&[rows, cols], DType::F32);
-        let lim = limit.unwrap_or(g.max_binding_elems(DType::F32));
         let mut rec = g.recorder();
-        softmax_with_limit(&mut rec, &xt, &yt, lim).unwrap();
-        softmax_backward_with_limit(&mut rec, &y_ref, &dyt, &dxt, lim).unwrap();
+        rec.limit_bindings(limit);
+        softmax(&mut rec, &xt, &yt).unwrap();
+        softmax_backward(&mut rec, &y_ref, &dyt, &dxt).unwrap();
         if limit.is_some() {
             assert!(rec.dispatch_count() > 2, "the split path was not taken");
         }
