@@ -151,23 +151,23 @@ pub fn attention_forward(
             Some(lse)
         }
         AttentionAlgorithm::Materialized => {
-            let max = (rec.gpu().max_binding_bytes() / 4) as usize;
-            forward_impl(rec, qkv, out, d, max)?;
+            materialized_forward(rec, qkv, out, d)?;
             None
         }
     };
     Ok(AttentionSaved { algorithm, lse })
 }
 
-pub(crate) fn forward_impl(
+/// The materialised forward: scores of as many heads at a time as fit in
+/// [`Recorder::max_binding_elems`].
+fn materialized_forward(
     rec: &mut Recorder,
     qkv: &Tensor,
     out: &Tensor,
     d: &AttentionDims,
-    max_elems: usize,
 ) -> Result<()> {
     d.check(qkv, out, &[DType::F32, DType::F16], "attention_forward")?;
-    let g = group(d, max_elems)?;
+    let g = group(d, rec.max_binding_elems(DType::F32))?;
     let (n, hd) = (d.tokens, d.dim / d.heads);
     let gpu = rec.gpu().clone();
     let scores = gpu.empty(&[g, n, n], DType::F32);
@@ -205,20 +205,17 @@ pub fn attention_backward(
         (AttentionAlgorithm::Fused, Some(lse)) => {
             flash_attention_backward(rec, qkv, out, lse, dout, dqkv, d)
         }
-        _ => {
-            let max = (rec.gpu().max_binding_bytes() / 4) as usize;
-            backward_impl(rec, qkv, dout, dqkv, d, max)
-        }
+        _ => materialized_backward(rec, qkv, dout, dqkv, d),
     }
 }
 
-pub(crate) fn backward_impl(
+/// The materialised backward, in the same head groups as [`materialized_forward`].
+fn materialized_backward(
     rec: &mut Recorder,
     qkv: &Tensor,
     dout: &Tensor,
     dqkv: &Tensor,
     d: &AttentionDims,
-    max_elems: usize,
 ) -> Result<()> {
     d.check(qkv, dout, &[DType::F32], "attention_backward")?;
     if dqkv.numel() != qkv.numel() {
@@ -228,7 +225,7 @@ pub(crate) fn backward_impl(
             qkv.shape()
         )));
     }
-    let g = group(d, max_elems)?;
+    let g = group(d, rec.max_binding_elems(DType::F32))?;
     let (n, hd) = (d.tokens, d.dim / d.heads);
     let scale = (hd as f32).powf(-0.5);
     let gpu = rec.gpu().clone();
@@ -378,16 +375,49 @@ mod tests {
         let (want_o, want_g) = cpu_attention(&qkv_h, &dout_h, &d);
         let qkv = g.upload(&qkv_h, &[rows, 3 * d.dim]).unwrap();
         let dout = g.upload(&dout_h, &[rows, d.dim]).unwrap();
-        // Full group, then groups of 3, 2 and 1 heads (a binding smaller than 6·49 scores).
-        for max in [usize::MAX, 3 * 49, 2 * 49 + 10, 49] {
-            let out = g.empty(&[rows, d.dim], DType::F32);
-            let dq = g.empty(&[rows, 3 * d.dim], DType::F32);
+        // Full group, then groups of 3, 2 and 1 heads, through the recorder's binding-limit
+        // hook. Ragged 23 tokens (529 scores a head), head dim 2: one image's q, k or v view
+        // (794 elements) fits in every limit below, so only the head groups shrink, not the
+        // GEMMs' operands past what they can split.
+        let ds = AttentionDims {
+            batch: 2,
+            tokens: 23,
+            dim: 12,
+            heads: 6,
+        };
+        let rows_s = ds.batch * ds.tokens;
+        let qkv_s = random_vec(rows_s * 3 * ds.dim, 4);
+        let dout_s = random_vec(rows_s * ds.dim, 5);
+        let (want_so, want_sg) = cpu_attention(&qkv_s, &dout_s, &ds);
+        let qkv_st = g.upload(&qkv_s, &[rows_s, 3 * ds.dim]).unwrap();
+        let dout_st = g.upload(&dout_s, &[rows_s, ds.dim]).unwrap();
+        let mut per_group = 0;
+        for (limit, heads_per_group) in [
+            (None, 6),
+            (Some(3 * 529), 3),
+            (Some(2 * 529 + 10), 2),
+            (Some(800), 1),
+        ] {
+            let out = g.empty(&[rows_s, ds.dim], DType::F32);
+            let dq = g.empty(&[rows_s, 3 * ds.dim], DType::F32);
             let mut rec = g.recorder();
-            forward_impl(&mut rec, &qkv, &out, &d, max).unwrap();
-            backward_impl(&mut rec, &qkv, &dout, &dq, &d, max).unwrap();
+            rec.limit_bindings(limit);
+            let max = rec.max_binding_elems(DType::F32);
+            assert_eq!(group(&ds, max).unwrap(), heads_per_group, "limit {limit:?}");
+            let algorithm = AttentionAlgorithm::Materialized;
+            let saved = attention_forward(&mut rec, algorithm, &qkv_st, &out, &ds).unwrap();
+            attention_backward(&mut rec, &saved, &qkv_st, &out, &dout_st, &dq, &ds).unwrap();
+            // No kernel inside needs to split its own bindings at these limits, so the
+            // dispatches count the head groups: the split path was taken.
+            let groups = ds.batch * ds.heads / heads_per_group;
+            if limit.is_none() {
+                per_group = rec.dispatch_count() / groups;
+            }
+            assert_eq!(rec.dispatch_count(), per_group * groups, "limit {limit:?}");
             rec.submit();
-            assert_close("attention out", &out.to_vec().unwrap(), &want_o, TOL);
-            assert_close("attention dqkv", &dq.to_vec().unwrap(), &want_g, TOL);
+            let what = format!("attention, binding limit {limit:?}");
+            assert_close(&what, &out.to_vec().unwrap(), &want_so, TOL);
+            assert_close(&what, &dq.to_vec().unwrap(), &want_sg, TOL);
         }
         // Both algorithms through the public pair, the backward reading what the forward saved.
         for algorithm in [AttentionAlgorithm::Fused, AttentionAlgorithm::Materialized] {
@@ -403,8 +433,12 @@ mod tests {
         }
         let mut rec = g.recorder();
         let out = g.empty(&[rows, d.dim], DType::F32);
-        let e = forward_impl(&mut rec, &qkv, &out, &d, 48).unwrap_err();
+        // One head's 49 scores do not fit in 48 elements.
+        rec.limit_bindings(Some(48));
+        let e = attention_forward(&mut rec, AttentionAlgorithm::Materialized, &qkv, &out, &d)
+            .unwrap_err();
         assert!(matches!(e, Error::Shape(_)), "{e}");
+        rec.limit_bindings(None);
         let bad = g.empty(&[rows, d.dim + 1], DType::F32);
         for algorithm in [AttentionAlgorithm::Fused, AttentionAlgorithm::Materialized] {
             assert!(attention_forward(&mut rec, algorithm, &qkv, &bad, &d).is_err());
