@@ -38,9 +38,10 @@ impl LossConfig {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+crate::kernels::uniform! {
+/// The uniform block of `heads_loss.wgsl` (checked by `kernels::uniform_layout`).
+#[derive(Default)]
+pub(crate) struct Params {
     n: u32,
     batch: u32,
     pix: u32,
@@ -54,6 +55,7 @@ struct Params {
     lambda_sim: f32,
     path: u32,
     pad: [u32; 4],
+}
 }
 
 /// Geometry the loss kernels need.

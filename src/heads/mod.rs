@@ -31,7 +31,7 @@ pub mod losses;
 pub mod optim;
 mod perlin_discriminator;
 mod scoring;
-mod tokens;
+pub(crate) mod tokens;
 mod vit;
 
 pub use attention::{

@@ -8,13 +8,14 @@ use crate::{Error, Result};
 
 const SHADER: &str = include_str!("../../shaders/vit_tokens.wgsl");
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+crate::kernels::uniform! {
+/// The uniform block of `vit_tokens.wgsl` (checked by `kernels::uniform_layout`).
+pub(crate) struct Params {
     batch: u32,
     tokens: u32,
     dim: u32,
     pad: u32,
+}
 }
 
 fn kernel_run(

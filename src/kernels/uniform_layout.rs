@@ -1,8 +1,9 @@
 //! Every uniform parameter block is written twice, as a Rust struct (declared with
 //! [`super::uniform!`]) and as a WGSL struct in its shader. This test module compares the
 //! two: the Rust side's `size_of` and `offset_of!` against the layout naga computes for the
-//! WGSL struct in every rendered variant of the shader. [`TABLE`] lists the pairs; a new
-//! kernel is one row, and a template with a `var<uniform>` but no row fails the test.
+//! WGSL struct in every rendered variant of the shader, the kernels' and the heads' own.
+//! [`TABLE`] lists the pairs; a new kernel is one row, and a template with a `var<uniform>`
+//! but no row fails the test.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -48,7 +49,8 @@ fn row<T: UniformLayout>(shader: &'static str, wgsl: &'static str) -> Row {
     }
 }
 
-/// (Rust struct, shader template, WGSL struct name) for every uniform block of the kernels.
+/// (Rust struct, shader template, WGSL struct name) for every uniform block of the kernels
+/// and of the heads' own shaders.
 #[rustfmt::skip]
 fn table() -> Vec<Row> {
     use super::*;
@@ -77,6 +79,8 @@ fn table() -> Vec<Row> {
         row::<reduce::Params>("reduce", "Params"),
         row::<resize::Params>("resize_bilinear", "Params"),
         row::<softmax::Params>("softmax", "Params"),
+        row::<crate::heads::tokens::Params>("vit_tokens", "Params"),
+        row::<crate::heads::losses::Params>("heads_loss", "Params"),
     ]
 }
 
@@ -103,7 +107,8 @@ fn descs() -> Vec<DeviceDesc> {
 fn rendered_by_template() -> BTreeMap<&'static str, BTreeSet<String>> {
     let mut out: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
     for desc in descs() {
-        for source in super::shader_variants(&desc) {
+        let heads = crate::heads::shader_variants(&desc);
+        for source in super::shader_variants(&desc).into_iter().chain(heads) {
             let text = source.render().expect("every variant renders");
             out.entry(source.name).or_default().insert(text);
         }
