@@ -33,7 +33,9 @@ pub use normalize::{
 };
 pub use overlay::{jet, overlay_strip, save_overlay_png, OverlayInput};
 pub use photo::{heatmap_image, photo_overlay, save_png};
-pub use report::{write_reports_csv, CategoryResult, Report, RunMean, Stat, Summary, CSV_HEADER};
+pub use report::{
+    write_reports_csv, CategoryResult, Metrics, Report, RunMean, Stat, Summary, CSV_HEADER,
+};
 pub use scores::{write_scores_csv, ImageScore, SCORES_CSV_HEADER};
 
 use std::path::Path;

@@ -23,20 +23,11 @@ pub struct CategoryResult {
     pub run: usize,
     /// Seed of that run's shot draw and training.
     pub seed: u64,
-    /// Image AUROC, in `[0, 1]`.
-    pub image_auroc: f64,
-    /// Pixel AUROC, in `[0, 1]`; `None` without ground-truth masks.
-    pub pixel_auroc: Option<f64>,
-    /// AUPRO, in `[0, 1]`, of the variant `aupro_variant`; `None` without masks.
-    pub aupro: Option<f64>,
-    /// Which AUPRO definition `aupro` follows.
+    /// The metrics, each in `[0, 1]`; the AUPRO is of the variant `aupro_variant`.
+    #[serde(flatten)]
+    pub metrics: Metrics<f64>,
+    /// Which AUPRO definition `metrics.aupro` follows.
     pub aupro_variant: AuproVariant,
-    /// Fraction of the good test images the stored threshold flags.
-    #[serde(default)]
-    pub false_alarm_rate: Option<f64>,
-    /// Fraction of the defective test images the stored threshold flags.
-    #[serde(default)]
-    pub catch_rate: Option<f64>,
 }
 
 impl CategoryResult {
@@ -46,24 +37,49 @@ impl CategoryResult {
             category: category.into(),
             run,
             seed,
-            image_auroc: metrics.image_auroc,
-            pixel_auroc: metrics.pixel_auroc,
-            aupro: metrics.aupro,
+            metrics: Metrics {
+                image_auroc: metrics.image_auroc,
+                pixel_auroc: metrics.pixel_auroc,
+                aupro: metrics.aupro,
+                false_alarm_rate: None,
+                catch_rate: None,
+            },
             aupro_variant: metrics.aupro_variant,
-            false_alarm_rate: None,
-            catch_rate: None,
         }
     }
 
     /// With the false-alarm and catch rates of the stored threshold on the test set.
     pub fn with_decisions(mut self, decisions: Option<ThresholdOutcome>) -> Self {
-        self.false_alarm_rate = decisions.and_then(|d| d.false_alarm_rate());
-        self.catch_rate = decisions.and_then(|d| d.detection_rate());
+        self.metrics.false_alarm_rate = decisions.and_then(|d| d.false_alarm_rate());
+        self.metrics.catch_rate = decisions.and_then(|d| d.detection_rate());
         self
     }
+}
 
-    /// The metric values in [`METRICS`] order.
-    fn values(&self) -> [Option<f64>; 5] {
+/// The five metrics of a report row, each a value `T` (a fraction of one result or run, or
+/// a [`Stat`] over several). Every writer (CSV, table, summaries) goes through
+/// [`Metrics::values`], whose order is that of [`METRICS`]. A metric a row cannot have is
+/// `None` (see the module documentation); the image AUROC is always there.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(bound(deserialize = "T: serde::Deserialize<'de>"))]
+pub struct Metrics<T> {
+    /// Image AUROC.
+    pub image_auroc: T,
+    /// Pixel AUROC; `None` without ground-truth masks.
+    pub pixel_auroc: Option<T>,
+    /// AUPRO; `None` without ground-truth masks.
+    pub aupro: Option<T>,
+    /// Fraction of the good test images the stored threshold flags.
+    #[serde(default)]
+    pub false_alarm_rate: Option<T>,
+    /// Fraction of the defective test images the stored threshold flags.
+    #[serde(default)]
+    pub catch_rate: Option<T>,
+}
+
+impl<T: Copy> Metrics<T> {
+    /// The values in [`METRICS`] order.
+    pub fn values(&self) -> [Option<T>; 5] {
         [
             Some(self.image_auroc),
             self.pixel_auroc,
@@ -72,9 +88,21 @@ impl CategoryResult {
             self.catch_rate,
         ]
     }
+
+    /// From values in [`METRICS`] order; `None` when the image AUROC is absent.
+    pub fn from_values(v: [Option<T>; 5]) -> Option<Metrics<T>> {
+        Some(Metrics {
+            image_auroc: v[0]?,
+            pixel_auroc: v[1],
+            aupro: v[2],
+            false_alarm_rate: v[3],
+            catch_rate: v[4],
+        })
+    }
 }
 
-/// The metrics of a report, in column order: CSV name and table heading.
+/// The metrics of a report, in column order ([`Metrics::values`]): CSV name and table
+/// heading.
 pub const METRICS: [(&str, &str); 5] = [
     ("image_auroc", "image AUROC"),
     ("pixel_auroc", "pixel AUROC"),
@@ -134,40 +162,9 @@ pub struct Summary {
     pub name: String,
     /// Number of runs aggregated.
     pub runs: usize,
-    /// Image AUROC.
-    pub image_auroc: Stat,
-    /// Pixel AUROC.
-    pub pixel_auroc: Option<Stat>,
-    /// AUPRO.
-    pub aupro: Option<Stat>,
-    /// False-alarm rate of the stored threshold.
-    pub false_alarm_rate: Option<Stat>,
-    /// Catch rate of the stored threshold.
-    pub catch_rate: Option<Stat>,
-}
-
-impl Summary {
-    fn stats(&self) -> [Option<Stat>; 5] {
-        [
-            Some(self.image_auroc),
-            self.pixel_auroc,
-            self.aupro,
-            self.false_alarm_rate,
-            self.catch_rate,
-        ]
-    }
-
-    fn from_stats(name: String, runs: usize, s: [Option<Stat>; 5]) -> Option<Summary> {
-        Some(Summary {
-            name,
-            runs,
-            image_auroc: s[0]?,
-            pixel_auroc: s[1],
-            aupro: s[2],
-            false_alarm_rate: s[3],
-            catch_rate: s[4],
-        })
-    }
+    /// Each metric's mean ± spread.
+    #[serde(flatten)]
+    pub metrics: Metrics<Stat>,
 }
 
 /// The mean over categories of one run (one row of the "mean" block of the CSV).
@@ -179,28 +176,9 @@ pub struct RunMean {
     pub seed: Option<u64>,
     /// Number of categories of that run.
     pub categories: usize,
-    /// Mean image AUROC over the run's categories.
-    pub image_auroc: f64,
-    /// Mean pixel AUROC over the run's categories (when all have it).
-    pub pixel_auroc: Option<f64>,
-    /// Mean AUPRO over the run's categories (when all have it).
-    pub aupro: Option<f64>,
-    /// Mean false-alarm rate (when all have it).
-    pub false_alarm_rate: Option<f64>,
-    /// Mean catch rate (when all have it).
-    pub catch_rate: Option<f64>,
-}
-
-impl RunMean {
-    fn values(&self) -> [Option<f64>; 5] {
-        [
-            Some(self.image_auroc),
-            self.pixel_auroc,
-            self.aupro,
-            self.false_alarm_rate,
-            self.catch_rate,
-        ]
-    }
+    /// Each metric's mean over the run's categories (when all have it).
+    #[serde(flatten)]
+    pub metrics: Metrics<f64>,
 }
 
 /// A collection of [`CategoryResult`]s (several categories × several runs) with one AUPRO
@@ -244,7 +222,7 @@ impl Report {
     /// `(category, run)` pair is already present, or when the AUPRO variant differs from the
     /// results already added (numbers of two variants must not be averaged together).
     pub fn push(&mut self, result: CategoryResult) -> Result<()> {
-        for ((_, name), v) in METRICS.iter().zip(result.values()) {
+        for ((_, name), v) in METRICS.iter().zip(result.metrics.values()) {
             if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
                 return Err(Error::Eval(format!(
                     "{} run {}: {name} {v} is not in [0, 1]",
@@ -312,12 +290,16 @@ impl Report {
                     .results
                     .iter()
                     .filter(|r| r.category == c)
-                    .map(CategoryResult::values)
+                    .map(|r| r.metrics.values())
                     .collect();
                 let stats = std::array::from_fn(|m| {
                     Stat::of_present(&rows.iter().map(|v| v[m]).collect::<Vec<_>>())
                 });
-                Summary::from_stats(c.to_string(), rows.len(), stats)
+                Some(Summary {
+                    name: c.to_string(),
+                    runs: rows.len(),
+                    metrics: Metrics::from_values(stats)?,
+                })
             })
             .collect()
     }
@@ -326,24 +308,22 @@ impl Report {
     pub fn run_means(&self) -> Vec<RunMean> {
         self.runs()
             .into_iter()
-            .map(|run| {
+            .filter_map(|run| {
                 let rows: Vec<&CategoryResult> =
                     self.results.iter().filter(|r| r.run == run).collect();
                 let seed = rows[0].seed;
-                let mean = |m: usize| {
-                    Stat::of_present(&rows.iter().map(|r| r.values()[m]).collect::<Vec<_>>())
-                        .map(|s| s.mean)
-                };
-                RunMean {
+                let mut means: [Option<f64>; 5] = std::array::from_fn(|m| {
+                    let values: Vec<_> = rows.iter().map(|r| r.metrics.values()[m]).collect();
+                    Stat::of_present(&values).map(|s| s.mean)
+                });
+                // Every result has an image AUROC, so its mean is always there.
+                means[0] = Some(means[0].unwrap_or(f64::NAN));
+                Metrics::from_values(means).map(|metrics| RunMean {
                     run,
                     seed: rows.iter().all(|r| r.seed == seed).then_some(seed),
                     categories: rows.len(),
-                    image_auroc: mean(0).unwrap_or(f64::NAN),
-                    pixel_auroc: mean(1),
-                    aupro: mean(2),
-                    false_alarm_rate: mean(3),
-                    catch_rate: mean(4),
-                }
+                    metrics,
+                })
             })
             .collect()
     }
@@ -359,19 +339,28 @@ impl Report {
             let over_cats = Stat::of_present(
                 &cats
                     .iter()
-                    .map(|c| c.stats()[m].map(|s| s.mean))
+                    .map(|c| c.metrics.values()[m].map(|s| s.mean))
                     .collect::<Vec<_>>(),
             )?;
-            let over_runs =
-                Stat::of_present(&runs.iter().map(|r| r.values()[m]).collect::<Vec<_>>())?;
+            let over_runs = Stat::of_present(
+                &runs
+                    .iter()
+                    .map(|r| r.metrics.values()[m])
+                    .collect::<Vec<_>>(),
+            )?;
             Some(Stat {
                 mean: over_cats.mean,
                 std: over_runs.std,
                 n: over_runs.n,
             })
         });
-        Summary::from_stats("mean".into(), runs.len(), stats)
-            .ok_or_else(|| Error::Eval("the report has no image AUROC".into()))
+        let metrics = Metrics::from_values(stats)
+            .ok_or_else(|| Error::Eval("the report has no image AUROC".into()))?;
+        Ok(Summary {
+            name: "mean".into(),
+            runs: runs.len(),
+            metrics,
+        })
     }
 
     /// A human-readable, column-aligned table in percent: one row per category, a rule, and
@@ -386,7 +375,7 @@ impl Report {
             i => METRICS[i - 2].1.to_string(),
         });
         let row = |s: &Summary| -> [String; 7] {
-            let stats = s.stats();
+            let stats = s.metrics.values();
             std::array::from_fn(|i| match i {
                 0 => s.name.clone(),
                 1 => s.runs.to_string(),
@@ -468,7 +457,7 @@ impl Report {
                     csv_field(&r.category),
                     r.run,
                     r.seed,
-                    cells(r.values()),
+                    cells(r.metrics.values()),
                     r.aupro_variant
                 );
             }
@@ -479,11 +468,11 @@ impl Report {
                 out,
                 "mean,{},{seed},{rule},{},{variant}",
                 m.run,
-                cells(m.values())
+                cells(m.metrics.values())
             );
         }
         if let Ok(m) = self.mean_summary() {
-            let stats = m.stats();
+            let stats = m.metrics.values();
             let _ = writeln!(
                 out,
                 "mean,all,,{rule},{},{variant}",
@@ -537,12 +526,14 @@ mod tests {
             category: cat.into(),
             run,
             seed,
-            image_auroc: v[0],
-            pixel_auroc: Some(v[1]),
-            aupro: Some(v[2]),
+            metrics: Metrics {
+                image_auroc: v[0],
+                pixel_auroc: Some(v[1]),
+                aupro: Some(v[2]),
+                false_alarm_rate: None,
+                catch_rate: None,
+            },
             aupro_variant: AuproVariant::Official,
-            false_alarm_rate: None,
-            catch_rate: None,
         }
     }
 
@@ -573,18 +564,18 @@ mod tests {
         let r = sample();
         let cats = r.category_summaries();
         assert_eq!(cats.len(), 2);
-        assert!((cats[0].image_auroc.mean - 0.99).abs() < 1e-12);
+        assert!((cats[0].metrics.image_auroc.mean - 0.99).abs() < 1e-12);
         let runs = r.run_means();
         assert_eq!(runs.len(), 2);
-        assert!((runs[0].aupro.unwrap() - 0.8).abs() < 1e-12);
-        assert!((runs[1].aupro.unwrap() - 0.7).abs() < 1e-12);
+        assert!((runs[0].metrics.aupro.unwrap() - 0.8).abs() < 1e-12);
+        assert!((runs[1].metrics.aupro.unwrap() - 0.7).abs() < 1e-12);
         let m = r.mean_summary().unwrap();
-        let aupro = m.aupro.unwrap();
+        let aupro = m.metrics.aupro.unwrap();
         assert!((aupro.mean - 0.75).abs() < 1e-12);
         // Spread over runs of the run means 0.8 and 0.7.
         assert!((aupro.std.unwrap() - 0.1 / 2f64.sqrt()).abs() < 1e-12);
         // No decisions recorded: the rates are absent, not zero.
-        assert_eq!(m.false_alarm_rate, None);
+        assert_eq!(m.metrics.false_alarm_rate, None);
     }
 
     #[test]
@@ -620,6 +611,34 @@ mod tests {
     }
 
     #[test]
+    fn csv_header_lists_the_metrics_in_their_order() {
+        let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            CSV_HEADER,
+            format!(
+                "category,run,seed,threshold_rule,{},aupro_variant",
+                names.join(",")
+            )
+        );
+    }
+
+    #[test]
+    fn serialized_results_keep_flat_metric_fields() {
+        let r = res("bottle", 0, 7, [1.0, 0.98, 0.9]);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["image_auroc"], 1.0);
+        assert_eq!(json["aupro"], 0.9);
+        assert!(json["false_alarm_rate"].is_null());
+        let back: CategoryResult = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+        // Results written before the rates existed read back without them.
+        let old = r#"{"category":"bottle","run":0,"seed":7,"image_auroc":1.0,
+            "pixel_auroc":0.98,"aupro":0.9,"aupro_variant":"official"}"#;
+        let back: CategoryResult = serde_json::from_str(old).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
     fn csv_rows_and_quoting() {
         let csv = sample().to_csv();
         let lines: Vec<&str> = csv.lines().collect();
@@ -645,23 +664,23 @@ mod tests {
             detected: 6,
         };
         let mut ok_ng = res("ok_ng", 0, 1, [0.9, 0.0, 0.0]).with_decisions(Some(decisions));
-        ok_ng.pixel_auroc = None;
-        ok_ng.aupro = None;
+        ok_ng.metrics.pixel_auroc = None;
+        ok_ng.metrics.aupro = None;
         r.push(ok_ng).unwrap();
         let csv = r.to_csv();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines[1], "ok_ng,0,1,normal_tail,0.9,,,0.25,0.75,official");
         let m = r.mean_summary().unwrap();
-        assert_eq!((m.pixel_auroc, m.aupro), (None, None));
-        assert_eq!(m.catch_rate.unwrap().mean, 0.75);
+        assert_eq!((m.metrics.pixel_auroc, m.metrics.aupro), (None, None));
+        assert_eq!(m.metrics.catch_rate.unwrap().mean, 0.75);
         let t = r.table();
         assert!(t.lines().nth(2).unwrap().contains("n/a"), "{t}");
         assert!(t.contains("25.00") && t.contains("75.00"), "{t}");
         // A mixed report: the mean pixel AUROC is absent, the per-category one is not.
         r.push(res("bottle", 0, 1, [1.0, 0.9, 0.8])).unwrap();
         let m = r.mean_summary().unwrap();
-        assert_eq!(m.pixel_auroc, None);
-        assert!(r.category_summaries()[1].pixel_auroc.is_some());
+        assert_eq!(m.metrics.pixel_auroc, None);
+        assert!(r.category_summaries()[1].metrics.pixel_auroc.is_some());
     }
 
     #[test]
