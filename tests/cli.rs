@@ -4,32 +4,12 @@
 //! `eval`'s outputs (results.csv, report.html with escaped file names and embedded pictures)
 //! and its refusals.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::{dfd, ok, s};
 use dfd::data::synthetic::{generate_category, SyntheticCounts};
-
-fn dfd(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dfd"))
-        .args(args)
-        .output()
-        .expect("run dfd")
-}
-
-fn ok(out: &std::process::Output, code: i32) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -39,14 +19,8 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let counts = SyntheticCounts {
-        train_good: 3,
-        test_good: 2,
-        test_per_defect: 1,
-    };
-    let category = generate_category(dir.path(), "synthetic_texture", 64, counts, 3).unwrap();
-    let weights = dir.path().join("w.safetensors");
-    dfd::backbone::random_weights::write_random_wrn50(&weights).unwrap();
+    let category = common::tiny_category(dir.path(), 3, 3);
+    let weights = common::random_weights(dir.path());
     Setup {
         dir,
         category,

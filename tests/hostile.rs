@@ -19,12 +19,13 @@
 //! [`MEMORY_BOUND`] (the largest legitimate input here is the 100 MB weight file, held twice
 //! while a mutated copy is made).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use dfd::backbone::random_weights::write_random_wrn50;
 use dfd::backbone::weights::WeightFile;
 use dfd::data::datasets::Visa;
 use dfd::data::textures::TextureSource;
@@ -260,30 +261,30 @@ fn mkfifo(path: &Path) {
 /// Runs the `dfd` binary under [`CHILD_TIMEOUT`]; `(exit code, stderr, peak memory)`, or
 /// an error when it had to be killed.
 fn dfd_child(args: &[&std::ffi::OsStr]) -> Result<(Option<i32>, String, u64), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dfd"))
+    let mut child = common::dfd_command()
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("spawn: {e}"))?;
-    let start = Instant::now();
     let mut peak = 0;
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || std::io::read_to_string(stdout));
-    loop {
-        peak = peak.max(peak_rss(Some(child.id())));
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+    let interval = Duration::from_millis(10);
+    let sample = |pid| peak = peak.max(peak_rss(Some(pid)));
+    match common::wait_bounded(&mut child, CHILD_TIMEOUT, interval, sample) {
+        Ok(Some(status)) => {
             let err = reader.join().unwrap_or_default();
-            return Ok((status.code(), err, peak));
+            Ok((status.code(), err, peak))
         }
-        if start.elapsed() > CHILD_TIMEOUT {
+        Ok(None) => {
             child.kill().ok();
             child.wait().ok();
-            return Err(format!("killed after {CHILD_TIMEOUT:?}: hang"));
+            Err(format!("killed after {CHILD_TIMEOUT:?}: hang"))
         }
-        std::thread::sleep(Duration::from_millis(10));
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -400,42 +401,11 @@ fn with_config(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u
     with_metadata(bytes, "config", Some(&cfg.to_string()))
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = 0xffff_ffffu32;
-    for &b in bytes {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
-/// A PNG whose IHDR declares `w × h` (valid CRC) followed by a tiny IDAT and IEND.
+/// A PNG whose IHDR declares a `w × h` 8-bit RGB image (valid CRC) followed by a tiny IDAT
+/// and IEND.
 fn png_declaring(w: u32, h: u32) -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let chunk = |png: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        png.extend_from_slice(&body);
-        png.extend_from_slice(&crc32(&body).to_be_bytes());
-    };
-    let mut ihdr = w.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-    chunk(&mut png, b"IHDR", &ihdr);
-    chunk(
-        &mut png,
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
-    chunk(&mut png, b"IEND", &[]);
-    png
+    let idat = [0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01];
+    common::png_declaring(w, h, 8, 2, &idat)
 }
 
 fn png_bytes(w: u32, h: u32) -> Vec<u8> {
@@ -460,8 +430,7 @@ fn random_weights() -> (PathBuf, &'static [u8]) {
     let p = root().join("wrn50.safetensors");
     let bytes = BYTES.get_or_init(|| {
         let dir = temp();
-        write_random_wrn50(&dir.join("w.safetensors")).unwrap();
-        let b = std::fs::read(dir.join("w.safetensors")).unwrap();
+        let b = std::fs::read(common::random_weights(&dir)).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         b
     });

@@ -4,6 +4,7 @@
 //! followed by good requests, the bearer token, the deadline (504) and a graceful SIGTERM
 //! with requests in flight. Every wait is bounded and every child is killed at the end.
 
+mod common;
 #[path = "serve/http.rs"]
 mod http;
 
@@ -14,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Barrier, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use dfd::data::synthetic::{generate_category, SyntheticCounts};
+use common::s;
 use http::{request, Reply};
 
 /// One request's time limit in the tests (an answer that takes longer is a hang).
@@ -25,10 +26,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// A category, random backbone weights and two models fitted on them with the binary.
@@ -49,14 +46,8 @@ fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let counts = SyntheticCounts {
-            train_good: 2,
-            test_good: 2,
-            test_per_defect: 1,
-        };
-        let category = generate_category(dir.path(), "synthetic_texture", 64, counts, 5).unwrap();
-        let weights = dir.path().join("w.safetensors");
-        dfd::backbone::random_weights::write_random_wrn50(&weights).unwrap();
+        let category = common::tiny_category(dir.path(), 2, 5);
+        let weights = common::random_weights(dir.path());
         let models = dir.path().join("models");
         std::fs::create_dir_all(&models).unwrap();
         let model = models.join("texture.dfd");
@@ -76,15 +67,7 @@ fn setup() -> &'static Setup {
             ];
             args.extend(extra);
             args.push(s(&train));
-            let out = Command::new(env!("CARGO_BIN_EXE_dfd"))
-                .args(&args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "fit: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            common::ok(&common::dfd(&args), 0);
         }
         std::fs::copy(&model, models.join("copy.dfd.safetensors")).unwrap();
         std::fs::write(models.join("notes.txt"), "not a model").unwrap();
@@ -131,7 +114,7 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dfd"))
+        let mut child = common::dfd_command()
             .arg("serve")
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
@@ -186,12 +169,11 @@ impl Server {
 
     /// Waits (bounded) for the process to exit and returns its status code.
     fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let interval = Duration::from_millis(20);
+        if let Some(status) =
+            common::wait_bounded(&mut self.child, limit, interval, |_| {}).unwrap()
+        {
+            return status.code();
         }
         panic!(
             "server did not exit within {limit:?}; stderr:\n{}",
@@ -226,47 +208,14 @@ fn assert_error(r: &Reply, status: u16, what: &str) {
     );
 }
 
-/// The CRC-32 of PNG chunks.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = 0xffff_ffffu32;
-    for &b in bytes {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xedb8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
-
 /// A valid PNG header declaring a `w × h` image of `color` type at `depth` bits, with a
 /// few bytes of data: a decompression bomb's header.
 fn bomb_png(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |kind: &[u8], data: &[u8]| {
-        out.extend((data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        out.extend_from_slice(&body);
-        out.extend(crc32(&body).to_be_bytes());
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([depth, color, 0, 0, 0]);
-    chunk(b"IHDR", &ihdr);
     // zlib stream of a few zero bytes (stored block).
-    chunk(
-        b"IDAT",
-        &[
-            0x78, 0x01, 0x01, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
-        ],
-    );
-    chunk(b"IEND", &[]);
-    out
+    let idat = [
+        0x78, 0x01, 0x01, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    common::png_declaring(w, h, depth, color, &idat)
 }
 
 #[test]
@@ -718,7 +667,7 @@ fn sigterm_finishes_requests_in_flight_and_exits_0() {
 
 #[test]
 fn a_public_address_without_token_is_warned_about_and_bad_models_refused() {
-    let out = Command::new(env!("CARGO_BIN_EXE_dfd"))
+    let out = common::dfd_command()
         .args([
             "serve",
             "--model",
@@ -736,13 +685,13 @@ fn a_public_address_without_token_is_warned_about_and_bad_models_refused() {
     );
     assert!(err.contains("/nonexistent/models"), "{err}");
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dfd"))
+    let out = common::dfd_command()
         .args(["serve", "--model", s(empty.path())])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model files"));
-    let help = Command::new(env!("CARGO_BIN_EXE_dfd"))
+    let help = common::dfd_command()
         .args(["serve", "--help"])
         .output()
         .unwrap();
