@@ -21,6 +21,21 @@ pub fn random_vec(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
 }
 
+/// A `c × h × w` image of deterministic, non-periodic values in `[0, 1]` (a ramp modulo a
+/// prime), for tests that need every pixel to differ from its neighbours.
+///
+/// # Panics
+/// When a side is zero.
+pub fn ramp_image(c: usize, h: usize, w: usize) -> crate::Image {
+    let data = (0..c * h * w)
+        .map(|i| ((i * 37) % 101) as f32 / 100.0)
+        .collect();
+    match crate::Image::from_data(c, h, w, data) {
+        Ok(img) => img,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Relative L2 error `‖got − want‖ / ‖want‖` (absolute when `want` is all zeros).
 pub fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");

@@ -27,6 +27,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use image::RgbImage;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::metrics::{
@@ -636,6 +637,21 @@ fn gallery_figure(h: &mut String, g: &GalleryImage) {
 }
 
 /// A plotting error as the crate's error.
+/// A plot's legend, in the one style every plot of the page uses.
+fn draw_legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(plot_err)
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
     Error::Eval(format!("drawing a report plot: {e:?}"))
 }
@@ -739,14 +755,7 @@ fn histogram_svg(scores: &[f32], labels: &[bool], rules: &[RuleOutcome]) -> Resu
                     PathElement::new([(x, y), (x + 12, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 11))
-            .draw()
-            .map_err(plot_err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
@@ -801,14 +810,7 @@ fn roc_svg(input: &RunInput<'_>) -> Result<String> {
                 .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour.filled()));
         }
         if !input.rules.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 11))
-                .draw()
-                .map_err(plot_err)?;
+            draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
         root.present().map_err(plot_err)?;
     }

@@ -198,12 +198,7 @@ pub fn normalize_imagenet(img: &mut Image) {
 mod tests {
     use super::*;
 
-    fn ramp(c: usize, h: usize, w: usize) -> Image {
-        let data = (0..c * h * w)
-            .map(|i| ((i * 37) % 101) as f32 / 100.0)
-            .collect();
-        Image::from_data(c, h, w, data).unwrap()
-    }
+    use crate::testing::ramp_image as ramp;
 
     #[test]
     fn frequency_split_reconstructs_and_keeps_shape() {

@@ -48,12 +48,7 @@ pub fn rotate(img: &Image, angle_deg: f64, fill: &[f32]) -> Image {
 mod tests {
     use super::*;
 
-    fn ramp(c: usize, h: usize, w: usize) -> Image {
-        let data = (0..c * h * w)
-            .map(|i| ((i * 37) % 101) as f32 / 100.0)
-            .collect();
-        Image::from_data(c, h, w, data).unwrap()
-    }
+    use crate::testing::ramp_image as ramp;
 
     #[test]
     fn rotate_zero_is_identity_and_90_moves_corners() {
