@@ -299,17 +299,16 @@ impl Calibration {
         views_p: &[Vec<f32>],
         false_alarm_rate: f64,
     ) -> Result<()> {
-        let scores: Vec<f32> = views_g
+        let mut scores: Vec<f32> = views_g
             .iter()
             .zip(views_p)
             .map(|(g, p)| self.combine_cpu(g, p).1)
             .collect();
+        scores.sort_by(f32::total_cmp);
         self.threshold = normal_tail_threshold(&scores, false_alarm_rate)?;
         self.rule = ThresholdRule::NormalTail { false_alarm_rate };
         self.normal_views = scores.len();
-        let mut sorted = scores;
-        sorted.sort_by(f32::total_cmp);
-        self.normal_view_scores = sorted;
+        self.normal_view_scores = scores;
         Ok(())
     }
 

@@ -452,14 +452,17 @@ impl Heads {
         let mut xg = Vec::new();
         for (fnrm, fanom, eps) in paths {
             let a = gpu.empty(&[n, d], DType::F32);
-            self.adaptor(rec, fanom, Mat::dense(&a, n, d), None)?;
+            self.adaptor
+                .forward(rec, fanom, Mat::dense(&a, n, d), None)?;
             let x = gpu.empty(&[2 * n, d], DType::F32);
-            self.adaptor(rec, fnrm, Mat::dense(&x, n, d), None)?;
+            self.adaptor
+                .forward(rec, fnrm, Mat::dense(&x, n, d), None)?;
             let lower = Mat {
                 offset: n * d,
                 ..Mat::dense(&x, n, d)
             };
-            self.adaptor(rec, fnrm, lower, Some(Mat::dense(eps, n, d)))?;
+            self.adaptor
+                .forward(rec, fnrm, lower, Some(Mat::dense(eps, n, d)))?;
             qa.push(a);
             xg.push(x);
         }
@@ -539,17 +542,6 @@ impl Heads {
             )?;
         }
         Ok(out)
-    }
-
-    /// `ψ_A(x)` (`[B·T, D]` rows) into `y`, plus an optional residual.
-    fn adaptor(
-        &self,
-        rec: &mut Recorder,
-        x: &Tensor,
-        y: Mat<'_>,
-        residual: Option<Mat<'_>>,
-    ) -> Result<()> {
-        self.adaptor.forward(rec, x, y, residual)
     }
 }
 
